@@ -1,0 +1,206 @@
+"""Rules across objects: unique names, references that resolve, no parent cycles.
+
+Works on the objects that passed shape validation, keyed by their index in the document so
+each problem points at the field that causes it. A reference to an object that exists but
+failed shape validation is not reported again: that object already has its own problem.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from watchkeeper.document import models
+from watchkeeper.document.problems import Problem, Severity, pointer
+from watchkeeper.document.selectors import HostIndex
+
+Sections = dict[str, list[tuple[int, Any]]]
+
+
+def check(sections: Sections, broken: dict[str, set[str]]) -> list[Problem]:
+    names = {s: {obj.name for _, obj in objs} for s, objs in sections.items()}
+    known = {s: names[s] | broken.get(s, set()) for s in sections}
+    problems = list(_unique_names(sections))
+    problems.extend(_references(sections, names, known))
+    problems.extend(_parent_cycles(sections["hosts"]))
+    problems.extend(_schedules(sections))
+    problems.extend(_empty_selectors(sections))
+    return problems
+
+
+def _unique_names(sections: Sections) -> Iterator[Problem]:
+    for section, objs in sections.items():
+        first: dict[str, int] = {}
+        for index, obj in objs:
+            if obj.name in first:
+                yield Problem(
+                    pointer=pointer(section, index, "name"),
+                    message=f"duplicate name {obj.name!r}, first used at "
+                    f"{pointer(section, first[obj.name])}",
+                )
+            else:
+                first[obj.name] = index
+
+
+def _references(
+    sections: Sections, names: dict[str, set[str]], known: dict[str, set[str]]
+) -> Iterator[Problem]:
+    def ref(section: str, value: str | None, *where: str | int, what: str) -> Iterator[Problem]:
+        if value is not None and value not in known[section]:
+            hint = _did_you_mean(value, sorted(names[section]))
+            yield Problem(pointer=pointer(*where), message=f"unknown {what} {value!r}{hint}")
+
+    templates = {obj.name: obj for _, obj in sections["templates"]}
+
+    for i, host in sections["hosts"]:
+        yield from ref("zones", host.zone, "hosts", i, "zone", what="zone")
+        for j, parent in enumerate(host.parents):
+            if parent == host.name:
+                yield Problem(
+                    pointer=pointer("hosts", i, "parents", j),
+                    message="a host cannot be its own parent",
+                )
+            else:
+                yield from ref("hosts", parent, "hosts", i, "parents", j, what="host")
+        if host.check is not None:
+            base: tuple[str | int, ...] = ("hosts", i, "check")
+            yield from ref("templates", host.check.template, *base, "template", what="template")
+            yield from _channel_refs(ref, host.check.notifications, *base)
+            yield from _needs_check(host.check, templates, *base)
+    for i, template in sections["templates"]:
+        yield from _channel_refs(ref, template.notifications, "templates", i)
+    for i, service in sections["services"]:
+        base = ("services", i)
+        if isinstance(service.hosts, list):
+            for j, host_name in enumerate(service.hosts):
+                yield from ref("hosts", host_name, *base, "hosts", j, what="host")
+        else:
+            yield from ref("zones", service.hosts.zone, *base, "hosts", "zone", what="zone")
+        yield from ref("templates", service.template, *base, "template", what="template")
+        yield from _channel_refs(ref, service.notifications, *base)
+        yield from _needs_check(service, templates, *base)
+    for i, action in sections["actions"]:
+        if isinstance(action.action, models.PlatformAction):
+            yield from ref(
+                "platforms",
+                action.action.platform,
+                "actions",
+                i,
+                "action",
+                "platform",
+                what="platform",
+            )
+    for i, rule in sections["remediations"]:
+        base = ("remediations", i)
+        yield from ref("hosts", rule.when.host, *base, "when", "host", what="host")
+        yield from ref("services", rule.when.service, *base, "when", "service", what="service")
+        states = [rule.when.state] if isinstance(rule.when.state, str) else rule.when.state
+        if rule.when.service is not None and "DOWN" in states:
+            yield Problem(
+                pointer=pointer(*base, "when", "state"),
+                message="DOWN is a host state; a rule on a service matches WARNING, "
+                "CRITICAL or UNKNOWN",
+            )
+        if isinstance(rule.action, str):
+            yield from ref("actions", rule.action, *base, "action", what="action")
+        elif isinstance(rule.action, models.PlatformAction):
+            yield from ref(
+                "platforms", rule.action.platform, *base, "action", "platform", what="platform"
+            )
+        yield from _channel_refs(ref, rule.notifications, *base)
+    for i, platform in sections["platforms"]:
+        yield from ref("zones", platform.zone, "platforms", i, "zone", what="zone")
+    for i, resource in sections["infrastructure"]:
+        yield from ref(
+            "platforms", resource.platform, "infrastructure", i, "platform", what="platform"
+        )
+
+
+def _channel_refs(ref: Any, channels: Sequence[str] | None, *base: str | int) -> Iterator[Problem]:
+    for j, channel in enumerate(channels or ()):
+        yield from ref(
+            "notifications", channel, *base, "notifications", j, what="notification channel"
+        )
+
+
+def _needs_check(
+    obj: models.Service | models.HostCheck,
+    templates: dict[str, models.Template],
+    *base: str | int,
+) -> Iterator[Problem]:
+    if obj.check is not None:
+        return
+    if obj.template is None:
+        yield Problem(
+            pointer=pointer(*base), message="needs a check, directly or through a template"
+        )
+    elif obj.template in templates and templates[obj.template].check is None:
+        yield Problem(
+            pointer=pointer(*base),
+            message=f"needs a check: neither it nor template {obj.template!r} has one",
+        )
+
+
+def _parent_cycles(hosts: list[tuple[int, Any]]) -> Iterator[Problem]:
+    parents = {h.name: [p for p in h.parents if p != h.name] for _, h in hosts}
+    index = {h.name: i for i, h in hosts}
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    reported: set[frozenset[str]] = set()
+    for start in parents:
+        if state.get(start):
+            continue
+        stack: list[tuple[str, Iterator[str]]] = [(start, iter(parents[start]))]
+        path = [start]
+        state[start] = 1
+        while stack:
+            node, children = stack[-1]
+            child = next(children, None)
+            if child is None:
+                stack.pop()
+                path.pop()
+                state[node] = 2
+            elif child not in parents:
+                continue  # unknown parent: reported by the reference rule
+            elif state.get(child) == 1:
+                cycle = path[path.index(child) :]
+                if frozenset(cycle) not in reported:
+                    reported.add(frozenset(cycle))
+                    yield Problem(
+                        pointer=pointer("hosts", index[cycle[0]], "parents"),
+                        message="parent cycle: " + " -> ".join([*cycle, child]),
+                    )
+            elif not state.get(child):
+                state[child] = 1
+                path.append(child)
+                stack.append((child, iter(parents[child])))
+
+
+def _schedules(sections: Sections) -> Iterator[Problem]:
+    templates = {t.name: t for _, t in sections["templates"]}
+    for i, service in sections["services"]:
+        template = templates.get(service.template) if service.template else None
+        interval = service.interval or (template.interval if template else None)
+        timeout = service.timeout or (template.timeout if template else None)
+        if interval is not None and timeout is not None and timeout > interval:
+            yield Problem(
+                pointer=pointer("services", i, "timeout"),
+                message="timeout is longer than the interval: checks may overlap",
+                severity=Severity.WARNING,
+            )
+
+
+def _empty_selectors(sections: Sections) -> Iterator[Problem]:
+    index = HostIndex([h for _, h in sections["hosts"]])
+    for i, service in sections["services"]:
+        if isinstance(service.hosts, models.LabelSelector) and not index.select(service.hosts):
+            yield Problem(
+                pointer=pointer("services", i, "hosts"),
+                message="the label selector matches no host; the service runs nowhere",
+                severity=Severity.WARNING,
+            )
+
+
+def _did_you_mean(name: str, choices: Sequence[str]) -> str:
+    close = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -1,0 +1,284 @@
+"""Validate a candidate document and report every problem with its JSON pointer.
+
+Each object is validated on its own, so one malformed service does not hide the problems of
+the others, and cross-object rules still run over everything that parsed. Validated objects
+are cached by the hash of their raw JSON: a one-service change to a large document only
+re-validates that service.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from watchkeeper.document import models, semantics
+from watchkeeper.document.problems import Problem, Severity, pointer, sort_problems
+from watchkeeper.errors import DocumentUnreadable
+
+#: Candidates above this size are refused before parsing (sources apply their own cap too).
+MAX_DOCUMENT_BYTES = 256 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Validated:
+    """The outcome of validating one candidate."""
+
+    raw: Mapping[str, Any]
+    content_hash: str
+    problems: list[Problem]
+    document: models.Document | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.document is not None
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity is Severity.ERROR]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity is Severity.WARNING]
+
+
+def parse_json(body: bytes | str) -> dict[str, Any]:
+    """Parse a candidate's bytes; raise `DocumentUnreadable` with the position of a syntax error."""
+    if len(body) > MAX_DOCUMENT_BYTES:
+        raise DocumentUnreadable(f"document is {len(body)} bytes, over {MAX_DOCUMENT_BYTES}")
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise DocumentUnreadable(f"not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise DocumentUnreadable(f"the document must be a JSON object, not {type(data).__name__}")
+    return data
+
+
+def content_hash(raw: Mapping[str, Any]) -> str:
+    """SHA-256 of the canonical JSON (sorted keys): equal documents hash equal, however written."""
+    return hashlib.sha256(orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+@dataclass(slots=True)
+class ValidationCache:
+    """Validated objects keyed by (section, raw-object hash); kept between candidates."""
+
+    entries: dict[tuple[str, bytes], Any] = field(default_factory=dict)
+
+    def swap(self, used: dict[tuple[str, bytes], Any]) -> None:
+        """Keep only what the latest candidate used, so the cache never outgrows a document."""
+        self.entries = used
+
+
+_ADAPTERS: dict[str, TypeAdapter[Any]] = {
+    name: TypeAdapter(model) for name, model in models.SECTIONS.items()
+}
+
+
+def validate(raw: Mapping[str, Any], *, cache: ValidationCache | None = None) -> Validated:
+    """Validate a parsed candidate: shape of each object, then the rules across objects."""
+    problems: list[Problem] = []
+    doc_hash = content_hash(raw)
+    problems.extend(_check_top_level(raw))
+    if any(p.pointer == "/schema" for p in problems) and raw.get("schema") is not None:
+        return Validated(raw=raw, content_hash=doc_hash, problems=problems)
+
+    sections: dict[str, list[tuple[int, Any]]] = {}
+    broken: dict[str, set[str]] = {}
+    used: dict[tuple[str, bytes], Any] = {}
+    for section, adapter in _ADAPTERS.items():
+        items = raw.get(section, [])
+        sections[section], broken[section] = [], set()
+        if not isinstance(items, list):
+            continue
+        for index, item in enumerate(items):
+            key = (section, _item_digest(item))
+            hit = cache.entries.get(key) if cache is not None else None
+            if hit is not None:
+                sections[section].append((index, hit))
+                used[key] = hit
+                continue
+            try:
+                obj = adapter.validate_python(item)
+            except ValidationError as exc:
+                problems.extend(_shape_problems(exc, section, index, item))
+                if isinstance(item, dict) and isinstance(item.get("name"), str):
+                    broken[section].add(item["name"])
+                continue
+            sections[section].append((index, obj))
+            used[key] = obj
+    if cache is not None:
+        cache.swap(used)
+
+    problems.extend(semantics.check(sections, broken))
+    problems = sort_problems(problems)
+    if any(p.severity is Severity.ERROR for p in problems):
+        return Validated(raw=raw, content_hash=doc_hash, problems=problems)
+    fields: dict[str, Any] = {name: [obj for _, obj in objs] for name, objs in sections.items()}
+    document = models.Document.model_construct(schema_="watchkeeper/v1", **fields)
+    return Validated(raw=raw, content_hash=doc_hash, problems=problems, document=document)
+
+
+def validate_bytes(body: bytes | str, *, cache: ValidationCache | None = None) -> Validated:
+    """Parse and validate; an unreadable body raises `DocumentUnreadable`."""
+    return validate(parse_json(body), cache=cache)
+
+
+def _item_digest(item: Any) -> bytes:
+    try:
+        return hashlib.blake2b(
+            orjson.dumps(item, option=orjson.OPT_SORT_KEYS), digest_size=16
+        ).digest()
+    except TypeError:  # not JSON-serialisable (cannot come from JSON, but from Python callers)
+        canonical = repr(item).encode()
+    return hashlib.blake2b(canonical, digest_size=16).digest()
+
+
+def _check_top_level(raw: Mapping[str, Any]) -> Iterator[Problem]:
+    schema = raw.get("schema")
+    if schema is None:
+        yield Problem(pointer="/schema", message=f'required: set "schema": "{models.SCHEMA_ID}"')
+    elif schema != models.SCHEMA_ID:
+        yield Problem(
+            pointer="/schema",
+            message=f"unsupported schema {schema!r}; this version reads {models.SCHEMA_ID!r}",
+        )
+    known = ["schema", *models.SECTIONS]
+    for key in raw:
+        if key not in known:
+            yield Problem(pointer=pointer(key), message=_unknown_field(key, known))
+    for section in models.SECTIONS:
+        value = raw.get(section)
+        if value is not None and not isinstance(value, list):
+            yield Problem(
+                pointer=pointer(section),
+                message=f"must be a list of objects, not {_json_type(value)}",
+            )
+
+
+# --- turning pydantic errors into located, readable problems -----------------------------
+
+
+def _shape_problems(exc: ValidationError, section: str, index: int, item: Any) -> Iterator[Problem]:
+    seen: set[tuple[str, str]] = set()
+    for error in exc.errors(include_url=False):
+        path, parent = _json_path(item, error["loc"])
+        where = pointer(section, index, *path)
+        message = _message(error, path, parent)
+        if (where, message) not in seen:
+            seen.add((where, message))
+            yield Problem(pointer=where, message=message)
+
+
+def _json_path(item: Any, loc: Sequence[int | str]) -> tuple[list[str | int], Any]:
+    """Map a pydantic location onto the raw JSON, dropping union tags pydantic inserts."""
+    path: list[str | int] = []
+    node, parent = item, None
+    for part in loc:
+        if _contains(node, part):
+            parent, node = node, node[part]
+            path.append(part)
+        elif _is_tag(node, part):
+            continue  # a tag pydantic adds for the chosen union member: not in the JSON
+        elif isinstance(node, dict):
+            parent = node
+            path.append(part)  # a missing or unknown key: point at where it would be
+            node = None
+    return path, parent
+
+
+def _contains(node: Any, part: int | str) -> bool:
+    if isinstance(node, dict):
+        return part in node
+    return isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+
+
+def _is_tag(node: Any, part: int | str) -> bool:
+    if isinstance(node, dict):
+        return part == node.get("kind") or part in ("selector", "inline")
+    if isinstance(node, list):
+        return part == "names"
+    return isinstance(node, str) and part == "name"
+
+
+def _message(error: Any, path: list[str | int], parent: Any) -> str:
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    if kind == "missing":
+        return "required field is missing"
+    if kind == "extra_forbidden":
+        field_name = str(path[-1]) if path else "?"
+        return _unknown_field(field_name, _allowed_fields(parent, field_name))
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        expected = [t.strip(" '") for t in str(ctx.get("expected_tags", "")).split(",")]
+        tag = ctx.get("tag")
+        if kind == "union_tag_not_found":
+            return f"required field 'kind' is missing (one of: {', '.join(expected)})"
+        hint = _did_you_mean(str(tag), expected)
+        return f"unknown kind {tag!r}{hint}; expected one of: {', '.join(expected)}"
+    if kind == "string_pattern_mismatch":
+        pattern = ctx.get("pattern")
+        if pattern == models.NAME_PATTERN:
+            return (
+                "not a valid name: start with a letter or digit, then letters, digits, "
+                "'.', '_' or '-' (at most 128)"
+            )
+        if pattern == models.LABEL_KEY_PATTERN:
+            return "not a valid label key"
+    message = str(error["msg"])
+    return message.removeprefix("Value error, ")
+
+
+# Field names of every document model, used to suggest the field a typo meant.
+def _model_fields(model: type[BaseModel]) -> tuple[frozenset[str], str | None]:
+    names = frozenset(f.alias or n for n, f in model.model_fields.items())
+    kind_field = model.model_fields.get("kind")
+    kind = None
+    if kind_field is not None and getattr(kind_field.annotation, "__args__", None):
+        kind = kind_field.annotation.__args__[0]  # type: ignore[union-attr]
+    return names, kind
+
+
+def _all_models(base: type[BaseModel]) -> Iterable[type[BaseModel]]:
+    for sub in base.__subclasses__():
+        yield sub
+        yield from _all_models(sub)
+
+
+_MODEL_FIELDS = [_model_fields(m) for m in _all_models(models.Strict)]
+
+
+def _allowed_fields(parent: Any, unknown: str) -> list[str]:
+    """Fields of the models that fit the other keys of ``parent`` (a heuristic, for hints)."""
+    if not isinstance(parent, dict):
+        return []
+    others = {k for k in parent if k != unknown}
+    kind = parent.get("kind")
+    allowed: set[str] = set()
+    for names, model_kind in _MODEL_FIELDS:
+        if model_kind is not None and isinstance(kind, str) and model_kind != kind:
+            continue
+        if others.issubset(names | {unknown}):
+            allowed |= names
+    return sorted(allowed - set(parent))
+
+
+def _unknown_field(name: str, allowed: Sequence[str]) -> str:
+    return f"unknown field {name!r}{_did_you_mean(name, allowed)}"
+
+
+def _did_you_mean(name: str, choices: Sequence[str]) -> str:
+    close = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _json_type(value: Any) -> str:
+    return {dict: "an object", str: "a string", bool: "a boolean"}.get(
+        type(value), "a number" if isinstance(value, int | float) else "null"
+    )
