@@ -79,7 +79,7 @@ SecretRef = Annotated[
         }
     ),
 ]
-Name = Annotated[str, Field(pattern=NAME_PATTERN, description="Unique name of its kind.")]
+Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 Labels = Annotated[
     dict[Annotated[str, Field(pattern=LABEL_KEY_PATTERN)], Annotated[str, Field(max_length=256)]],
     Field(description="Free-form key/value labels, matched by label selectors."),
@@ -206,7 +206,7 @@ class Schedule(Strict):
 class Zone(Strict):
     """A network boundary; a zone's jobs go only to workers enrolled for it."""
 
-    name: Name
+    name: Name = Field(description="Unique among objects of this kind.")
     description: str | None = None
     labels: Labels = Field(default_factory=dict)
 
@@ -214,7 +214,7 @@ class Zone(Strict):
 class Template(Schedule):
     """Reusable check settings that services and hosts name with ``template``."""
 
-    name: Name
+    name: Name = Field(description="Unique among objects of this kind.")
     check: Check | None = None
 
 
@@ -228,9 +228,11 @@ class HostCheck(Schedule):
 class Host(Strict):
     """A machine or device to watch."""
 
-    name: Name
-    address: str = Field(min_length=1, max_length=255, pattern=r"^\S+$")
-    zone: Name
+    name: Name = Field(description="Unique among objects of this kind.")
+    address: str = Field(
+        min_length=1, max_length=255, pattern=r"^\S+$", description="IP address or DNS name."
+    )
+    zone: Name = Field(description="The zone whose workers check this host.")
     display_name: str | None = None
     labels: Labels = Field(default_factory=dict)
     parents: list[Name] = Field(
@@ -260,7 +262,7 @@ HostBinding = Annotated[
 class Service(Schedule):
     """A check bound to hosts by a list of names or a label selector."""
 
-    name: Name
+    name: Name = Field(description="Unique among objects of this kind.")
     hosts: HostBinding
     template: Name | None = None
     check: Check | None = None
@@ -273,7 +275,7 @@ class Service(Schedule):
 class WebhookChannel(Strict):
     """JSON POST to a URL, signed with HMAC-SHA256 when ``secret`` is set."""
 
-    name: Name
+    name: Name = Field(description="Unique among objects of this kind.")
     kind: Literal["webhook"]
     url: str = Field(pattern=r"^https?://\S+$")
     secret: SecretRef | None = None
@@ -283,7 +285,7 @@ class WebhookChannel(Strict):
 class EmailChannel(Strict):
     """Mail through an SMTP server, with STARTTLS unless disabled."""
 
-    name: Name
+    name: Name = Field(description="Unique among objects of this kind.")
     kind: Literal["email"]
     to: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]] = Field(min_length=1)
     sender: str = Field(default="watchkeeper@localhost", alias="from")
@@ -297,7 +299,7 @@ class EmailChannel(Strict):
 class CommandChannel(Strict):
     """Run a command with the notification as JSON on standard input."""
 
-    name: Name
+    name: Name = Field(description="Unique among objects of this kind.")
     kind: Literal["command"]
     command: Command
 
@@ -351,7 +353,7 @@ ActionSpec = Annotated[
 class Action(Strict):
     """A named, reusable remediation action."""
 
-    name: Name
+    name: Name = Field(description="Unique among objects of this kind.")
     action: ActionSpec
 
 
@@ -381,12 +383,16 @@ ActionRef = Annotated[
 class Remediation(Strict):
     """A rule: when a problem matches, queue an action, within guardrails."""
 
-    name: Name
+    name: Name = Field(description="Unique among objects of this kind.")
     when: Trigger
     action: ActionRef = Field(description="The name of an action, or an inline action.")
     max_attempts: Annotated[int, Field(ge=1, le=100)] = 3
-    window: Duration = Field(default=timedelta(hours=1), description="For max_attempts.")
-    cooldown: Duration = Field(default=timedelta(minutes=10))
+    window: Duration = Field(
+        default="1h", validate_default=True, description="The window of max_attempts."
+    )
+    cooldown: Duration = Field(
+        default="10m", validate_default=True, description="Quiet time after each attempt."
+    )
     notifications: list[Name] = Field(default_factory=list)
 
 
@@ -396,7 +402,7 @@ class Remediation(Strict):
 class Platform(Strict):
     """A cloud or on-prem management API, used by the workers of its zone."""
 
-    name: Name
+    name: Name = Field(description="Unique among objects of this kind.")
     provider: str = Field(pattern=r"^[a-z][a-z0-9_\-]*$", description="e.g. ec2, dummy, lxc.")
     zone: Name
     credentials: SecretRef | None = None
@@ -406,7 +412,7 @@ class Platform(Strict):
 class Resource(Strict):
     """Desired infrastructure: ``count`` machines of one shape on a platform."""
 
-    name: Name
+    name: Name = Field(description="Unique among objects of this kind.")
     platform: Name
     count: Annotated[int, Field(ge=0, le=10000)] = 1
     size: str | None = None

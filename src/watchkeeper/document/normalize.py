@@ -84,62 +84,109 @@ def spec_hash(spec: Any) -> str:
     ).hexdigest()
 
 
-def snapshot(document: models.Document) -> Snapshot:
+@dataclass(slots=True)
+class SnapshotCache:
+    """Records of the last snapshot, keyed by the identity of the models they came from.
+
+    Validated models are immutable and `ValidationCache` hands back the same instances for
+    unchanged objects, so identity is a sound key: a one-service change rebuilds only that
+    service's records. Each entry keeps its models alive, so an id is never reused.
+    """
+
+    objects: dict[int, tuple[Any, ObjectRecord]] = field(default_factory=dict)
+    settings: dict[tuple[int, int], tuple[Any, Any, dict[str, Any]]] = field(default_factory=dict)
+    checks: dict[tuple[int, int, int], tuple[Any, Any, Any, CheckRecord]] = field(
+        default_factory=dict
+    )
+
+
+def snapshot(document: models.Document, cache: SnapshotCache | None = None) -> Snapshot:
     """Flatten a validated document into records (it must have passed validation)."""
+    old = cache or SnapshotCache()
+    new = SnapshotCache()
     objects: dict[str, dict[str, ObjectRecord]] = {}
     for section in models.SECTIONS:
         records: dict[str, ObjectRecord] = {}
         for obj in getattr(document, section):
-            spec = obj.model_dump(mode="json", by_alias=True, exclude_none=True)
-            records[obj.name] = ObjectRecord(
-                kind=section, name=obj.name, hash=spec_hash(spec), spec=spec
-            )
+            hit = old.objects.get(id(obj))
+            if hit is None or hit[0] is not obj:
+                spec = obj.model_dump(mode="json", by_alias=True, exclude_none=True)
+                record = ObjectRecord(kind=section, name=obj.name, hash=spec_hash(spec), spec=spec)
+                hit = (obj, record)
+            new.objects[id(obj)] = hit
+            records[obj.name] = hit[1]
         objects[section] = records
-    return Snapshot(objects=objects, checks=_checks(document))
+    checks = _Checks(document, old, new).build()
+    if cache is not None:
+        cache.objects, cache.settings, cache.checks = new.objects, new.settings, new.checks
+    return Snapshot(objects=objects, checks=checks)
 
 
-def _checks(document: models.Document) -> dict[str, CheckRecord]:
-    templates = {t.name: t for t in document.templates}
-    index = HostIndex(document.hosts)
-    checks: dict[str, CheckRecord] = {}
-    for host in document.hosts:
-        if host.check is not None:
-            settings = _resolve(host.check, templates)
-            _add(checks, host, None, settings, {})
-    for service in document.services:
-        settings = _resolve(service, templates)
-        for host_name in index.bind(service.hosts):
-            _add(checks, index.hosts[host_name], service.name, settings, service.labels)
-    return checks
+class _Checks:
+    """Expands services over hosts, reusing the records of unchanged (service, host) pairs."""
+
+    def __init__(self, document: models.Document, old: SnapshotCache, new: SnapshotCache):
+        self.document, self.old, self.new = document, old, new
+        self.templates = {t.name: t for t in document.templates}
+        self.checks: dict[str, CheckRecord] = {}
+
+    def build(self) -> dict[str, CheckRecord]:
+        index = HostIndex(self.document.hosts)
+        for host in self.document.hosts:
+            if host.check is not None:
+                self._add(host.check, host, None, host)
+        for service in self.document.services:
+            for host_name in index.bind(service.hosts):
+                self._add(service, index.hosts[host_name], service.name, service)
+        return self.checks
+
+    def _add(
+        self,
+        obj: models.Service | models.HostCheck,
+        host: models.Host,
+        service: str | None,
+        owner: Any,
+    ) -> None:
+        template = self.templates.get(obj.template) if obj.template else None
+        key = (id(owner), id(template), id(host))
+        hit = self.old.checks.get(key)
+        if hit is None or hit[0] is not owner or hit[1] is not template or hit[2] is not host:
+            record = _record(host, service, self._settings(obj, template))
+            hit = (owner, template, host, record)
+        self.new.checks[key] = hit
+        self.checks[hit[3].key] = hit[3]
+
+    def _settings(
+        self, obj: models.Service | models.HostCheck, template: models.Template | None
+    ) -> dict[str, Any]:
+        key = (id(obj), id(template))
+        hit = self.old.settings.get(key) or self.new.settings.get(key)
+        if hit is None or hit[0] is not obj or hit[1] is not template:
+            hit = (obj, template, _resolve(obj, template))
+        self.new.settings[key] = hit
+        return hit[2]
 
 
-def _add(
-    checks: dict[str, CheckRecord],
-    host: models.Host,
-    service: str | None,
-    settings: dict[str, Any],
-    service_labels: Mapping[str, str],
-) -> None:
-    spec = {
-        **settings,
-        "host": host.name,
-        "service": service,
-        "zone": host.zone,
-        "address": host.address,
-        "labels": {**host.labels, **service_labels},
-        "parents": host.parents,
-    }
+def _record(host: models.Host, service: str | None, settings: dict[str, Any]) -> CheckRecord:
+    spec = {k: v for k, v in settings.items() if k != "service_labels"}
+    spec.update(
+        host=host.name,
+        service=service,
+        zone=host.zone,
+        address=host.address,
+        labels={**host.labels, **settings["service_labels"]},
+        parents=host.parents,
+    )
     key = check_key(host.name, service)
-    checks[key] = CheckRecord(
+    return CheckRecord(
         key=key, host=host.name, service=service, zone=host.zone, hash=spec_hash(spec), spec=spec
     )
 
 
 def _resolve(
-    obj: models.Service | models.HostCheck, templates: Mapping[str, models.Template]
+    obj: models.Service | models.HostCheck, template: models.Template | None
 ) -> dict[str, Any]:
     """Merge a service (or host check) over its template and the defaults."""
-    template = templates.get(obj.template) if obj.template else None
 
     def pick(name: str, default: Any) -> Any:
         value = getattr(obj, name)
@@ -160,4 +207,5 @@ def _resolve(
             m: t.model_dump(mode="json", exclude_none=True) for m, t in thresholds.items()
         },
         "notifications": list(pick("notifications", [])),
+        "service_labels": dict(getattr(obj, "labels", {})),
     }

@@ -67,11 +67,18 @@ def content_hash(raw: Mapping[str, Any]) -> str:
 
 @dataclass(slots=True)
 class ValidationCache:
-    """Validated objects keyed by (section, raw-object hash); kept between candidates."""
+    """Validated objects of the last candidate, keyed by (section, name).
 
-    entries: dict[tuple[str, bytes], Any] = field(default_factory=dict)
+    An object whose serialised raw JSON equals the cached bytes is reused without validating
+    it again: shape validation of one object depends on nothing else, so this is exact. The
+    bytes are kept, not the dict, so a caller mutating its input cannot poison the cache.
+    """
 
-    def swap(self, used: dict[tuple[str, bytes], Any]) -> None:
+    entries: dict[tuple[str, Any], tuple[bytes, Any]] = field(default_factory=dict)
+    hits: int = 0
+    misses: int = 0
+
+    def swap(self, used: dict[tuple[str, Any], tuple[bytes, Any]]) -> None:
         """Keep only what the latest candidate used, so the cache never outgrows a document."""
         self.entries = used
 
@@ -91,28 +98,33 @@ def validate(raw: Mapping[str, Any], *, cache: ValidationCache | None = None) ->
 
     sections: dict[str, list[tuple[int, Any]]] = {}
     broken: dict[str, set[str]] = {}
-    used: dict[tuple[str, bytes], Any] = {}
+    used: dict[tuple[str, Any], tuple[bytes, Any]] = {}
     for section, adapter in _ADAPTERS.items():
         items = raw.get(section, [])
         sections[section], broken[section] = [], set()
         if not isinstance(items, list):
             continue
         for index, item in enumerate(items):
-            key = (section, _item_digest(item))
-            hit = cache.entries.get(key) if cache is not None else None
-            if hit is not None:
-                sections[section].append((index, hit))
+            name = item.get("name") if isinstance(item, dict) else None
+            key = (section, name if isinstance(name, str) else None)
+            hit = cache.entries.get(key) if cache is not None and key[1] is not None else None
+            blob = _serialise(item) if cache is not None else b""
+            if hit is not None and blob and hit[0] == blob:
+                sections[section].append((index, hit[1]))
                 used[key] = hit
+                cache.hits += 1  # type: ignore[union-attr]
                 continue
             try:
                 obj = adapter.validate_python(item)
             except ValidationError as exc:
                 problems.extend(_shape_problems(exc, section, index, item))
-                if isinstance(item, dict) and isinstance(item.get("name"), str):
-                    broken[section].add(item["name"])
+                if isinstance(key[1], str):
+                    broken[section].add(key[1])
                 continue
+            if cache is not None:
+                cache.misses += 1
             sections[section].append((index, obj))
-            used[key] = obj
+            used[key] = (blob, obj)
     if cache is not None:
         cache.swap(used)
 
@@ -130,14 +142,11 @@ def validate_bytes(body: bytes | str, *, cache: ValidationCache | None = None) -
     return validate(parse_json(body), cache=cache)
 
 
-def _item_digest(item: Any) -> bytes:
+def _serialise(item: Any) -> bytes:
     try:
-        return hashlib.blake2b(
-            orjson.dumps(item, option=orjson.OPT_SORT_KEYS), digest_size=16
-        ).digest()
-    except TypeError:  # not JSON-serialisable (cannot come from JSON, but from Python callers)
-        canonical = repr(item).encode()
-    return hashlib.blake2b(canonical, digest_size=16).digest()
+        return orjson.dumps(item)
+    except TypeError:  # not JSON (only Python callers can pass such values): never cached
+        return b""
 
 
 def _check_top_level(raw: Mapping[str, Any]) -> Iterator[Problem]:

@@ -1,0 +1,203 @@
+"""The one CLI for every role: ``watchkeeper validate|schema|plan|import|up|manager|...``.
+
+Exit codes: 0 success; 1 the document is invalid (or was rejected); 2 wrong arguments, a
+source that cannot be read, or a store that cannot be reached. Every flag can also come
+from the environment; ``--help`` names the variable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from watchkeeper import __version__
+from watchkeeper.commands import config_cmds, run_cmds
+from watchkeeper.errors import WatchkeeperError
+
+EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+
+
+def _env_arg(
+    parser: argparse.ArgumentParser, *flags: str, env: str, default: Any = None, **kw: Any
+) -> None:
+    """Add a flag whose default comes from ``WATCHKEEPER_<env>``; help shows the variable."""
+    var = f"WATCHKEEPER_{env}"
+    kind = kw.get("type", str)
+    value = os.environ.get(var)
+    kw["default"] = kind(value) if value is not None else default
+    kw["help"] = f"{kw.get('help', '')} [env {var}]".strip()
+    parser.add_argument(*flags, **kw)
+
+
+def _store_args(parser: argparse.ArgumentParser) -> None:
+    _env_arg(
+        parser,
+        "--data-dir",
+        env="DATA_DIR",
+        type=Path,
+        default=Path(".watchkeeper"),
+        help="directory for the SQLite database, keys and tokens (default ./.watchkeeper)",
+    )
+    _env_arg(
+        parser,
+        "--database",
+        env="DATABASE",
+        help="database URL, e.g. postgresql+psycopg://user@host/db (default: SQLite in the "
+        "data dir)",
+    )
+
+
+def _source_args(parser: argparse.ArgumentParser) -> None:
+    _env_arg(
+        parser,
+        "--max-bytes",
+        env="SOURCE_MAX_BYTES",
+        type=int,
+        default=64 * 1024 * 1024,
+        help="refuse documents larger than this (default 64 MiB)",
+    )
+    _env_arg(
+        parser,
+        "--timeout",
+        env="SOURCE_TIMEOUT",
+        type=float,
+        default=10.0,
+        help="seconds to wait for an http(s) source (default 10)",
+    )
+    _env_arg(
+        parser,
+        "--bearer-token",
+        env="SOURCE_BEARER_TOKEN",
+        help="secret reference (env:NAME or file:/path) of a bearer token for the source",
+    )
+
+
+def _format_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="watchkeeper",
+        description="Operations platform driven by one desired-state JSON document.",
+    )
+    parser.add_argument("--version", action="version", version=f"watchkeeper {__version__}")
+    _env_arg(
+        parser,
+        "--log-level",
+        env="LOG_LEVEL",
+        default="INFO",
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        help="log level",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("validate", help="check a document; print every problem with its pointer")
+    p.add_argument("source", help="a file path, - for standard input, or an http(s) URL")
+    _format_arg(p)
+    _source_args(p)
+    p.set_defaults(func=config_cmds.validate)
+
+    p = sub.add_parser("schema", help="print the JSON Schema of the document")
+    p.add_argument("--format", choices=("json", "markdown"), default="json")
+    p.set_defaults(func=config_cmds.schema)
+
+    p = sub.add_parser("plan", help="show what an import would add, change and remove")
+    p.add_argument("source", help="a file path, - for standard input, or an http(s) URL")
+    _format_arg(p)
+    _source_args(p)
+    _store_args(p)
+    p.set_defaults(func=config_cmds.plan)
+
+    p = sub.add_parser("import", help="validate and import a document once")
+    p.add_argument("source", help="a file path, - for standard input, or an http(s) URL")
+    _format_arg(p)
+    _source_args(p)
+    _store_args(p)
+    p.set_defaults(func=config_cmds.import_)
+
+    p = sub.add_parser("versions", help="list imported configuration versions")
+    _format_arg(p)
+    _store_args(p)
+    p.add_argument("--limit", type=int, default=20)
+    p.set_defaults(func=config_cmds.versions)
+
+    p = sub.add_parser("rejections", help="list rejected candidates with their problems")
+    _format_arg(p)
+    _store_args(p)
+    p.add_argument("--limit", type=int, default=20)
+    p.set_defaults(func=config_cmds.rejections)
+
+    p = sub.add_parser("db", help="database maintenance")
+    db_sub = p.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    up = db_sub.add_parser("upgrade", help="apply database migrations (safe to repeat)")
+    _store_args(up)
+    up.set_defaults(func=config_cmds.db_upgrade)
+
+    for name, helptext in (
+        ("up", "manager and embedded worker in one process, on the bundled example by default"),
+        ("manager", "run the manager: poll a source, import, serve the API"),
+    ):
+        p = sub.add_parser(name, help=helptext)
+        if name == "up":
+            p.add_argument(
+                "source",
+                nargs="?",
+                default=None,
+                help="document path or URL (default: the bundled examples/demo.json)",
+            )
+        else:
+            _env_arg(
+                p,
+                "--source",
+                env="SOURCE",
+                required="WATCHKEEPER_SOURCE" not in os.environ,
+                help="document path or http(s) URL to poll",
+            )
+        _store_args(p)
+        _source_args(p)
+        _env_arg(
+            p,
+            "--poll-interval",
+            env="POLL_INTERVAL",
+            type=float,
+            default=30.0,
+            help="seconds between polls of the source (default 30)",
+        )
+        _env_arg(
+            p,
+            "--http",
+            env="HTTP",
+            default="127.0.0.1:8470",
+            help="address:port of the web interface and API (default 127.0.0.1:8470)",
+        )
+        p.set_defaults(func=run_cmds.up if name == "up" else run_cmds.manager)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, args.log_level),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        code: int = asyncio.run(args.func(args))
+    except WatchkeeperError as exc:
+        print(f"watchkeeper: {exc.message}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""One path for every candidate, polled or pushed: parse, validate, flatten, import or reject.
+
+Candidates are taken one at a time (a lock), so two sources or a push during a poll cannot
+interleave imports. The CPU-heavy steps run in a thread to keep the event loop responsive
+while a large document is checked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from watchkeeper import store
+from watchkeeper.document.diff import ConfigDiff
+from watchkeeper.document.normalize import Snapshot, snapshot
+from watchkeeper.document.problems import Problem, Severity
+from watchkeeper.document.validate import Validated, ValidationCache, parse_json, validate
+from watchkeeper.errors import DocumentUnreadable
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IntakeOutcome:
+    """What became of one candidate."""
+
+    source: str
+    content_hash: str
+    accepted: bool
+    problems: list[Problem] = field(default_factory=list)
+    version_id: int | None = None
+    created: bool = False
+    diff: ConfigDiff | None = None
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity is Severity.ERROR]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Checked:
+    """A candidate after the pure steps: validated and, when valid, flattened."""
+
+    validated: Validated
+    snapshot: Snapshot | None
+
+
+def check_candidate(body: bytes, cache: ValidationCache | None = None) -> Checked:
+    """Parse, validate and flatten; raise `DocumentUnreadable` for a body that is not JSON."""
+    validated = validate(parse_json(body), cache=cache)
+    flat = snapshot(validated.document) if validated.document is not None else None
+    return Checked(validated=validated, snapshot=flat)
+
+
+class ConfigIntake:
+    """Accepts candidates into a store; remembers validated objects between candidates."""
+
+    def __init__(self, db: store.Database, *, clock: Callable[[], datetime]) -> None:
+        self._db = db
+        self._clock = clock
+        self._cache = ValidationCache()
+        self._lock = asyncio.Lock()
+
+    async def submit(self, body: bytes, *, source: str) -> IntakeOutcome:
+        """Take a candidate through validation and import; never raises for a bad document."""
+        async with self._lock:
+            try:
+                checked = await asyncio.to_thread(check_candidate, body, self._cache)
+            except DocumentUnreadable as exc:
+                digest = hashlib.sha256(body).hexdigest()
+                problems = [Problem(pointer="", message=exc.message)]
+                await self._reject(digest, source, problems, body)
+                return IntakeOutcome(
+                    source=source, content_hash=digest, accepted=False, problems=problems
+                )
+            validated = checked.validated
+            if checked.snapshot is None:
+                await self._reject(validated.content_hash, source, validated.problems, body)
+                return IntakeOutcome(
+                    source=source,
+                    content_hash=validated.content_hash,
+                    accepted=False,
+                    problems=validated.problems,
+                )
+            outcome = await store.import_snapshot(
+                self._db,
+                snapshot=checked.snapshot,
+                content_hash=validated.content_hash,
+                document_json=body.decode("utf-8", errors="replace"),
+                source=source,
+                warnings=validated.warnings,
+                now=self._clock(),
+            )
+            if outcome.created:
+                logger.info(
+                    "imported configuration version %s from %s: %s",
+                    outcome.version.id,
+                    source,
+                    outcome.diff.summary(),
+                    extra={"action": "config_imported", "version": outcome.version.id},
+                )
+            return IntakeOutcome(
+                source=source,
+                content_hash=validated.content_hash,
+                accepted=True,
+                problems=validated.problems,
+                version_id=outcome.version.id,
+                created=outcome.created,
+                diff=outcome.diff,
+            )
+
+    async def _reject(self, digest: str, source: str, problems: list[Problem], body: bytes) -> None:
+        errors = [p for p in problems if p.severity is Severity.ERROR]
+        logger.warning(
+            "rejected candidate from %s: %d problem(s), first: %s",
+            source,
+            len(errors),
+            errors[0] if errors else "?",
+            extra={"action": "config_rejected", "source": source},
+        )
+        await store.record_rejection(
+            self._db,
+            content_hash=digest,
+            source=source,
+            problems=problems,
+            document=body.decode("utf-8", errors="replace"),
+            now=self._clock(),
+        )

@@ -1,0 +1,220 @@
+"""The manager process: migrate the store, poll the source, import, serve the API.
+
+Each part runs as its own task; the first to fail stops the others so the process exits
+with the error instead of running half-alive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import socket
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import uvicorn
+
+from watchkeeper import store
+from watchkeeper.errors import DocumentError, StoreError, UsageError
+from watchkeeper.manager.intake import ConfigIntake
+from watchkeeper.sources import Candidate, Poller, SourceStatus, open_source
+from watchkeeper.web.app import create_app
+from watchkeeper.web.auth import TOKEN_FILE, load_or_create_token
+
+logger = logging.getLogger(__name__)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ManagerSettings:
+    """Everything the manager is told at start; each field is a CLI flag or variable."""
+
+    source: str
+    data_dir: Path
+    database: str | None = None
+    http_host: str = "127.0.0.1"
+    http_port: int = 8470
+    poll_interval: float = 30.0
+    source_timeout: float = 10.0
+    max_bytes: int = 64 * 1024 * 1024
+    bearer_token: str | None = None
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """``host:port`` or ``[v6]:port``; raise `UsageError` naming the flag."""
+    host, sep, port = value.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"--http: expected ADDRESS:PORT such as 127.0.0.1:8470, got {value!r}")
+    return host, int(port)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def bind_listener(host: str, port: int) -> socket.socket:
+    """Bind the HTTP socket ourselves so a busy port is a clear error, not a server exit."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise UsageError(f"--http: cannot listen on {host}:{port}: {exc.strerror}") from exc
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn inside the manager: signals belong to the process, readiness is an event."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.ready = asyncio.Event()
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        self.ready.set()
+
+
+class Manager:
+    """Owns the store, the intake, the source poller and the HTTP server of one manager."""
+
+    def __init__(
+        self,
+        settings: ManagerSettings,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        on_event: Callable[[str], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self._clock = clock
+        self._on_event = on_event or (lambda message: None)
+        self.db = (
+            store.Database.from_url(settings.database)
+            if settings.database
+            else store.Database.for_data_dir(settings.data_dir)
+        )
+        self.intake = ConfigIntake(self.db, clock=clock)
+        self.token = ""
+        self.server: _EmbeddedServer | None = None
+        self._stopping = asyncio.Event()
+
+    @property
+    def token_path(self) -> Path:
+        return self.settings.data_dir / TOKEN_FILE
+
+    @property
+    def url(self) -> str:
+        host = self.settings.http_host
+        shown = f"[{host}]" if ":" in host else host
+        return f"http://{shown}:{self.settings.http_port}"
+
+    async def run(self, started: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Run until cancelled or until a part fails."""
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        await self.db.migrate()
+        self.token = load_or_create_token(self.settings.data_dir)
+        source = open_source(
+            self.settings.source,
+            timeout=self.settings.source_timeout,
+            max_bytes=self.settings.max_bytes,
+            bearer_token=self.settings.bearer_token,
+        )
+        poller = Poller(
+            source,
+            self._take,
+            interval=self.settings.poll_interval,
+            clock=self._clock,
+            on_status=self._record_status,
+        )
+        config = uvicorn.Config(
+            create_app(self.db, self.intake, self.token), log_level="warning", lifespan="off"
+        )
+        self.server = _EmbeddedServer(config)
+        listener = bind_listener(self.settings.http_host, self.settings.http_port)
+        if not is_loopback(self.settings.http_host):
+            logger.warning(
+                "HTTP listens on %s, beyond this machine; put TLS in front of it",
+                self.settings.http_host,
+                extra={"action": "http_exposed"},
+            )
+        tasks = {
+            asyncio.create_task(poller.run(), name="source-poller"),
+            asyncio.create_task(self.server.serve([listener]), name="http"),
+        }
+        stopping = asyncio.create_task(self._stopping.wait(), name="stop")
+        try:
+            ready = asyncio.create_task(self.server.ready.wait())
+            await asyncio.wait({ready, *tasks}, return_when=asyncio.FIRST_COMPLETED)
+            if ready.done() and started is not None:
+                await started()
+            ready.cancel()
+            done, _ = await asyncio.wait({stopping, *tasks}, return_when=asyncio.FIRST_COMPLETED)
+            for task in done - {stopping}:
+                task.result()  # a part that stopped on its own: raise its error
+        finally:
+            self.server.should_exit = True
+            for task in tasks:
+                if task.get_name() != "http":
+                    task.cancel()
+            stopping.cancel()
+            await asyncio.gather(*tasks, stopping, return_exceptions=True)
+            listener.close()
+            await source.aclose()
+            await self.db.aclose()
+
+    def stop(self) -> None:
+        """Ask `run` to finish: the HTTP server drains, the poller stops."""
+        self._stopping.set()
+
+    async def _take(self, candidate: Candidate) -> None:
+        outcome = await self.intake.submit(candidate.body, source=candidate.source)
+        if not outcome.accepted:
+            first = outcome.errors[0] if outcome.errors else "unreadable"
+            self._on_event(
+                f"candidate from {candidate.source} rejected ({len(outcome.errors)} "
+                f"error(s), first: {first}); running configuration unchanged"
+            )
+            raise DocumentError(f"rejected: {len(outcome.errors)} error(s), first: {first}")
+        if outcome.created and outcome.diff is not None:
+            summary = outcome.diff.summary()
+            self._on_event(f"imported configuration version {outcome.version_id}: {summary}")
+
+    async def _record_status(self, status: SourceStatus) -> None:
+        try:
+            await store.record_source_status(
+                self.db,
+                name=status.name,
+                ok=status.ok,
+                last_attempt=status.last_attempt,
+                last_success=status.last_success,
+                last_error=status.last_error,
+                consecutive_failures=status.consecutive_failures,
+            )
+        except StoreError as exc:  # the poller goes on; the status is also in memory
+            logger.warning(
+                "cannot record the status of source %s: %s",
+                status.name,
+                exc,
+                extra={"action": "source_status_unrecorded"},
+            )

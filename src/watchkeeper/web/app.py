@@ -1,0 +1,168 @@
+"""The REST API of the configuration: versions, rejected candidates, sources, and push.
+
+Routes are thin: they call the store's repository functions and the same intake that polled
+candidates go through, and turn domain values into response models.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, status
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from watchkeeper import __version__, store
+from watchkeeper.manager.intake import ConfigIntake
+from watchkeeper.web.auth import TokenAuth
+
+#: A pushed candidate larger than this is refused with 413 before it is read whole.
+MAX_PUSH_BYTES = 64 * 1024 * 1024
+
+
+class ProblemOut(BaseModel):
+    pointer: str
+    message: str
+    severity: Literal["error", "warning"]
+
+
+class VersionOut(BaseModel):
+    id: int
+    content_hash: str
+    source: str
+    created_at: datetime
+    summary: dict[str, Any]
+    warnings: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class VersionDetail(VersionOut):
+    document: dict[str, Any] | None = None
+
+
+class RejectionOut(BaseModel):
+    id: int
+    content_hash: str | None
+    source: str
+    first_seen: datetime
+    last_seen: datetime
+    times: int
+    problems: list[dict[str, Any]]
+
+
+class SourceOut(BaseModel):
+    name: str
+    ok: bool
+    last_attempt: datetime | None
+    last_success: datetime | None
+    last_error: str | None
+    consecutive_failures: int
+
+
+class PushResult(BaseModel):
+    accepted: bool
+    created: bool
+    version: int | None
+    content_hash: str
+    summary: dict[str, Any] | None
+    problems: list[ProblemOut]
+
+
+def _version(v: store.ConfigVersion) -> VersionOut:
+    return VersionOut(
+        id=v.id,
+        content_hash=v.content_hash,
+        source=v.source,
+        created_at=v.created_at,
+        summary=v.summary,
+        warnings=list(v.warnings),
+    )
+
+
+def create_app(db: store.Database, intake: ConfigIntake, token: str) -> FastAPI:
+    """Build the API; every route requires the token."""
+    app = FastAPI(
+        title="Watchkeeper API",
+        version=__version__,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/api/v1/openapi.json",
+        dependencies=[Depends(TokenAuth(token))],
+    )
+    api = APIRouter(prefix="/api/v1")
+
+    @api.get("/config/current", response_model=VersionOut)
+    async def current() -> VersionOut:
+        async with db.session() as session:
+            version = await store.current_version(session)
+        if version is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no configuration imported yet")
+        return _version(version)
+
+    @api.get("/config/versions", response_model=list[VersionOut])
+    async def versions(
+        limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0)
+    ) -> list[VersionOut]:
+        async with db.session() as session:
+            rows = await store.list_versions(session, limit=limit, offset=offset)
+        return [_version(v) for v in rows]
+
+    @api.get("/config/versions/{version_id}", response_model=VersionDetail)
+    async def version(version_id: int) -> VersionDetail:
+        async with db.session() as session:
+            found = await store.get_version(session, version_id)
+        if found is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no version {version_id}")
+        return VersionDetail(**_version(found).model_dump(), document=found.document)
+
+    @api.get("/config/rejected", response_model=list[RejectionOut])
+    async def rejected(
+        limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0)
+    ) -> list[RejectionOut]:
+        async with db.session() as session:
+            rows = await store.list_rejections(session, limit=limit, offset=offset)
+        return [RejectionOut.model_validate(r, from_attributes=True) for r in rows]
+
+    @api.get("/sources", response_model=list[SourceOut])
+    async def sources() -> list[SourceOut]:
+        async with db.session() as session:
+            rows = await store.list_source_statuses(session)
+        return [SourceOut.model_validate(r, from_attributes=True) for r in rows]
+
+    @api.post(
+        "/config/candidates",
+        response_model=PushResult,
+        status_code=status.HTTP_201_CREATED,
+        responses={200: {"model": PushResult}, 413: {}, 422: {"model": PushResult}},
+    )
+    async def push(request: Request) -> Any:
+        """Push a candidate: the same validation and import as a polled one."""
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > MAX_PUSH_BYTES:
+            raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "document too large")
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_PUSH_BYTES:
+                raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "document too large")
+        client = request.client.host if request.client else "unknown"
+        outcome = await intake.submit(body, source=f"api:push from {client}")
+        result = PushResult(
+            accepted=outcome.accepted,
+            created=outcome.created,
+            version=outcome.version_id,
+            content_hash=outcome.content_hash,
+            summary=outcome.diff.summary() if outcome.diff else None,
+            problems=[ProblemOut.model_validate(p.as_dict()) for p in outcome.problems],
+        )
+        code = (
+            status.HTTP_422_UNPROCESSABLE_CONTENT
+            if not outcome.accepted
+            else status.HTTP_201_CREATED
+            if outcome.created
+            else status.HTTP_200_OK
+        )
+        return JSONResponse(result.model_dump(mode="json"), status_code=code)
+
+    app.include_router(api)
+    return app

@@ -1,0 +1,45 @@
+"""API tokens: every API call needs one; nothing is served anonymously.
+
+The first start writes a random token to ``<data-dir>/api-token`` (mode 0600). Scripts send
+it as ``Authorization: Bearer <token>``. Users and roles arrive with the web interface.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import secrets
+from pathlib import Path
+
+from fastapi import HTTPException, Request, status
+
+TOKEN_FILE = "api-token"
+
+
+def load_or_create_token(data_dir: Path) -> str:
+    """Read the API token, creating it (readable by the owner only) on first start."""
+    path = data_dir / TOKEN_FILE
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(32) + "\n")
+    return path.read_text().strip()
+
+
+class TokenAuth:
+    """A FastAPI dependency that admits requests carrying the manager's token."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token.encode()
+
+    async def __call__(self, request: Request) -> None:
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode(), self._token
+        ):
+            raise HTTPException(
+                status_code=status.HTTP_401_UNAUTHORIZED,
+                detail="an API token is required: Authorization: Bearer <token>",
+                headers={"WWW-Authenticate": "Bearer"},
+            )

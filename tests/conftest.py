@@ -1,0 +1,5 @@
+"""Shared fixtures; each fixture module lives in tests/fixtures/."""
+
+from __future__ import annotations
+
+pytest_plugins = ["tests.fixtures.database"]
