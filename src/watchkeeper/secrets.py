@@ -21,7 +21,7 @@ _SECRET_REF = re.compile(SECRET_REF_PATTERN)
 
 def is_secret_ref(value: str) -> bool:
     """Tell whether ``value`` is a reference rather than a literal secret."""
-    return bool(_SECRET_REF.match(value))
+    return bool(_SECRET_REF.fullmatch(value))
 
 
 def resolve_secret(ref: str, environ: Mapping[str, str] | None = None) -> str:

@@ -13,13 +13,16 @@ _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 60480
 
 def parse_duration(text: str) -> timedelta:
     """Parse a duration string; raise ValueError naming the accepted form."""
-    if not isinstance(text, str) or not _FULL.match(text.strip()):
+    if not isinstance(text, str) or not _FULL.fullmatch(text):
         raise ValueError(
             f"{text!r} is not a duration: use a number with a unit (ms, s, m, h, d, w), "
             "for example 30s, 5m, 1h30m"
         )
-    seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _PART.findall(text.strip()))
-    return timedelta(seconds=seconds)
+    parts = _PART.findall(text)
+    try:  # a timedelta per part, summed exactly: a float sum loses milliseconds
+        return sum((timedelta(seconds=float(n) * _UNIT_SECONDS[u]) for n, u in parts), timedelta())
+    except OverflowError:
+        raise ValueError(f"{text!r} is too long a duration") from None
 
 
 def format_duration(value: timedelta) -> str:

@@ -8,10 +8,12 @@ Every model forbids unknown fields; the validator adds a did-you-mean hint.
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -56,17 +58,43 @@ def _secret(value: Any) -> str:
     return value
 
 
+_CREDENTIAL_HEADER = re.compile(r"authorization|cookie|token|secret|api-?key|password", re.I)
+
+
+def _no_credential_headers(headers: dict[str, str]) -> dict[str, str]:
+    for name in headers:
+        if _CREDENTIAL_HEADER.search(name):
+            raise ValueError(
+                f"header {name!r} carries a credential; literal secrets are not allowed in "
+                "the document: use bearer_token (a secret reference) instead"
+            )
+    return headers
+
+
 Duration = Annotated[
     timedelta,
     BeforeValidator(_duration),
     PlainSerializer(format_duration, return_type=str),
     WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN, "examples": ["30s", "5m"]}),
 ]
-PositiveDuration = Annotated[Duration, Field()]
+
+
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("must be longer than 0s")
+    return value
+
+
+PositiveDuration = Annotated[Duration, AfterValidator(_positive)]
 RangeText = Annotated[
     str,
     BeforeValidator(_range_text),
-    WithJsonSchema({"type": "string", "description": "Nagios range: 10, 10:, ~:10, 10:20, @10:20"}),
+    WithJsonSchema(
+        {
+            "type": ["string", "number"],
+            "description": "Nagios range: 10, 10:, ~:10, 10:20, @10:20 (a bare number is 0..N)",
+        }
+    ),
 ]
 SecretRef = Annotated[
     str,
@@ -82,6 +110,13 @@ SecretRef = Annotated[
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 Labels = Annotated[
     dict[Annotated[str, Field(pattern=LABEL_KEY_PATTERN)], Annotated[str, Field(max_length=256)]],
+    WithJsonSchema(
+        {
+            "type": "object",
+            "propertyNames": {"pattern": LABEL_KEY_PATTERN},
+            "additionalProperties": {"type": "string", "maxLength": 256},
+        }
+    ),
     Field(description="Free-form key/value labels, matched by label selectors."),
 ]
 Command = Annotated[
@@ -94,7 +129,7 @@ Port = Annotated[int, Field(ge=1, le=65535)]
 class Strict(BaseModel):
     """Base of every document model: unknown fields are errors, values are immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 # --- checks -------------------------------------------------------------------------------
@@ -186,14 +221,16 @@ Thresholds = dict[Annotated[str, Field(min_length=1)], Threshold]
 class Schedule(Strict):
     """Fields shared by templates and services; unset fields fall through to the template."""
 
-    interval: Duration | None = Field(default=None, description="Between checks. Default 60s.")
-    retry_interval: Duration | None = Field(
+    interval: PositiveDuration | None = Field(
+        default=None, description="Between checks. Default 60s."
+    )
+    retry_interval: PositiveDuration | None = Field(
         default=None, description="Between checks while in a soft non-OK state. Default 15s."
     )
     max_attempts: Annotated[int, Field(ge=1, le=100)] | None = Field(
         default=None, description="Results before a non-OK state becomes hard. Default 3."
     )
-    timeout: Duration | None = Field(default=None, description="Per check. Default 10s.")
+    timeout: PositiveDuration | None = Field(default=None, description="Per check. Default 10s.")
     thresholds: Thresholds | None = None
     notifications: list[Name] | None = Field(
         default=None, description="Notification channels for this object's problems."
@@ -278,8 +315,12 @@ class WebhookChannel(Strict):
     name: Name = Field(description="Unique among objects of this kind.")
     kind: Literal["webhook"]
     url: str = Field(pattern=r"^https?://\S+$")
-    secret: SecretRef | None = None
-    headers: dict[str, str] = Field(default_factory=dict)
+    secret: SecretRef | None = Field(default=None, description="HMAC-SHA256 signing key.")
+    bearer_token: SecretRef | None = None
+    headers: Annotated[dict[str, str], AfterValidator(_no_credential_headers)] = Field(
+        default_factory=dict,
+        description="Extra headers; credentials go in secret or bearer_token, not here.",
+    )
 
 
 class EmailChannel(Strict):
@@ -387,7 +428,7 @@ class Remediation(Strict):
     when: Trigger
     action: ActionRef = Field(description="The name of an action, or an inline action.")
     max_attempts: Annotated[int, Field(ge=1, le=100)] = 3
-    window: Duration = Field(
+    window: PositiveDuration = Field(
         default="1h", validate_default=True, description="The window of max_attempts."
     )
     cooldown: Duration = Field(
@@ -430,6 +471,7 @@ class Document(Strict):
     model_config = ConfigDict(
         extra="forbid",
         frozen=True,
+        strict=True,
         title="Watchkeeper desired-state document",
         json_schema_extra={"$id": "https://watchkeeper.dev/schema/watchkeeper-v1.json"},
     )

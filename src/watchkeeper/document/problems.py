@@ -48,6 +48,7 @@ def sort_problems(problems: Sequence[Problem]) -> list[Problem]:
     """Order problems as they appear in the document (numeric array indices, not text order)."""
 
     def key(p: Problem) -> tuple[tuple[int, int | str], ...]:
-        return tuple((0, int(s)) if s.isdigit() else (1, s) for s in p.pointer.split("/")[1:])
+        parts = p.pointer.split("/")[1:]  # isdigit() alone takes "¹", which int() refuses
+        return tuple((0, int(s)) if s.isascii() and s.isdigit() else (1, s) for s in parts)
 
     return sorted(problems, key=key)

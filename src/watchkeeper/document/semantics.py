@@ -11,7 +11,7 @@ import difflib
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from watchkeeper.document import models
+from watchkeeper.document import models, normalize
 from watchkeeper.document.problems import Problem, Severity, pointer
 from watchkeeper.document.selectors import HostIndex
 
@@ -180,14 +180,22 @@ def _schedules(sections: Sections) -> Iterator[Problem]:
     templates = {t.name: t for _, t in sections["templates"]}
     for i, service in sections["services"]:
         template = templates.get(service.template) if service.template else None
-        interval = service.interval or (template.interval if template else None)
-        timeout = service.timeout or (template.timeout if template else None)
-        if interval is not None and timeout is not None and timeout > interval:
+        # Effective values, as normalize resolves them: the service, its template, the default.
+        interval = _effective(service, template, "interval", normalize.DEFAULT_INTERVAL)
+        timeout = _effective(service, template, "timeout", normalize.DEFAULT_TIMEOUT)
+        if timeout > interval:
             yield Problem(
                 pointer=pointer("services", i, "timeout"),
                 message="timeout is longer than the interval: checks may overlap",
                 severity=Severity.WARNING,
             )
+
+
+def _effective(obj: Any, template: Any, name: str, default: Any) -> Any:
+    value = getattr(obj, name)
+    if value is None and template is not None:
+        value = getattr(template, name)
+    return default if value is None else value
 
 
 def _empty_selectors(sections: Sections) -> Iterator[Problem]:

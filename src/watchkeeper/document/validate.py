@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import re
+import typing
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -164,7 +166,7 @@ def _check_top_level(raw: Mapping[str, Any]) -> Iterator[Problem]:
             yield Problem(pointer=pointer(key), message=_unknown_field(key, known))
     for section in models.SECTIONS:
         value = raw.get(section)
-        if value is not None and not isinstance(value, list):
+        if section in raw and not isinstance(value, list):
             yield Problem(
                 pointer=pointer(section),
                 message=f"must be a list of objects, not {_json_type(value)}",
@@ -177,9 +179,12 @@ def _check_top_level(raw: Mapping[str, Any]) -> Iterator[Problem]:
 def _shape_problems(exc: ValidationError, section: str, index: int, item: Any) -> Iterator[Problem]:
     seen: set[tuple[str, str]] = set()
     for error in exc.errors(include_url=False):
-        path, parent = _json_path(item, error["loc"])
+        loc = error["loc"]
+        if loc and loc[-1] == "[key]" and error["type"] != "extra_forbidden":
+            loc = loc[:-1]  # the error is about the key itself: point at that entry
+        path, parent = _json_path(item, loc)
         where = pointer(section, index, *path)
-        message = _message(error, path, parent)
+        message = _message(error, path, parent, str(path[-1]) if path else section)
         if (where, message) not in seen:
             seen.add((where, message))
             yield Problem(pointer=where, message=message)
@@ -189,12 +194,14 @@ def _json_path(item: Any, loc: Sequence[int | str]) -> tuple[list[str | int], An
     """Map a pydantic location onto the raw JSON, dropping union tags pydantic inserts."""
     path: list[str | int] = []
     node, parent = item, None
+    skipped: set[int | str] = set()  # tags already skipped at this node (a field may share one)
     for part in loc:
-        if _contains(node, part):
+        if part not in skipped and _is_tag(node, part):
+            skipped.add(part)  # a tag pydantic adds for the chosen union member: not in the JSON
+        elif _contains(node, part):
             parent, node = node, node[part]
             path.append(part)
-        elif _is_tag(node, part):
-            continue  # a tag pydantic adds for the chosen union member: not in the JSON
+            skipped = set()
         elif isinstance(node, dict):
             parent = node
             path.append(part)  # a missing or unknown key: point at where it would be
@@ -208,15 +215,21 @@ def _contains(node: Any, part: int | str) -> bool:
     return isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
 
 
+# Members of a plain union, as pydantic names them in a location: str, int, list[str], ...
+_UNION_MEMBER = re.compile(r"^(?:str|int|float|bool|[a-z][a-z-]*\[.*\])$")
+
+
 def _is_tag(node: Any, part: int | str) -> bool:
     if isinstance(node, dict):
-        return part == node.get("kind") or part in ("selector", "inline")
+        if part == node.get("kind") or part in ("selector", "inline"):
+            return True
+        return isinstance(part, str) and part not in node and bool(_UNION_MEMBER.match(part))
     if isinstance(node, list):
         return part == "names"
     return isinstance(node, str) and part == "name"
 
 
-def _message(error: Any, path: list[str | int], parent: Any) -> str:
+def _message(error: Any, path: list[str | int], parent: Any, holder: str) -> str:
     kind = error["type"]
     ctx = error.get("ctx") or {}
     if kind == "missing":
@@ -228,7 +241,9 @@ def _message(error: Any, path: list[str | int], parent: Any) -> str:
         expected = [t.strip(" '") for t in str(ctx.get("expected_tags", "")).split(",")]
         tag = ctx.get("tag")
         if kind == "union_tag_not_found":
-            return f"required field 'kind' is missing (one of: {', '.join(expected)})"
+            kinds = _UNION_KINDS.get(holder, ())
+            listed = f" (one of: {', '.join(kinds)})" if kinds else ""
+            return f"required field 'kind' is missing{listed}"
         hint = _did_you_mean(str(tag), expected)
         return f"unknown kind {tag!r}{hint}; expected one of: {', '.join(expected)}"
     if kind == "string_pattern_mismatch":
@@ -261,6 +276,19 @@ def _all_models(base: type[BaseModel]) -> Iterable[type[BaseModel]]:
 
 
 _MODEL_FIELDS = [_model_fields(m) for m in _all_models(models.Strict)]
+
+
+def _union_kinds(union: Any) -> tuple[str, ...]:
+    members = typing.get_args(typing.get_args(union)[0])
+    return tuple(str(_model_fields(m)[1]) for m in members)
+
+
+# The kinds of each tagged union, by the field (or section) that holds one.
+_UNION_KINDS = {
+    "check": models.CHECK_KINDS,
+    "action": _union_kinds(models.ActionSpec),
+    "notifications": _union_kinds(models.Channel),
+}
 
 
 def _allowed_fields(parent: Any, unknown: str) -> list[str]:
