@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import timedelta
 
@@ -13,7 +14,18 @@ _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 60480
 
 def parse_duration(text: str) -> timedelta:
     """Parse a duration string; raise ValueError naming the accepted form."""
-    if not isinstance(text, str) or not _FULL.fullmatch(text):
+    if not isinstance(text, str):
+        raise ValueError(
+            f"{text!r} is not a duration: use a string with a unit (ms, s, m, h, d, w), "
+            "for example 30s, 5m, 1h30m"
+        )
+    return _parse(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse(text: str) -> timedelta:
+    """Cached: large documents repeat the same few durations thousands of times."""
+    if not _FULL.fullmatch(text):
         raise ValueError(
             f"{text!r} is not a duration: use a number with a unit (ms, s, m, h, d, w), "
             "for example 30s, 5m, 1h30m"
@@ -25,6 +37,7 @@ def parse_duration(text: str) -> timedelta:
         raise ValueError(f"{text!r} is too long a duration") from None
 
 
+@functools.lru_cache(maxsize=4096)
 def format_duration(value: timedelta) -> str:
     """Render a timedelta in the shortest form that `parse_duration` reads back exactly."""
     millis = round(value.total_seconds() * 1000)

@@ -100,8 +100,18 @@ class SnapshotCache:
     )
 
 
-def snapshot(document: models.Document, cache: SnapshotCache | None = None) -> Snapshot:
-    """Flatten a validated document into records (it must have passed validation)."""
+def snapshot(
+    document: models.Document,
+    cache: SnapshotCache | None = None,
+    origins: Mapping[int, tuple[Any, bytes]] | None = None,
+) -> Snapshot:
+    """Flatten a validated document into records (it must have passed validation).
+
+    With ``origins`` (from `Validated.origins`) an object's record is its raw JSON as the
+    operator wrote it, hashed from the canonical bytes validation already made; without,
+    the record is the model's dump. Pass the same kind on both sides of a comparison.
+    """
+    origins = origins or {}
     old = cache or SnapshotCache()
     new = SnapshotCache()
     objects: dict[str, dict[str, ObjectRecord]] = {}
@@ -110,9 +120,7 @@ def snapshot(document: models.Document, cache: SnapshotCache | None = None) -> S
         for obj in getattr(document, section):
             hit = old.objects.get(id(obj))
             if hit is None or hit[0] is not obj:
-                spec = obj.model_dump(mode="json", by_alias=True, exclude_none=True)
-                record = ObjectRecord(kind=section, name=obj.name, hash=spec_hash(spec), spec=spec)
-                hit = (obj, record)
+                hit = (obj, _object_record(section, obj, origins.get(id(obj))))
             new.objects[id(obj)] = hit
             records[obj.name] = hit[1]
         objects[section] = records
@@ -120,6 +128,15 @@ def snapshot(document: models.Document, cache: SnapshotCache | None = None) -> S
     if cache is not None:
         cache.objects, cache.settings, cache.checks = new.objects, new.settings, new.checks
     return Snapshot(objects=objects, checks=checks)
+
+
+def _object_record(section: str, obj: Any, origin: tuple[Any, bytes] | None) -> ObjectRecord:
+    if origin is not None:
+        raw, blob = origin
+        digest = hashlib.blake2b(blob, digest_size=16).hexdigest()
+        return ObjectRecord(kind=section, name=obj.name, hash=digest, spec=raw)
+    spec = obj.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return ObjectRecord(kind=section, name=obj.name, hash=spec_hash(spec), spec=spec)
 
 
 class _Checks:
@@ -204,7 +221,12 @@ def _resolve(
         "max_attempts": pick("max_attempts", DEFAULT_MAX_ATTEMPTS),
         "timeout": pick("timeout", DEFAULT_TIMEOUT).total_seconds(),
         "thresholds": {
-            m: t.model_dump(mode="json", exclude_none=True) for m, t in thresholds.items()
+            metric: {
+                level: value
+                for level, value in (("warning", t.warning), ("critical", t.critical))
+                if value is not None
+            }
+            for metric, t in thresholds.items()
         },
         "notifications": list(pick("notifications", [])),
         "service_labels": dict(getattr(obj, "labels", {})),

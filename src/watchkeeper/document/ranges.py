@@ -12,6 +12,7 @@ all share it, so a range means the same thing everywhere.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ def _fmt(value: float) -> str:
     return str(int(value)) if value.is_integer() else repr(value)
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_range(text: str) -> Range:
     """Parse a Nagios range; raise ValueError with a message that says what is wrong."""
     cleaned = text.strip()

@@ -53,7 +53,14 @@ def _references(
 
     templates = {obj.name: obj for _, obj in sections["templates"]}
 
+    zones, hosts, channels = known["zones"], known["hosts"], known["notifications"]
     for i, host in sections["hosts"]:
+        if (  # fast path: a large document is mostly fine; skip the generators below
+            host.zone in zones
+            and host.check is None
+            and all(p in hosts and p != host.name for p in host.parents)
+        ):
+            continue
         yield from ref("zones", host.zone, "hosts", i, "zone", what="zone")
         for j, parent in enumerate(host.parents):
             if parent == host.name:
@@ -71,6 +78,18 @@ def _references(
     for i, template in sections["templates"]:
         yield from _channel_refs(ref, template.notifications, "templates", i)
     for i, service in sections["services"]:
+        bound = service.hosts
+        if (  # fast path, as for hosts
+            service.check is not None
+            and (service.template is None or service.template in known["templates"])
+            and all(c in channels for c in service.notifications or ())
+            and (
+                all(h in hosts for h in bound)
+                if isinstance(bound, list)
+                else bound.zone is None or bound.zone in zones
+            )
+        ):
+            continue
         base = ("services", i)
         if isinstance(service.hosts, list):
             for j, host_name in enumerate(service.hosts):

@@ -35,6 +35,9 @@ class Validated:
     content_hash: str
     problems: list[Problem]
     document: models.Document | None = None
+    #: id(validated object) -> (its raw JSON, its canonical serialisation): lets the
+    #: snapshot reuse what validation already computed instead of dumping models again.
+    origins: Mapping[int, tuple[Any, bytes]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -101,6 +104,7 @@ def validate(raw: Mapping[str, Any], *, cache: ValidationCache | None = None) ->
     sections: dict[str, list[tuple[int, Any]]] = {}
     broken: dict[str, set[str]] = {}
     used: dict[tuple[str, Any], tuple[bytes, Any]] = {}
+    origins: dict[int, tuple[Any, bytes]] = {}
     for section, adapter in _ADAPTERS.items():
         items = raw.get(section, [])
         sections[section], broken[section] = [], set()
@@ -110,9 +114,10 @@ def validate(raw: Mapping[str, Any], *, cache: ValidationCache | None = None) ->
             name = item.get("name") if isinstance(item, dict) else None
             key = (section, name if isinstance(name, str) else None)
             hit = cache.entries.get(key) if cache is not None and key[1] is not None else None
-            blob = _serialise(item) if cache is not None else b""
+            blob = _serialise(item)
             if hit is not None and blob and hit[0] == blob:
                 sections[section].append((index, hit[1]))
+                origins[id(hit[1])] = (item, blob)
                 used[key] = hit
                 cache.hits += 1  # type: ignore[union-attr]
                 continue
@@ -126,6 +131,8 @@ def validate(raw: Mapping[str, Any], *, cache: ValidationCache | None = None) ->
             if cache is not None:
                 cache.misses += 1
             sections[section].append((index, obj))
+            if blob:
+                origins[id(obj)] = (item, blob)
             used[key] = (blob, obj)
     if cache is not None:
         cache.swap(used)
@@ -136,7 +143,9 @@ def validate(raw: Mapping[str, Any], *, cache: ValidationCache | None = None) ->
         return Validated(raw=raw, content_hash=doc_hash, problems=problems)
     fields: dict[str, Any] = {name: [obj for _, obj in objs] for name, objs in sections.items()}
     document = models.Document.model_construct(schema_="watchkeeper/v1", **fields)
-    return Validated(raw=raw, content_hash=doc_hash, problems=problems, document=document)
+    return Validated(
+        raw=raw, content_hash=doc_hash, problems=problems, document=document, origins=origins
+    )
 
 
 def validate_bytes(body: bytes | str, *, cache: ValidationCache | None = None) -> Validated:
@@ -145,6 +154,12 @@ def validate_bytes(body: bytes | str, *, cache: ValidationCache | None = None) -
 
 
 def _serialise(item: Any) -> bytes:
+    """JSON of one object: the cache key and the object's hash.
+
+    Keys are not sorted (sorting triples the cost on large documents): an object whose keys
+    were merely reordered counts as changed, which re-validates it and rewrites its row but
+    leaves its checks' hashes, and so their schedules, as they were.
+    """
     try:
         return orjson.dumps(item)
     except TypeError:  # not JSON (only Python callers can pass such values): never cached

@@ -48,10 +48,10 @@ class ManagerSettings:
 
 
 def parse_listen(value: str) -> tuple[str, int]:
-    """``host:port`` or ``[v6]:port``; raise `UsageError` naming the flag."""
+    """``host:port`` or ``[v6]:port`` (port 0: any free port); `UsageError` names the flag."""
     host, sep, port = value.rpartition(":")
     host = host.strip("[]")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
         raise UsageError(f"--http: expected ADDRESS:PORT such as 127.0.0.1:8470, got {value!r}")
     return host, int(port)
 
@@ -118,6 +118,7 @@ class Manager:
         self.token = ""
         self.server: _EmbeddedServer | None = None
         self._stopping = asyncio.Event()
+        self.port = settings.http_port
 
     @property
     def token_path(self) -> Path:
@@ -127,7 +128,7 @@ class Manager:
     def url(self) -> str:
         host = self.settings.http_host
         shown = f"[{host}]" if ":" in host else host
-        return f"http://{shown}:{self.settings.http_port}"
+        return f"http://{shown}:{self.port}"
 
     async def run(self, started: Callable[[], Awaitable[None]] | None = None) -> None:
         """Run until cancelled or until a part fails."""
@@ -152,6 +153,7 @@ class Manager:
         )
         self.server = _EmbeddedServer(config)
         listener = bind_listener(self.settings.http_host, self.settings.http_port)
+        self.port = listener.getsockname()[1]
         if not is_loopback(self.settings.http_host):
             logger.warning(
                 "HTTP listens on %s, beyond this machine; put TLS in front of it",

@@ -86,7 +86,7 @@ def create_app(db: store.Database, intake: ConfigIntake, token: str) -> FastAPI:
         version=__version__,
         docs_url=None,
         redoc_url=None,
-        openapi_url="/api/v1/openapi.json",
+        openapi_url=None,  # served below, behind the token like every other route
         dependencies=[Depends(TokenAuth(token))],
     )
     api = APIRouter(prefix="/api/v1")
@@ -163,6 +163,10 @@ def create_app(db: store.Database, intake: ConfigIntake, token: str) -> FastAPI:
             else status.HTTP_200_OK
         )
         return JSONResponse(result.model_dump(mode="json"), status_code=code)
+
+    @api.get("/openapi.json", include_in_schema=False)
+    async def openapi() -> dict[str, Any]:
+        return app.openapi()
 
     app.include_router(api)
     return app
