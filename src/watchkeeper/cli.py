@@ -92,9 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
         parser,
         "--log-level",
         env="LOG_LEVEL",
-        default="INFO",
+        default=None,
         choices=("DEBUG", "INFO", "WARNING", "ERROR"),
-        help="log level",
+        help="log level (default INFO for manager and up, WARNING for one-shot commands)",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -184,11 +184,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    long_running = args.command in ("up", "manager")
+    level = args.log_level or ("INFO" if long_running else "WARNING")
     logging.basicConfig(
-        level=getattr(logging, args.log_level),
+        level=getattr(logging, level),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, getattr(logging, level)))
     try:
         code: int = asyncio.run(args.func(args))
     except WatchkeeperError as exc:
