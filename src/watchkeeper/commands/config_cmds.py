@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from watchkeeper import store
 from watchkeeper.commands.common import (
@@ -23,6 +24,8 @@ from watchkeeper.document.problems import Problem
 from watchkeeper.document.reference import reference_markdown
 from watchkeeper.errors import DocumentUnreadable
 from watchkeeper.manager.intake import Checked, ConfigIntake, check_candidate
+
+T = TypeVar("T")
 
 #: How many names per kind a text plan lists before it says "and N more".
 PLAN_LIST_LIMIT = 20
@@ -181,16 +184,22 @@ def _summary_text(summary: dict[str, Any]) -> str:
     return ", ".join(parts) or "no changes"
 
 
-async def versions(args: argparse.Namespace) -> int:
+async def _read_list(args: argparse.Namespace, fetch: Callable[..., Awaitable[list[T]]]) -> list[T]:
+    """Rows from a listing function; none when there is no database yet (never create one)."""
     if not database_exists(args):
-        print("no configuration has been imported yet", file=sys.stderr)
-        return EXIT_OK
+        return []
     db = database(args)
     try:
         async with db.session() as session:
-            rows = await store.list_versions(session, limit=args.limit, offset=0)
+            return await fetch(session, limit=args.limit, offset=0)
     finally:
         await db.aclose()
+
+
+async def versions(args: argparse.Namespace) -> int:
+    rows = await _read_list(args, store.list_versions)
+    if not rows and args.format == "text":
+        print("no configuration has been imported yet", file=sys.stderr)
     if args.format == "json":
         emit_json([_version_dict(v) for v in rows])
         return EXIT_OK
@@ -213,15 +222,9 @@ def _version_dict(v: store.ConfigVersion) -> dict[str, Any]:
 
 
 async def rejections(args: argparse.Namespace) -> int:
-    if not database_exists(args):
+    rows = await _read_list(args, store.list_rejections)
+    if not rows and args.format == "text":
         print("no candidate has been rejected", file=sys.stderr)
-        return EXIT_OK
-    db = database(args)
-    try:
-        async with db.session() as session:
-            rows = await store.list_rejections(session, limit=args.limit, offset=0)
-    finally:
-        await db.aclose()
     if args.format == "json":
         emit_json([r.as_dict() for r in rows])
         return EXIT_OK

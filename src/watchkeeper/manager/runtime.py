@@ -13,12 +13,13 @@ import logging
 import socket
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import uvicorn
 
 from watchkeeper import store
+from watchkeeper.clock import utcnow
 from watchkeeper.errors import DocumentError, StoreError, UsageError
 from watchkeeper.manager.intake import ConfigIntake
 from watchkeeper.sources import Candidate, Poller, SourceStatus, open_source
@@ -26,10 +27,6 @@ from watchkeeper.web.app import create_app
 from watchkeeper.web.auth import TOKEN_FILE, load_or_create_token
 
 logger = logging.getLogger(__name__)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

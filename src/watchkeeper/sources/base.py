@@ -7,20 +7,12 @@ the intake's business; a source only says "here is a candidate", "nothing change
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Protocol
 
 #: The default size cap: far above any sane document, far below what hurts the manager.
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
-
-Clock = Callable[[], datetime]
-
-
-def utcnow() -> datetime:
-    """The default clock; injected everywhere so tests control time."""
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

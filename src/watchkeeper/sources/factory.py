@@ -11,9 +11,10 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 
+from watchkeeper.clock import Clock, utcnow
 from watchkeeper.errors import UsageError
 from watchkeeper.secrets import is_secret_ref
-from watchkeeper.sources.base import DEFAULT_MAX_BYTES, Clock, Source, utcnow
+from watchkeeper.sources.base import DEFAULT_MAX_BYTES, Source
 from watchkeeper.sources.file import FileSource
 from watchkeeper.sources.http import HttpSource, display_url
 

@@ -15,8 +15,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from watchkeeper.clock import Clock, utcnow
 from watchkeeper.errors import SourceTooLarge, SourceUnavailable
-from watchkeeper.sources.base import DEFAULT_MAX_BYTES, Candidate, Clock, utcnow
+from watchkeeper.sources.base import DEFAULT_MAX_BYTES, Candidate
 
 #: A file modified this recently may change again within the same mtime tick (Linux
 #: timestamps are coarse), so its stat triple is not trusted: git's "racy clean" problem.

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from watchkeeper import __version__
+from watchkeeper.clock import Clock, utcnow
 from watchkeeper.errors import (
     SecretError,
     SourceError,
@@ -25,7 +26,7 @@ from watchkeeper.errors import (
     SourceUnavailable,
 )
 from watchkeeper.secrets import resolve_secret
-from watchkeeper.sources.base import DEFAULT_MAX_BYTES, Candidate, Clock, utcnow
+from watchkeeper.sources.base import DEFAULT_MAX_BYTES, Candidate
 
 MAX_REDIRECTS = 5
 USER_AGENT = f"watchkeeper/{__version__}"

@@ -17,9 +17,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from watchkeeper.clock import Clock
 from watchkeeper.errors import DocumentError, SourceError, UsageError
 from watchkeeper.sources.backoff import backoff_delay
-from watchkeeper.sources.base import Candidate, Clock, Source
+from watchkeeper.sources.base import Candidate, Source
 
 logger = logging.getLogger(__name__)
 

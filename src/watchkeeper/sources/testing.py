@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from watchkeeper.clock import Clock, utcnow
 from watchkeeper.errors import SourceError
-from watchkeeper.sources.base import Candidate, Clock, utcnow
+from watchkeeper.sources.base import Candidate
 
 Step = bytes | SourceError | None
 
