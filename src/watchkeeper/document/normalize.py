@@ -108,7 +108,7 @@ def snapshot(
     """Flatten a validated document into records (it must have passed validation).
 
     With ``origins`` (from `Validated.origins`) an object's record is its raw JSON as the
-    operator wrote it, hashed from the canonical bytes validation already made; without,
+    operator wrote it, hashed with the digest validation already made; without,
     the record is the model's dump. Pass the same kind on both sides of a comparison.
     """
     origins = origins or {}
@@ -132,9 +132,8 @@ def snapshot(
 
 def _object_record(section: str, obj: Any, origin: tuple[Any, bytes] | None) -> ObjectRecord:
     if origin is not None:
-        raw, blob = origin
-        digest = hashlib.blake2b(blob, digest_size=16).hexdigest()
-        return ObjectRecord(kind=section, name=obj.name, hash=digest, spec=raw)
+        raw, digest = origin
+        return ObjectRecord(kind=section, name=obj.name, hash=digest.hex(), spec=raw)
     spec = obj.model_dump(mode="json", by_alias=True, exclude_none=True)
     return ObjectRecord(kind=section, name=obj.name, hash=spec_hash(spec), spec=spec)
 
