@@ -98,6 +98,14 @@ class SnapshotCache:
     checks: dict[tuple[int, int, int], tuple[Any, Any, Any, CheckRecord]] = field(
         default_factory=dict
     )
+    #: The hosts and templates of the last snapshot, and per service the check entries it
+    #: expanded to: while hosts and templates are the same objects, an unchanged service
+    #: expands to the same checks without binding it again.
+    hosts: list[Any] | None = None
+    templates: list[Any] | None = None
+    services: dict[int, tuple[Any, list[tuple[tuple[int, int, int], Any]]]] = field(
+        default_factory=dict
+    )
 
 
 def snapshot(
@@ -127,6 +135,7 @@ def snapshot(
     checks = _Checks(document, old, new).build()
     if cache is not None:
         cache.objects, cache.settings, cache.checks = new.objects, new.settings, new.checks
+        cache.hosts, cache.templates, cache.services = new.hosts, new.templates, new.services
     return Snapshot(objects=objects, checks=checks)
 
 
@@ -147,13 +156,27 @@ class _Checks:
         self.checks: dict[str, CheckRecord] = {}
 
     def build(self) -> dict[str, CheckRecord]:
-        index = HostIndex(self.document.hosts)
-        for host in self.document.hosts:
+        doc, old, new = self.document, self.old, self.new
+        new.hosts, new.templates = list(doc.hosts), list(doc.templates)
+        same_hosts = _same(old.hosts, new.hosts) and _same(old.templates, new.templates)
+        for host in doc.hosts:
             if host.check is not None:
                 self._add(host.check, host, None, host)
-        for service in self.document.services:
-            for host_name in index.bind(service.hosts):
-                self._add(service, index.hosts[host_name], service.name, service)
+        index: HostIndex | None = None
+        for service in doc.services:
+            previous = old.services.get(id(service)) if same_hosts else None
+            if previous is not None and previous[0] is service:
+                for key, hit in previous[1]:
+                    new.checks[key] = hit
+                    self.checks[hit[3].key] = hit[3]
+                new.services[id(service)] = previous
+                continue
+            index = index or HostIndex(doc.hosts)
+            entries = [
+                self._add(service, index.hosts[name], service.name, service)
+                for name in index.bind(service.hosts)
+            ]
+            new.services[id(service)] = (service, entries)
         return self.checks
 
     def _add(
@@ -162,7 +185,7 @@ class _Checks:
         host: models.Host,
         service: str | None,
         owner: Any,
-    ) -> None:
+    ) -> tuple[tuple[int, int, int], Any]:
         template = self.templates.get(obj.template) if obj.template else None
         key = (id(owner), id(template), id(host))
         hit = self.old.checks.get(key)
@@ -171,6 +194,7 @@ class _Checks:
             hit = (owner, template, host, record)
         self.new.checks[key] = hit
         self.checks[hit[3].key] = hit[3]
+        return key, hit
 
     def _settings(
         self, obj: models.Service | models.HostCheck, template: models.Template | None
@@ -181,6 +205,13 @@ class _Checks:
             hit = (obj, template, _resolve(obj, template))
         self.new.settings[key] = hit
         return hit[2]
+
+
+def _same(old: list[Any] | None, new: list[Any]) -> bool:
+    """The same objects (by identity) in the same order."""
+    if old is None or len(old) != len(new):
+        return False
+    return all(a is b for a, b in zip(old, new, strict=True))
 
 
 def _record(host: models.Host, service: str | None, settings: dict[str, Any]) -> CheckRecord:
