@@ -12,6 +12,7 @@ import contextlib
 import gc
 import hashlib
 import logging
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -37,6 +38,9 @@ class IntakeOutcome:
     version_id: int | None = None
     created: bool = False
     diff: ConfigDiff | None = None
+    #: Seconds spent parsing, validating and flattening, and then importing.
+    check_seconds: float = 0.0
+    import_seconds: float = 0.0
 
     @property
     def errors(self) -> list[Problem]:
@@ -96,6 +100,7 @@ class ConfigIntake:
     async def submit(self, body: bytes, *, source: str) -> IntakeOutcome:
         """Take a candidate through validation and import; never raises for a bad document."""
         async with self._lock:
+            started = time.perf_counter()
             try:
                 checked = await asyncio.to_thread(
                     check_candidate, body, self._cache, self._snapshot_cache
@@ -116,6 +121,7 @@ class ConfigIntake:
                     accepted=False,
                     problems=validated.problems,
                 )
+            checked_at = time.perf_counter()
             outcome = await store.import_snapshot(
                 self._db,
                 snapshot=checked.snapshot,
@@ -133,6 +139,7 @@ class ConfigIntake:
                     outcome.diff.summary(),
                     extra={"action": "config_imported", "version": outcome.version.id},
                 )
+            done = time.perf_counter()
             return IntakeOutcome(
                 source=source,
                 content_hash=validated.content_hash,
@@ -141,6 +148,8 @@ class ConfigIntake:
                 version_id=outcome.version.id,
                 created=outcome.created,
                 diff=outcome.diff,
+                check_seconds=checked_at - started,
+                import_seconds=done - checked_at,
             )
 
     async def _reject(self, digest: str, source: str, problems: list[Problem], body: bytes) -> None:
