@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from watchkeeper import __version__
-from watchkeeper.commands import config_cmds, run_cmds
+from watchkeeper.commands import config_cmds, keys_cmds, run_cmds
 from watchkeeper.errors import WatchkeeperError
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
@@ -139,6 +139,29 @@ def build_parser() -> argparse.ArgumentParser:
     up = db_sub.add_parser("upgrade", help="apply database migrations (safe to repeat)")
     _store_args(up)
     up.set_defaults(func=config_cmds.db_upgrade)
+
+    p = sub.add_parser("keys", help="print the manager's SSH host key fingerprint (creates it)")
+    _store_args(p)
+    p.set_defaults(func=keys_cmds.host_key)
+
+    p = sub.add_parser("worker-key", help="enrol, list and revoke worker SSH keys")
+    wk_sub = p.add_subparsers(dest="worker_key_command", required=True, metavar="ACTION")
+    wk = wk_sub.add_parser("add", help="enrol a worker's public key for zones")
+    wk.add_argument("name", help="the worker's name (unique)")
+    wk.add_argument("--zones", required=True, help="zones the key may serve: a,b")
+    wk.add_argument("--public-key", required=True, help="the worker's OpenSSH .pub file")
+    wk.add_argument("--labels", default=None, help="labels the key carries: k=v,k2=v2")
+    _format_arg(wk)
+    _store_args(wk)
+    wk.set_defaults(func=keys_cmds.worker_key_add)
+    wk = wk_sub.add_parser("list", help="list enrolled worker keys")
+    _format_arg(wk)
+    _store_args(wk)
+    wk.set_defaults(func=keys_cmds.worker_key_list)
+    wk = wk_sub.add_parser("revoke", help="revoke a worker key; a running manager drops it")
+    wk.add_argument("name")
+    _store_args(wk)
+    wk.set_defaults(func=keys_cmds.worker_key_revoke)
 
     for name, helptext in (
         ("up", "manager and embedded worker in one process, on the bundled example by default"),

@@ -22,6 +22,14 @@ from watchkeeper.store.config import (
 )
 from watchkeeper.store.db import Database
 from watchkeeper.store.values import ConfigVersion, ImportOutcome, Rejection, SourceStatus
+from watchkeeper.store.workers import (
+    WorkerKey,
+    WorkerKeyConflict,
+    add_worker_key,
+    find_by_public_key,
+    list_worker_keys,
+    revoke_worker_key,
+)
 
 __all__ = [
     "ConfigVersion",
@@ -29,15 +37,21 @@ __all__ = [
     "ImportOutcome",
     "Rejection",
     "SourceStatus",
+    "WorkerKey",
+    "WorkerKeyConflict",
+    "add_worker_key",
     "current_version",
+    "find_by_public_key",
     "get_rejection",
     "get_version",
     "import_snapshot",
     "list_rejections",
     "list_source_statuses",
     "list_versions",
+    "list_worker_keys",
     "plan",
     "record_rejection",
     "record_source_status",
+    "revoke_worker_key",
     "running_hashes",
 ]

@@ -229,6 +229,13 @@ class Database:
         await self.config.lock(session)
 
     async def _connect(self, session: AsyncSession, *, write: bool) -> None:
+        path = self.engine.url.database if self.dialect == "sqlite" else None
+        if path and path != ":memory:" and not Path(path).parent.is_dir():
+            # Refuse before aiosqlite starts a thread that would outlive a failed open.
+            raise StoreError(
+                f"cannot connect to the database at {self.url}: unable to open database file "
+                f"(no directory {Path(path).parent})"
+            )
         try:
             await session.connection(execution_options={WRITE_OPTION: write})
         except (*_DATABASE_ERRORS, OSError) as exc:

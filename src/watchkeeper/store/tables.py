@@ -154,6 +154,21 @@ class SourceStatusRow(Base):
     last_modified: Mapped[str | None] = mapped_column(sa.Text)
 
 
+class WorkerKeyRow(Base):
+    """A worker's SSH public key and the zones it may serve; revoked rows stay for audit."""
+
+    __tablename__ = "worker_keys"
+
+    name: Mapped[str] = mapped_column(sa.String(NAME_LENGTH), primary_key=True)
+    #: OpenSSH one-line form without comment (``ssh-ed25519 AAAA...``).
+    public_key: Mapped[str] = mapped_column(sa.Text, unique=True)
+    fingerprint: Mapped[str] = mapped_column(sa.String(128))
+    zones: Mapped[list[Any]]
+    labels: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
 def table(model: type[Base]) -> sa.Table:
     """The Core table of a model, for bulk statements."""
     found = model.__table__
@@ -167,3 +182,4 @@ config_objects = table(ConfigObjectRow)
 checks = table(CheckRow)
 check_states = table(CheckStateRow)
 source_status = table(SourceStatusRow)
+worker_keys = table(WorkerKeyRow)

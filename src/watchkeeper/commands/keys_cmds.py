@@ -1,0 +1,109 @@
+"""Commands about SSH keys: ``keys`` (the manager's host key) and ``worker-key add|list|revoke``.
+
+Enrolment is a manager-side command, not part of the document: the document comes from an
+external source, and whoever controls that source must not be able to let a new key serve
+a zone. A running manager re-checks connected keys every heartbeat interval, so a revoke
+made here closes that worker's connection within one interval.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from watchkeeper import store
+from watchkeeper.commands.common import EXIT_OK, database, database_exists, emit_json
+from watchkeeper.errors import UsageError
+from watchkeeper.transport import keys
+
+
+def split_list(text: str | None) -> list[str]:
+    """``"a, b,,c"`` -> ``["a", "b", "c"]``, keeping order and dropping repeats."""
+    items = [item.strip() for item in (text or "").split(",")]
+    return list(dict.fromkeys(item for item in items if item))
+
+
+def parse_labels(text: str | None) -> dict[str, str]:
+    """``"role=web,tier=1"`` -> ``{"role": "web", "tier": "1"}``; `UsageError` otherwise."""
+    labels: dict[str, str] = {}
+    for item in split_list(text):
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"label {item!r} is not NAME=VALUE")
+        labels[name.strip()] = value.strip()
+    return labels
+
+
+async def host_key(args: argparse.Namespace) -> int:
+    key = keys.load_or_create_host_key(Path(args.data_dir))
+    print(keys.fingerprint(key))
+    print(f"host key: {keys.host_key_path(Path(args.data_dir)).absolute()}", file=sys.stderr)
+    return EXIT_OK
+
+
+async def worker_key_add(args: argparse.Namespace) -> int:
+    zones = split_list(args.zones)
+    if not zones:
+        raise UsageError("a worker key needs at least one zone: --zones ZONE[,ZONE...]")
+    labels = parse_labels(args.labels)
+    key = keys.read_public_key_file(Path(args.public_key))
+    db = database(args)
+    try:
+        await db.migrate()
+        added = await store.add_worker_key(
+            db,
+            name=args.name,
+            public_key=keys.canonical_public_key(key),
+            fingerprint=keys.fingerprint(key),
+            zones=zones,
+            labels=labels,
+            now=datetime.now(UTC),
+        )
+    except store.WorkerKeyConflict as exc:
+        raise UsageError(exc.message) from exc
+    finally:
+        await db.aclose()
+    if args.format == "json":
+        emit_json(added.as_dict())
+    else:
+        print(f"enrolled {added.name} ({added.fingerprint}) for zones {', '.join(added.zones)}")
+    return EXIT_OK
+
+
+async def worker_key_list(args: argparse.Namespace) -> int:
+    rows: list[store.WorkerKey] = []
+    if database_exists(args):
+        db = database(args)
+        try:
+            await db.migrate()
+            async with db.session() as session:
+                rows = await store.list_worker_keys(session)
+        finally:
+            await db.aclose()
+    if args.format == "json":
+        emit_json([row.as_dict() for row in rows])
+        return EXIT_OK
+    if not rows:
+        print("no worker keys are enrolled", file=sys.stderr)
+    for row in rows:
+        labels = ",".join(f"{k}={v}" for k, v in sorted(row.labels.items())) or "-"
+        state = f"revoked {row.revoked_at:%Y-%m-%d %H:%M}" if row.revoked_at else "active"
+        print(
+            f"{row.name}  {row.fingerprint}  zones={','.join(row.zones)}  labels={labels}  {state}"
+        )
+    return EXIT_OK
+
+
+async def worker_key_revoke(args: argparse.Namespace) -> int:
+    db = database(args)
+    try:
+        await db.migrate()
+        revoked = await store.revoke_worker_key(db, args.name, now=datetime.now(UTC))
+    finally:
+        await db.aclose()
+    if revoked is None:
+        raise UsageError(f"no worker key named {args.name!r}")
+    print(f"revoked {revoked.name} ({revoked.fingerprint})")
+    return EXIT_OK

@@ -1,0 +1,362 @@
+"""The worker side of the job transport: dial the manager, take jobs, send results.
+
+A worker only dials out. It pins the manager's host key by fingerprint (``SHA256:...``) and
+refuses any other key before authenticating, so a man in the middle learns nothing and
+gets no results. It authenticates with its own key, opens the ``watchkeeper-jobs@v1``
+subsystem, says hello and is told in the welcome which zones its key serves.
+
+Jobs run concurrently up to ``concurrency``; each result goes back on the connection it
+came from. If that connection is gone the job is cancelled: the manager has already moved
+it to a peer. Lost connections are redialled with exponential backoff and jitter
+(`backoff_delay`); a host-key mismatch is never retried, since it needs a person.
+`drain` (SIGTERM) tells the manager to send nothing new, finishes the running jobs, then
+closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import socket
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncssh
+
+from watchkeeper import __version__
+from watchkeeper.results import CheckOutcome, CheckState
+from watchkeeper.sources.backoff import backoff_delay
+from watchkeeper.transport import protocol, sensors
+from watchkeeper.transport.errors import (
+    AuthRefused,
+    HostKeyMismatch,
+    ManagerUnreachable,
+    ProtocolError,
+    TransportError,
+)
+from watchkeeper.transport.protocol import Job
+from watchkeeper.transport.session import FramedSession
+
+logger = logging.getLogger(__name__)
+
+RunJob = Callable[[Job], Awaitable[CheckOutcome]]
+
+#: Preferred ciphers: AES-GCM roughly doubles message throughput over the default here.
+CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "chacha20-poly1305@openssh.com")
+#: Seconds a job may run past its own timeout before the worker gives its slot back.
+JOB_GRACE = 5.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerSettings:
+    """How a worker reaches its manager and what it tells it."""
+
+    host: str
+    port: int = 4730
+    key_path: Path
+    manager_fingerprint: str
+    name: str = field(default_factory=socket.gethostname)
+    #: Claims shown to operators; the key's enrolment decides what the worker serves.
+    labels: dict[str, str] = field(default_factory=dict)
+    zones: tuple[str, ...] = ()
+    concurrency: int = 8
+    backoff_base: float = 1.0
+    backoff_cap: float = 60.0
+    connect_timeout: float = 10.0
+    keepalive_interval: float = 15.0
+
+
+class _PinningClient(asyncssh.SSHClient):
+    def __init__(self, pinned: str) -> None:
+        self.pinned = pinned
+        self.seen: str | None = None
+
+    def validate_host_public_key(
+        self, host: str, addr: str, port: int, key: asyncssh.SSHKey
+    ) -> bool:
+        self.seen = key.get_fingerprint("sha256")
+        return self.seen == self.pinned
+
+
+class WorkerConnection:
+    """One worker's link to its manager; `run` until drained or stopped."""
+
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        run_job: RunJob,
+        *,
+        sensor_list: Sequence[sensors.Sensor] | None = None,
+        load: Callable[[], float] = sensors.load_per_core,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.settings = settings
+        self._run_job = run_job
+        self._sensors = list(sensors.default_sensors() if sensor_list is None else sensor_list)
+        self._load = load
+        self._rng = rng or random.Random()
+        self._slots = asyncio.Semaphore(settings.concurrency)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._session: _WorkerSession | None = None
+        self._stable: tuple[bool, str] = (True, "")
+        self._reported: tuple[bool, str] | None = None
+        self._draining = False
+        self._stopping = False
+        self._wake = asyncio.Event()
+        self.welcome: protocol.Welcome | None = None
+        #: Set while a session is welcomed; tests and ``up`` wait on it.
+        self.connected = asyncio.Event()
+        self.failures = 0
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    # --- control --------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Connect, serve, reconnect with backoff; return once drained or stopped.
+
+        Raises `HostKeyMismatch` at once: a wrong manager key is not a transient failure.
+        """
+        while not (self._stopping or self._draining):
+            try:
+                await self._serve()
+            except HostKeyMismatch:
+                raise
+            except TransportError as exc:
+                if self.failures == 0:
+                    logger.warning("manager connection failed: %s", exc.message)
+                else:
+                    logger.debug("manager connection failed again: %s", exc.message)
+            if self._stopping or self._draining:
+                break
+            self.failures += 1
+            delay = backoff_delay(
+                self.failures,
+                base=self.settings.backoff_base,
+                cap=self.settings.backoff_cap,
+                rng=self._rng,
+            )
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay)
+        await self._cancel_jobs()
+
+    def drain(self, reason: str = "draining") -> None:
+        """Take no new jobs, finish the running ones, then disconnect and end `run`."""
+        if self._draining:
+            return
+        self._draining = True
+        self._wake.set()
+        session = self._session
+        if session is not None:
+            session.send(protocol.Drain(reason=reason))
+            self._maybe_close_drained()
+
+    def stop(self) -> None:
+        """Disconnect now; running jobs are cancelled (the manager re-leases them)."""
+        self._stopping = True
+        self._wake.set()
+        if self._session is not None:
+            self._session.close()
+
+    # --- one connection -------------------------------------------------------------------
+
+    async def _serve(self) -> None:
+        s = self.settings
+        pin = _PinningClient(s.manager_fingerprint)
+        where = f"{s.host}:{s.port}"
+        try:
+            conn = await asyncssh.connect(
+                s.host,
+                s.port,
+                client_factory=lambda: pin,
+                username=s.name,
+                client_keys=[s.key_path],
+                known_hosts=([], [], []),
+                server_host_key_algs=["ssh-ed25519"],
+                encryption_algs=list(CIPHERS),
+                preferred_auth=["publickey"],
+                agent_path=None,
+                password=None,
+                config=None,
+                connect_timeout=s.connect_timeout,
+                keepalive_interval=s.keepalive_interval,
+            )
+        except asyncssh.HostKeyNotVerifiable as exc:
+            raise HostKeyMismatch(
+                f"the manager at {where} presented host key {pin.seen}, but this worker "
+                f"pins {s.manager_fingerprint}; refusing to connect"
+            ) from exc
+        except asyncssh.PermissionDenied as exc:
+            raise AuthRefused(f"the manager at {where} refused key {s.key_path}") from exc
+        except (OSError, asyncssh.Error, TimeoutError) as exc:
+            raise ManagerUnreachable(f"cannot reach the manager at {where}: {exc}") from exc
+        async with conn:
+            try:
+                _, session = await conn.create_session(
+                    lambda: _WorkerSession(self, conn),
+                    subsystem=protocol.SUBSYSTEM,
+                    encoding=None,
+                )
+            except asyncssh.Error as exc:
+                raise ManagerUnreachable(f"{where} refused the job subsystem: {exc}") from exc
+            assert isinstance(session, _WorkerSession)
+            self._session = session
+            session.send(
+                protocol.Hello(
+                    name=s.name,
+                    version=__version__,
+                    labels=s.labels,
+                    zones=list(s.zones),
+                    concurrency=s.concurrency,
+                )
+            )
+            if self._draining:
+                session.send(protocol.Drain(reason="draining"))
+            try:
+                await session.done
+            finally:
+                self._session = None
+                self.connected.clear()
+                await self._cancel_jobs()
+            if session.error is not None:
+                raise session.error
+
+    # --- called by the session ------------------------------------------------------------
+
+    def _welcomed(self, session: _WorkerSession, welcome: protocol.Welcome) -> None:
+        self.welcome = welcome
+        self.failures = 0
+        self.connected.set()
+        logger.info(
+            "connected to the manager as %s for zones %s",
+            welcome.name,
+            ", ".join(welcome.zones),
+            extra={"action": "worker_connected"},
+        )
+        session.start_heartbeats(welcome.heartbeat_interval)
+        self._maybe_close_drained()
+
+    def _job(self, session: _WorkerSession, job: Job) -> None:
+        task = asyncio.create_task(self._run(session, job), name=f"job-{job.job_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._job_done)
+        self._pressure(session)
+
+    def _job_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        session = self._session
+        if session is not None:
+            self._pressure(session)
+        self._maybe_close_drained()
+
+    async def _run(self, session: _WorkerSession, job: Job) -> None:
+        async with self._slots:
+            started = time.time()
+            guard = max(job.deadline - started, float(job.spec.get("timeout", 60))) + JOB_GRACE
+            try:
+                async with asyncio.timeout(guard):
+                    outcome = await self._run_job(job)
+            except TimeoutError:
+                outcome = CheckOutcome(
+                    state=CheckState.UNKNOWN,
+                    output=f"UNKNOWN - job ran past its deadline on worker {self.settings.name}",
+                )
+            except Exception as exc:
+                logger.exception("job %s of %s failed", job.job_id, job.check)
+                outcome = CheckOutcome(
+                    state=CheckState.UNKNOWN,
+                    output=f"UNKNOWN - worker {self.settings.name}: {type(exc).__name__}: {exc}",
+                )
+            finished = time.time()
+        session.send(protocol.Result.from_outcome(job, outcome, started=started, finished=finished))
+
+    def _heartbeat(self, session: _WorkerSession) -> None:
+        """The periodic beat: re-read the slow sensors, then report."""
+        load = sensors.WorkerLoad(in_flight=self.in_flight, concurrency=self.settings.concurrency)
+        self._stable = sensors.evaluate([s for s in self._sensors if not s.volatile], load)
+        self._pressure(session, force=True)
+
+    def _pressure(self, session: _WorkerSession, *, force: bool = False) -> None:
+        """Report when accepting flips (or on a heartbeat); log refusals once."""
+        load = sensors.WorkerLoad(in_flight=self.in_flight, concurrency=self.settings.concurrency)
+        verdict = self._stable
+        if verdict[0]:
+            verdict = sensors.evaluate([s for s in self._sensors if s.volatile], load)
+        if self._reported is not None and verdict[0] != self._reported[0]:
+            logger.info(
+                "%s", "accepting jobs again" if verdict[0] else f"refusing jobs: {verdict[1]}"
+            )
+        if force or self._reported is None or verdict[0] != self._reported[0]:
+            self._reported = verdict
+            session.send(
+                protocol.Heartbeat(
+                    in_flight=self.in_flight,
+                    load=self._load(),
+                    accepting=verdict[0] and not self._draining,
+                    reason=verdict[1] or ("draining" if self._draining else ""),
+                )
+            )
+
+    def _maybe_close_drained(self) -> None:
+        session = self._session
+        if self._draining and not self._tasks and session is not None and session.welcomed:
+            logger.info("drained: closing the manager connection")
+            session.close()
+
+    async def _cancel_jobs(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class _WorkerSession(FramedSession, asyncssh.SSHClientSession[bytes]):
+    """The client end of the job subsystem."""
+
+    def __init__(self, worker: WorkerConnection, conn: asyncssh.SSHClientConnection) -> None:
+        super().__init__(conn)
+        self._worker = worker
+        self.welcomed = False
+        self.error: TransportError | None = None
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._beats: asyncio.Task[None] | None = None
+
+    def start_heartbeats(self, interval: float) -> None:
+        self._beats = asyncio.create_task(self._beat(interval), name="worker-heartbeat")
+
+    async def _beat(self, interval: float) -> None:
+        while True:
+            self._worker._heartbeat(self)
+            await asyncio.sleep(interval)
+
+    def on_message(self, message: protocol.Message) -> None:
+        if isinstance(message, protocol.Welcome) and not self.welcomed:
+            self.welcomed = True
+            self._worker._welcomed(self, message)
+        elif not self.welcomed:
+            raise ProtocolError(f"expected welcome, got {message.type}")
+        elif isinstance(message, Job):
+            self._worker._job(self, message)
+        elif isinstance(message, protocol.Drain):
+            self._worker.drain(message.reason or "requested by the manager")
+        elif isinstance(message, protocol.Error):
+            self.error = ManagerUnreachable(
+                f"the manager closed: {message.code}: {message.message}"
+            )
+        else:
+            raise ProtocolError(f"a manager may not send {message.type}")
+
+    def on_closed(self, why: str) -> None:
+        if self._beats is not None:
+            self._beats.cancel()
+        if not self.welcomed and self.error is None:
+            self.error = ManagerUnreachable(f"the manager closed the session: {why}")
+        if not self.done.done():
+            self.done.set_result(None)

@@ -1,0 +1,324 @@
+"""The manager's job server: SSH on port 4730 serving one subsystem, the job protocol.
+
+Principle 2, "workers call home; the manager decides": a connection authenticates with a
+public key only, looked up in a `KeyRegistry`; the zones and labels it serves come from
+that key's enrolment, never from its hello. Everything else SSH offers (passwords,
+keyboard-interactive, host-based auth, shell, exec, SFTP, SCP, port forwarding both ways,
+X11, agent forwarding, ptys) is refused at the request, so a worker key cannot be used to
+get a shell on the manager.
+
+Leases: each job sent is held against its worker until its result arrives or its deadline
+passes. When a worker's connection drops, or it misses three heartbeats, its leased jobs go
+to a peer of the same zone (or to ``on_lost`` when there is none). A result counts only
+from the worker holding the lease and quoting the job's token, once; anything else (late,
+duplicate, from another worker) is ignored, so results are idempotent by job id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import asyncssh
+
+from watchkeeper.errors import WatchkeeperError
+from watchkeeper.transport import protocol, routing
+from watchkeeper.transport.errors import ProtocolError
+from watchkeeper.transport.protocol import Job, Result
+from watchkeeper.transport.registry import KeyRegistry
+from watchkeeper.transport.sshd import SSHServer
+from watchkeeper.transport.workers import ConnectedWorker, WorkerInfo
+
+__all__ = ["DEFAULT_HEARTBEAT", "DEFAULT_PORT", "JobServer", "WorkerInfo"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PORT = 4730
+DEFAULT_HEARTBEAT = 5.0
+#: Missed heartbeats after which a silent worker is disconnected and its jobs moved.
+MISSED_HEARTBEATS = 3
+
+ResultHandler = Callable[[str, Result], None]
+LostHandler = Callable[[Job, str], None]
+
+
+@dataclass(slots=True)
+class _Lease:
+    job: Job
+    worker: ConnectedWorker
+
+
+class JobServer:
+    """The SSH job server; `start` it, `submit` jobs, get results through ``on_result``.
+
+    ``on_result(worker_name, result)`` and ``on_lost(job, reason)`` are called on the event
+    loop and must not block: post an event and return.
+    """
+
+    def __init__(
+        self,
+        *,
+        registry: KeyRegistry,
+        host_key: asyncssh.SSHKey,
+        on_result: ResultHandler,
+        on_lost: LostHandler | None = None,
+        host: str = "0.0.0.0",
+        port: int = DEFAULT_PORT,
+        heartbeat_interval: float = DEFAULT_HEARTBEAT,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.registry = registry
+        self._host_key = host_key
+        self._on_result = on_result
+        self._on_lost = on_lost
+        self._host, self._port = host, port
+        self.heartbeat_interval = heartbeat_interval
+        self._clock = clock
+        self._workers: set[ConnectedWorker] = set()
+        self._leases: dict[str, _Lease] = {}
+        self._assignments = 0
+        self._acceptor: asyncssh.SSHAcceptor | None = None
+        self._monitor: asyncio.Task[None] | None = None
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._acceptor = await asyncssh.listen(
+            self._host,
+            self._port,
+            server_factory=lambda: SSHServer(self),
+            server_host_keys=[self._host_key],
+            public_key_auth=True,
+            password_auth=False,
+            kbdint_auth=False,
+            host_based_auth=False,
+            gss_host=None,
+            allow_pty=False,
+            x11_forwarding=False,
+            agent_forwarding=False,
+            sftp_factory=None,
+            allow_scp=False,
+            keepalive_interval=self.heartbeat_interval * MISSED_HEARTBEATS,
+            login_timeout=30,
+            config=None,
+        )
+        self._monitor = asyncio.create_task(self._watch(), name="job-server-monitor")
+        logger.info("job server listening on %s:%d", self._host, self.port)
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful when started on port 0)."""
+        return self._acceptor.get_port() if self._acceptor else self._port
+
+    async def aclose(self) -> None:
+        if self._monitor is not None:
+            self._monitor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._monitor
+        for worker in list(self._workers):
+            worker.peer.close()
+        if self._acceptor is not None:
+            self._acceptor.close()
+            await self._acceptor.wait_closed()
+
+    async def __aenter__(self) -> JobServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # --- the manager's API ----------------------------------------------------------------
+
+    async def submit(self, job: Job) -> bool:
+        """Lease ``job`` to the least-loaded worker allowed to run it; False if none can."""
+        if job.job_id in self._leases:
+            return True  # already leased: submitting again must not run it twice
+        return self._lease(job, exclude=None)
+
+    def workers(self) -> list[WorkerInfo]:
+        return sorted((w.info() for w in self._workers if w.hello), key=lambda i: i.name)
+
+    def zone_online(self, zone: str) -> bool:
+        """Whether any connected worker is enrolled for ``zone`` (busy or not)."""
+        return any(w.hello is not None and zone in w.zones for w in self._workers)
+
+    def revoke(self, name: str) -> int:
+        """Close every connection of key ``name`` now; returns how many were closed.
+
+        Revoke the key in the registry first, or it will simply reconnect.
+        """
+        closing = [w for w in self._workers if w.name == name]
+        for worker in closing:
+            logger.warning("closing revoked worker %s", name, extra={"action": "worker_revoked"})
+            worker.peer.close()
+        return len(closing)
+
+    def drain(self, name: str, reason: str = "requested by the manager") -> None:
+        """Ask worker ``name`` to finish its jobs and disconnect; it gets nothing new."""
+        for worker in self._workers:
+            if worker.name == name:
+                worker.draining = True
+                worker.peer.send(protocol.Drain(reason=reason))
+
+    # --- routing and leases ---------------------------------------------------------------
+
+    def _lease(self, job: Job, *, exclude: ConnectedWorker | None) -> bool:
+        candidates = (w for w in self._workers if w is not exclude)
+        worker = routing.choose(candidates, zone=job.zone, requires=job.requires)
+        if worker is None:
+            return False
+        self._assignments += 1
+        worker.last_assigned = self._assignments
+        worker.jobs.add(job.job_id)
+        self._leases[job.job_id] = _Lease(job=job, worker=worker)
+        worker.peer.send(job)
+        return True
+
+    def _release(self, job_id: str) -> _Lease | None:
+        lease = self._leases.pop(job_id, None)
+        if lease is not None:
+            lease.worker.jobs.discard(job_id)
+        return lease
+
+    def _fail_over(self, worker: ConnectedWorker, why: str) -> None:
+        now = self._clock()
+        for job_id in list(worker.jobs):
+            lease = self._release(job_id)
+            if lease is None or lease.job.deadline <= now:
+                continue
+            job = lease.job
+            if self._lease(job, exclude=worker):
+                logger.info(
+                    "job %s of %s moved from %s (%s)",
+                    job.job_id,
+                    job.check,
+                    worker.name,
+                    why,
+                    extra={"action": "job_failed_over", "worker": worker.name},
+                )
+            elif self._on_lost is not None:
+                self._on_lost(job, f"no worker for zone {job.zone}")
+
+    # --- connection events (called by the SSH glue) ---------------------------------------
+
+    def attach(self, worker: ConnectedWorker) -> None:
+        self._workers.add(worker)
+
+    def detach(self, worker: ConnectedWorker, why: str) -> None:
+        if worker not in self._workers:
+            return
+        self._workers.discard(worker)
+        if worker.hello is not None:
+            logger.info(
+                "worker %s disconnected: %s",
+                worker.name,
+                why,
+                extra={"action": "worker_lost", "worker": worker.name},
+            )
+        self._fail_over(worker, why)
+
+    def handle(self, worker: ConnectedWorker, message: protocol.Message) -> None:
+        worker.last_seen, worker.last_seen_wall = time.monotonic(), time.time()
+        if worker.hello is None:
+            self._hello(worker, message)
+        elif isinstance(message, Result):
+            self._result(worker, message)
+        elif isinstance(message, protocol.Heartbeat):
+            if message.accepting != worker.accepting:
+                logger.info(
+                    "worker %s %s%s",
+                    worker.name,
+                    "accepts jobs again" if message.accepting else "refuses jobs: ",
+                    "" if message.accepting else message.reason,
+                    extra={"action": "worker_pressure", "worker": worker.name},
+                )
+            worker.accepting, worker.reason = message.accepting, message.reason
+            worker.load = message.load
+        elif isinstance(message, protocol.Drain):
+            worker.draining = True
+            logger.info("worker %s is draining", worker.name, extra={"action": "worker_drain"})
+        elif isinstance(message, protocol.Error):
+            logger.warning("worker %s: %s: %s", worker.name, message.code, message.message)
+        else:
+            raise ProtocolError(f"a worker may not send {message.type}")
+
+    def _hello(self, worker: ConnectedWorker, message: protocol.Message) -> None:
+        if not isinstance(message, protocol.Hello):
+            raise ProtocolError(f"expected hello, got {message.type}")
+        if message.protocol != protocol.PROTOCOL_VERSION:
+            raise ProtocolError(
+                f"protocol {message.protocol} not supported (this manager speaks "
+                f"{protocol.PROTOCOL_VERSION})"
+            )
+        for other in [w for w in self._workers if w.name == worker.name and w is not worker]:
+            other.peer.close()  # the same key again: a reconnect; the newest wins
+            self.detach(other, "replaced by a new connection")
+        worker.hello = message
+        worker.peer.send(
+            protocol.Welcome(
+                name=worker.name,
+                zones=sorted(worker.zones),
+                labels=dict(worker.labels),
+                heartbeat_interval=self.heartbeat_interval,
+            )
+        )
+        if set(message.zones) - worker.zones:
+            logger.warning(
+                "worker %s claims zones %s beyond its enrolment %s; ignored",
+                worker.name,
+                sorted(set(message.zones) - worker.zones),
+                sorted(worker.zones),
+                extra={"action": "worker_claim_ignored", "worker": worker.name},
+            )
+        logger.info(
+            "worker %s connected for zones %s",
+            worker.name,
+            ", ".join(sorted(worker.zones)),
+            extra={"action": "worker_connected", "worker": worker.name},
+        )
+
+    def _result(self, worker: ConnectedWorker, result: Result) -> None:
+        lease = self._leases.get(result.job_id)
+        if lease is None or lease.worker is not worker or lease.job.token != result.token:
+            logger.debug(
+                "ignoring result for job %s from %s: not leased to it (late or duplicate)",
+                result.job_id,
+                worker.name,
+                extra={"action": "result_ignored", "worker": worker.name},
+            )
+            return
+        self._release(result.job_id)
+        try:
+            self._on_result(worker.name, result)
+        except Exception:
+            logger.exception("on_result failed for job %s", result.job_id)
+
+    # --- the monitor ----------------------------------------------------------------------
+
+    async def _watch(self) -> None:
+        """Every interval: expire leases, drop silent workers, close revoked keys."""
+        while True:
+            await asyncio.sleep(self.heartbeat_interval)
+            try:
+                await self._tick()
+            except WatchkeeperError as exc:  # the registry's store is down: try next time
+                logger.warning("job server check failed: %s", exc.message)
+
+    async def _tick(self) -> None:
+        now = self._clock()
+        for job_id in [j for j, lease in self._leases.items() if lease.job.deadline <= now]:
+            self._release(job_id)
+        silent = time.monotonic() - MISSED_HEARTBEATS * self.heartbeat_interval
+        for worker in list(self._workers):
+            if worker.last_seen < silent:
+                worker.peer.abort()
+                self.detach(worker, f"missed {MISSED_HEARTBEATS} heartbeats")
+        for key in {w.enrolment.public_key for w in self._workers}:
+            if await self.registry.lookup(key) is None:
+                for worker in [w for w in self._workers if w.enrolment.public_key == key]:
+                    self.revoke(worker.name)

@@ -1,0 +1,44 @@
+"""Which worker gets a job: zones and labels from enrolment, then least loaded."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from watchkeeper.transport.routing import choose
+
+
+@dataclass
+class W:
+    name: str
+    zones: frozenset[str]
+    labels: Mapping[str, str] = field(default_factory=dict)
+    ready: bool = True
+    leased: int = 0
+    concurrency: int = 4
+    load: float = 0.0
+    last_assigned: int = 0
+
+
+def test_only_enrolled_zones_and_matching_labels_are_eligible() -> None:
+    a = W("a", frozenset({"core"}))
+    b = W("b", frozenset({"dmz"}), labels={"role": "web"})
+    assert choose([a, b], zone="dmz", requires={}) is b
+    assert choose([a, b], zone="dmz", requires={"role": "web"}) is b
+    assert choose([a, b], zone="dmz", requires={"role": "db"}) is None
+    assert choose([a, b], zone="lab", requires={}) is None
+
+
+def test_busy_draining_and_full_workers_are_skipped() -> None:
+    full = W("full", frozenset({"z"}), leased=4)
+    refusing = W("refusing", frozenset({"z"}), ready=False)
+    assert choose([full, refusing], zone="z", requires={}) is None
+
+
+def test_least_loaded_then_least_recently_assigned() -> None:
+    busy = W("busy", frozenset({"z"}), leased=2)
+    idle_recent = W("idle_recent", frozenset({"z"}), last_assigned=9)
+    idle_old = W("idle_old", frozenset({"z"}), last_assigned=3)
+    assert choose([busy, idle_recent, idle_old], zone="z", requires={}) is idle_old
+    hot = W("hot", frozenset({"z"}), load=1.7)
+    assert choose([hot, idle_recent], zone="z", requires={}) is idle_recent
