@@ -200,14 +200,56 @@ def build_parser() -> argparse.ArgumentParser:
             default="127.0.0.1:8470",
             help="address:port of the web interface and API (default 127.0.0.1:8470)",
         )
+        _env_arg(
+            p,
+            "--jobs",
+            env="JOBS",
+            default="127.0.0.1:4730",
+            help="address:port of the SSH job server (default 127.0.0.1:4730; remote workers "
+            "need e.g. 0.0.0.0:4730)",
+        )
         p.set_defaults(func=run_cmds.up if name == "up" else run_cmds.manager)
+
+    p = sub.add_parser("worker", help="run checks for a manager: dial its job server over SSH")
+    _env_arg(
+        p,
+        "--manager",
+        env="MANAGER",
+        required="WATCHKEEPER_MANAGER" not in os.environ,
+        help="the manager's job server, HOST:PORT (e.g. manager.example:4730)",
+    )
+    _env_arg(
+        p,
+        "--key",
+        env="WORKER_KEY",
+        required="WATCHKEEPER_WORKER_KEY" not in os.environ,
+        help="this worker's private key file (its .pub enrolled with `worker-key add`)",
+    )
+    _env_arg(
+        p,
+        "--manager-fingerprint",
+        env="MANAGER_FINGERPRINT",
+        required="WATCHKEEPER_MANAGER_FINGERPRINT" not in os.environ,
+        help="the manager's host key, SHA256:... as `watchkeeper keys` prints it",
+    )
+    _env_arg(p, "--labels", env="WORKER_LABELS", help="labels shown to operators: k=v,k2=v2")
+    _env_arg(
+        p,
+        "--concurrency",
+        env="WORKER_CONCURRENCY",
+        type=int,
+        default=8,
+        help="checks run at once (default 8)",
+    )
+    _env_arg(p, "--name", env="WORKER_NAME", help="name in the hello (default: the hostname)")
+    p.set_defaults(func=run_cmds.worker)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    long_running = args.command in ("up", "manager")
+    long_running = args.command in ("up", "manager", "worker")
     level = args.log_level or ("INFO" if long_running else "WARNING")
     logging.basicConfig(
         level=getattr(logging, level),
@@ -215,6 +257,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     logging.getLogger("alembic").setLevel(max(logging.WARNING, getattr(logging, level)))
+    # asyncssh logs every channel at INFO; our transport logs what matters to operators.
+    logging.getLogger("asyncssh").setLevel(max(logging.WARNING, getattr(logging, level)))
     try:
         code: int = asyncio.run(args.func(args))
     except WatchkeeperError as exc:

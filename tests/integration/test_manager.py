@@ -39,7 +39,11 @@ async def manager(tmp_path: Path) -> AsyncIterator[tuple[Manager, Path]]:
     source = tmp_path / "doc.json"
     source.write_text(json.dumps(document()))
     settings = ManagerSettings(
-        source=str(source), data_dir=tmp_path / "data", http_port=0, poll_interval=0.1
+        source=str(source),
+        data_dir=tmp_path / "data",
+        http_port=0,
+        jobs_port=0,
+        poll_interval=0.1,
     )
     mgr = Manager(settings)
     ready = asyncio.Event()

@@ -5,14 +5,31 @@ from __future__ import annotations
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
 
+DEMO_FLAG = Path("/tmp/watchkeeper-demo-fail")
 
-def test_up_imports_the_demo_and_stops_cleanly(tmp_path: Path) -> None:
+
+def saved_state(db: Path, key: str) -> str | None:
+    """The state the running ``up`` saved for ``key``, read as another process would."""
+    if not db.exists():
+        return None
+    with sqlite3.connect(db, timeout=5) as conn:
+        try:
+            row = conn.execute("SELECT state FROM check_states WHERE check_key = ?", (key,))
+        except sqlite3.OperationalError:  # not migrated yet
+            return None
+        found = row.fetchone()
+    return None if found is None else str(found[0])
+
+
+def test_up_imports_the_demo_runs_its_checks_and_stops_cleanly(tmp_path: Path) -> None:
     env = {**os.environ, "WATCHKEEPER_LOG_LEVEL": "WARNING"}
     proc = subprocess.Popen(
         [
@@ -23,6 +40,8 @@ def test_up_imports_the_demo_and_stops_cleanly(tmp_path: Path) -> None:
             "--data-dir",
             str(tmp_path / "data"),
             "--http",
+            "127.0.0.1:0",
+            "--jobs",
             "127.0.0.1:0",
         ],
         stdout=subprocess.PIPE,
@@ -50,8 +69,21 @@ def test_up_imports_the_demo_and_stops_cleanly(tmp_path: Path) -> None:
         assert current.status_code == 200
         assert current.json()["summary"]["checks"]["added"] == 6
         assert httpx.get(f"{url}/api/v1/config/current").status_code == 401
+
+        # demo-flag runs every 10 s (its first run within 10 s of the import): poll the
+        # store the process writes, bounded, for the state the flag file implies.
+        expected = "CRITICAL" if DEMO_FLAG.exists() else "OK"
+        db = tmp_path / "data" / "watchkeeper.db"
+        deadline = time.monotonic() + 30
+        while saved_state(db, "localhost!demo-flag") != expected:
+            assert time.monotonic() < deadline, saved_state(db, "localhost!demo-flag")
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            time.sleep(0.2)
     finally:
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
     assert "stopped" in out
+    summaries = re.findall(r"6 checks: .*", "".join(seen) + out)
+    assert summaries, out
+    assert any(re.search(r"\b[1-6] OK\b", line) for line in summaries), summaries

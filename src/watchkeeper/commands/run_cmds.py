@@ -1,4 +1,4 @@
-"""Long-running roles: ``up`` (everything in one process) and ``manager``."""
+"""Long-running roles: ``up`` (everything in one process), ``manager`` and ``worker``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,12 @@ from importlib import resources
 from pathlib import Path
 
 from watchkeeper.commands.common import EXIT_OK
+from watchkeeper.errors import UsageError
 from watchkeeper.manager.runtime import Manager, ManagerSettings, parse_listen
+from watchkeeper.transport.client import WorkerConnection, WorkerSettings
+from watchkeeper.transport.server import DEFAULT_PORT
+from watchkeeper.worker.executors import Executors, install_child_watcher
+from watchkeeper.worker.runner import job_runner
 
 
 def bundled_example() -> Path:
@@ -18,8 +23,11 @@ def bundled_example() -> Path:
     return Path(str(resources.files("watchkeeper") / "examples" / "demo.json"))
 
 
-def _settings(args: argparse.Namespace, source: str) -> ManagerSettings:
+def _settings(
+    args: argparse.Namespace, source: str, *, embedded_worker: bool = False
+) -> ManagerSettings:
     host, port = parse_listen(args.http)
+    jobs_host, jobs_port = parse_listen(args.jobs, "--jobs", DEFAULT_PORT)
     return ManagerSettings(
         source=source,
         data_dir=Path(args.data_dir).absolute(),
@@ -30,6 +38,9 @@ def _settings(args: argparse.Namespace, source: str) -> ManagerSettings:
         source_timeout=args.timeout,
         max_bytes=args.max_bytes,
         bearer_token=args.bearer_token,
+        jobs_host=jobs_host,
+        jobs_port=jobs_port,
+        embedded_worker=embedded_worker,
     )
 
 
@@ -42,6 +53,7 @@ async def _serve(manager: Manager) -> int:
         _say(f"Watchkeeper manager ready; source {manager.settings.source}")
         _say(f"API: {manager.url}/api/v1  (OpenAPI at {manager.url}/api/v1/openapi.json)")
         _say(f"API token: {manager.token_path}  (mode 0600)")
+        _say(f"job server: {manager.settings.jobs_host}:{manager.jobs_port} (SSH)")
         _say(
             f'try: curl -H "Authorization: Bearer $(cat {manager.token_path})" '
             f"{manager.url}/api/v1/config/current"
@@ -57,11 +69,62 @@ async def _serve(manager: Manager) -> int:
 
 async def up(args: argparse.Namespace) -> int:
     source = args.source or str(bundled_example())
-    manager = Manager(_settings(args, source), on_event=_say)
-    _say("Watchkeeper up: the manager imports and serves the document; checks run once the")
-    _say("job engine and embedded worker land (see docs/operating.md)")
+    manager = Manager(_settings(args, source, embedded_worker=True), on_event=_say)
+    _say("Watchkeeper up: the manager and one embedded worker; check states follow as they")
+    _say("change (a summary line each time)")
     return await _serve(manager)
 
 
 async def manager(args: argparse.Namespace) -> int:
     return await _serve(Manager(_settings(args, args.source), on_event=_say))
+
+
+def parse_labels(value: str | None) -> dict[str, str]:
+    """``k=v,k2=v2`` as a dict; `UsageError` for an item without ``=``."""
+    labels: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in (value or "").split(","))):
+        key, sep, val = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--labels: expected k=v,k2=v2, got {item!r}")
+        labels[key] = val
+    return labels
+
+
+def worker_settings(args: argparse.Namespace) -> WorkerSettings:
+    """The worker's flags, checked before anything dials out."""
+    host, port = parse_listen(args.manager, "--manager", DEFAULT_PORT)
+    if args.concurrency < 1:
+        raise UsageError("--concurrency: must be at least 1")
+    if not args.manager_fingerprint:
+        raise UsageError("--manager-fingerprint: required (print it with `watchkeeper keys`)")
+    key_path = Path(args.key)
+    if not key_path.is_file():
+        raise UsageError(f"--key: no such file {key_path}")
+    settings = WorkerSettings(
+        host=host,
+        port=port,
+        key_path=key_path,
+        manager_fingerprint=args.manager_fingerprint,
+        labels=parse_labels(args.labels),
+        concurrency=args.concurrency,
+        **({"name": args.name} if args.name else {}),
+    )
+    return settings
+
+
+async def worker(args: argparse.Namespace) -> int:
+    """Dial the manager and run its jobs: SIGTERM drains, SIGINT stops at once."""
+    settings = worker_settings(args)
+    install_child_watcher()
+    executors = Executors()
+    connection = WorkerConnection(settings, job_runner(executors))
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, connection.drain)
+    loop.add_signal_handler(signal.SIGINT, connection.stop)
+    _say(f"worker {settings.name} dialling {settings.host}:{settings.port}")
+    try:
+        await connection.run()
+    finally:
+        await executors.aclose()
+    _say("stopped")
+    return EXIT_OK

@@ -87,12 +87,24 @@ def gc_paused() -> Iterator[None]:
         gc.freeze()
 
 
+#: Called after a candidate created a new version, with the snapshot it imported: how the
+#: engine learns what changed without reading the store back.
+ImportHook = Callable[[IntakeOutcome, Snapshot], None]
+
+
 class ConfigIntake:
     """Accepts candidates into a store; remembers validated objects between candidates."""
 
-    def __init__(self, db: store.Database, *, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        db: store.Database,
+        *,
+        clock: Callable[[], datetime],
+        on_import: ImportHook | None = None,
+    ) -> None:
         self._db = db
         self._clock = clock
+        self.on_import = on_import
         self._cache = ValidationCache()
         self._snapshot_cache = SnapshotCache()
         self._lock = asyncio.Lock()
@@ -140,7 +152,7 @@ class ConfigIntake:
                     extra={"action": "config_imported", "version": outcome.version.id},
                 )
             done = time.perf_counter()
-            return IntakeOutcome(
+            result = IntakeOutcome(
                 source=source,
                 content_hash=validated.content_hash,
                 accepted=True,
@@ -151,6 +163,9 @@ class ConfigIntake:
                 check_seconds=checked_at - started,
                 import_seconds=done - checked_at,
             )
+            if outcome.created and self.on_import is not None:
+                self.on_import(result, checked.snapshot)
+            return result
 
     async def _reject(self, digest: str, source: str, problems: list[Problem], body: bytes) -> None:
         errors = [p for p in problems if p.severity is Severity.ERROR]

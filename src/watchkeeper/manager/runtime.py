@@ -1,4 +1,4 @@
-"""The manager process: migrate the store, poll the source, import, serve the API.
+"""The manager process: migrate the store, poll the source, import, run checks, serve the API.
 
 Each part runs as its own task; the first to fail stops the others so the process exits
 with the error instead of running half-alive.
@@ -21,10 +21,16 @@ import uvicorn
 from watchkeeper import store
 from watchkeeper.clock import utcnow
 from watchkeeper.errors import DocumentError, StoreError, UsageError
+from watchkeeper.manager.embedded import EmbeddedWorker
 from watchkeeper.manager.intake import ConfigIntake
+from watchkeeper.manager.jobs import EngineRunner
 from watchkeeper.sources import Candidate, Poller, SourceStatus, open_source
+from watchkeeper.transport import keys
+from watchkeeper.transport.registry import KeyRegistry, StoreKeyRegistry
+from watchkeeper.transport.server import DEFAULT_PORT, JobServer
 from watchkeeper.web.app import create_app
 from watchkeeper.web.auth import TOKEN_FILE, load_or_create_token
+from watchkeeper.worker.executors import install_child_watcher
 
 logger = logging.getLogger(__name__)
 
@@ -42,14 +48,23 @@ class ManagerSettings:
     source_timeout: float = 10.0
     max_bytes: int = 64 * 1024 * 1024
     bearer_token: str | None = None
+    #: The SSH job server; loopback by default: remote workers need ``--jobs 0.0.0.0:4730``.
+    jobs_host: str = "127.0.0.1"
+    jobs_port: int = DEFAULT_PORT
+    #: Run one worker inside the process (``watchkeeper up``) and print state summaries.
+    embedded_worker: bool = False
+    #: Seconds a zone may have no worker before its checks go UNKNOWN.
+    worker_grace: float = 60.0
 
 
-def parse_listen(value: str) -> tuple[str, int]:
+def parse_listen(value: str, flag: str = "--http", example: int = 8470) -> tuple[str, int]:
     """``host:port`` or ``[v6]:port`` (port 0: any free port); `UsageError` names the flag."""
     host, sep, port = value.rpartition(":")
     host = host.strip("[]")
     if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
-        raise UsageError(f"--http: expected ADDRESS:PORT such as 127.0.0.1:8470, got {value!r}")
+        raise UsageError(
+            f"{flag}: expected ADDRESS:PORT such as 127.0.0.1:{example}, got {value!r}"
+        )
     return host, int(port)
 
 
@@ -116,6 +131,9 @@ class Manager:
         self.server: _EmbeddedServer | None = None
         self._stopping = asyncio.Event()
         self.port = settings.http_port
+        self.jobs_port = settings.jobs_port
+        self.runner: EngineRunner | None = None
+        self.embedded: EmbeddedWorker | None = None
 
     @property
     def token_path(self) -> Path:
@@ -157,10 +175,17 @@ class Manager:
                 self.settings.http_host,
                 extra={"action": "http_exposed"},
             )
+        runner = await self._start_engine()
         tasks = {
+            asyncio.create_task(runner.run(), name="engine"),
             asyncio.create_task(poller.run(), name="source-poller"),
             asyncio.create_task(self.server.serve([listener]), name="http"),
         }
+        worker = None
+        if self.embedded is not None:
+            install_child_watcher()
+            worker = self.embedded.connect(runner.server, self._host_key)
+            tasks.add(asyncio.create_task(worker.run(), name="embedded-worker"))
         stopping = asyncio.create_task(self._stopping.wait(), name="stop")
         try:
             ready = asyncio.create_task(self.server.ready.wait())
@@ -173,6 +198,8 @@ class Manager:
                 task.result()  # a part that stopped on its own: raise its error
         finally:
             self.server.should_exit = True
+            if worker is not None:
+                worker.stop()
             for task in tasks:
                 if task.get_name() != "http":
                     task.cancel()
@@ -181,6 +208,41 @@ class Manager:
             listener.close()
             await source.aclose()
             await self.db.aclose()
+
+    async def _start_engine(self) -> EngineRunner:
+        """The job server and the engine's loop, loaded with the running checks."""
+        data_dir = self.settings.data_dir
+        self._host_key = keys.load_or_create_host_key(data_dir)
+        registry: KeyRegistry = StoreKeyRegistry(self.db)
+        if self.settings.embedded_worker:
+            self.embedded = EmbeddedWorker(data_dir, registry)
+            registry = self.embedded.registry
+
+        def server(runner: EngineRunner) -> JobServer:
+            return JobServer(
+                registry=registry,
+                host_key=self._host_key,
+                on_result=runner.result_received,
+                on_lost=runner.job_lost,
+                host=self.settings.jobs_host,
+                port=self.settings.jobs_port,
+            )
+
+        runner = self.runner = EngineRunner(
+            self.db,
+            server,
+            worker_grace=self.settings.worker_grace,
+            on_summary=self._on_event if self.settings.embedded_worker else None,
+            on_zones=self.embedded.set_zones if self.embedded is not None else None,
+        )
+        self.intake.on_import = runner.config_imported
+        try:
+            await runner.start()
+        except OSError as exc:
+            where = f"{self.settings.jobs_host}:{self.settings.jobs_port}"
+            raise UsageError(f"--jobs: cannot listen on {where}: {exc.strerror}") from exc
+        self.jobs_port = runner.server.port
+        return runner
 
     def stop(self) -> None:
         """Ask `run` to finish: the HTTP server drains, the poller stops."""

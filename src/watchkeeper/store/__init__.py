@@ -7,6 +7,7 @@ transaction. Everything returned is a frozen value, never an ORM row.
 
 from __future__ import annotations
 
+from watchkeeper.store.checks import list_check_states, list_checks, save_check_states
 from watchkeeper.store.config import (
     current_version,
     get_rejection,
@@ -45,6 +46,8 @@ __all__ = [
     "get_rejection",
     "get_version",
     "import_snapshot",
+    "list_check_states",
+    "list_checks",
     "list_rejections",
     "list_source_statuses",
     "list_versions",
@@ -54,4 +57,5 @@ __all__ = [
     "record_source_status",
     "revoke_worker_key",
     "running_hashes",
+    "save_check_states",
 ]

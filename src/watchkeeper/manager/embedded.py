@@ -1,0 +1,106 @@
+"""The worker ``watchkeeper up`` runs inside the manager: same code, same SSH, no setup.
+
+It is an ordinary `WorkerConnection` that dials the manager's own job server on loopback
+with the host key pinned, so ``up`` exercises the path a remote worker takes. Only its
+enrolment differs: its key lives in the data dir (``worker_ed25519_key``, mode 0600) and is
+enrolled *in memory* (`EmbeddedRegistry`) for every zone the running checks are in, never
+in the ``worker_keys`` table. The key is local and the manager already trusts itself, so
+nothing needs recording for audit; and its zones follow the document on each import, which
+a stored enrolment (meant to change only by an operator's hand) would not.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Collection
+from pathlib import Path
+
+import asyncssh
+
+from watchkeeper.transport import keys
+from watchkeeper.transport.client import WorkerConnection, WorkerSettings
+from watchkeeper.transport.registry import Enrolment, KeyRegistry
+from watchkeeper.transport.server import JobServer
+from watchkeeper.worker.runner import job_runner
+
+logger = logging.getLogger(__name__)
+
+WORKER_KEY_FILE = "worker_ed25519_key"
+EMBEDDED_NAME = "embedded"
+
+
+def load_or_create_worker_key(data_dir: Path) -> Path:
+    """The embedded worker's private key file in ``data_dir``, created (0600) if missing."""
+    path = data_dir / WORKER_KEY_FILE
+    if path.exists():
+        return path
+    key = asyncssh.generate_private_key("ssh-ed25519", comment="watchkeeper embedded worker")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process made it first: use that one
+        return path
+    with os.fdopen(fd, "wb") as out:
+        out.write(key.export_private_key())
+    return path
+
+
+class EmbeddedRegistry:
+    """A `KeyRegistry` that knows the embedded worker's key and asks ``fallback`` for others."""
+
+    def __init__(self, fallback: KeyRegistry, public_key: str) -> None:
+        self._fallback = fallback
+        self._public_key = public_key
+        self.zones: frozenset[str] = frozenset()
+
+    async def lookup(self, public_key: str) -> Enrolment | None:
+        if public_key == self._public_key:
+            return Enrolment(name=EMBEDDED_NAME, public_key=public_key, zones=self.zones)
+        return await self._fallback.lookup(public_key)
+
+
+class EmbeddedWorker:
+    """The key, the enrolment and the connection of the worker inside ``up``."""
+
+    def __init__(self, data_dir: Path, fallback: KeyRegistry, *, concurrency: int = 16) -> None:
+        self.key_path = load_or_create_worker_key(data_dir)
+        public = keys.canonical_public_key(asyncssh.read_private_key(self.key_path))
+        self.registry = EmbeddedRegistry(fallback, public)
+        self.concurrency = concurrency
+        self.server: JobServer | None = None
+        self.connection: WorkerConnection | None = None
+
+    def set_zones(self, zones: Collection[str]) -> None:
+        """Enrol for ``zones``; a connected worker reconnects to be granted the new set.
+
+        The job server fixes a connection's zones at login, so a change means a new login:
+        closing the connection makes the worker redial (after a short backoff).
+        """
+        new = frozenset(zones)
+        if new == self.registry.zones:
+            return
+        self.registry.zones = new
+        logger.info(
+            "embedded worker enrolled for zones %s",
+            ", ".join(sorted(new)) or "(none)",
+            extra={"action": "embedded_worker_enrolled"},
+        )
+        if self.server is not None:
+            self.server.revoke(EMBEDDED_NAME)
+
+    def connect(self, server: JobServer, host_key: asyncssh.SSHKey) -> WorkerConnection:
+        """The connection to ``server`` (already listening); the caller runs it."""
+        self.server = server
+        settings = WorkerSettings(
+            host="127.0.0.1",
+            port=server.port,
+            key_path=self.key_path,
+            manager_fingerprint=keys.fingerprint(host_key),
+            name=EMBEDDED_NAME,
+            concurrency=self.concurrency,
+            backoff_base=0.2,
+            backoff_cap=5.0,
+        )
+        self.connection = WorkerConnection(settings, job_runner())
+        return self.connection

@@ -1,0 +1,353 @@
+"""The engine at work in the manager: one loop between the pure `Engine` and the job server.
+
+    ConfigIntake ──on_import──▶ ┐
+    JobServer ──on_result/on_lost─▶ events ─▶ EngineRunner._loop ─▶ Engine (decides)
+    timer (every ~0.2 s) ───────▶ ┘                │
+                                                   ├─▶ JobServer.submit(Job)
+                                                   └─▶ store.save_check_states (batched)
+
+The runner is the one state-changing loop of principle 4: the job server and the intake
+only *post* typed events (`ResultReceived`, `JobLost`, `ConfigImported`) and wake it; each
+event type has one handler, and only the loop calls the engine. The engine returns `Step`
+values; the loop carries them out (principle 3). Statuses are saved in batches, every
+`flush_interval`, because a transaction per result would cap throughput at the database's
+commit rate.
+
+Time is ``time.time()``, read here only: job deadlines go over the wire as epoch seconds,
+so the engine's clock must be the same one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from watchkeeper import store
+from watchkeeper.document.diff import Delta
+from watchkeeper.document.normalize import CheckRecord, Snapshot
+from watchkeeper.engine import DEFAULT_WORKER_GRACE, CheckStatus, DispatchDecision, Engine, Step
+from watchkeeper.errors import StoreError
+from watchkeeper.manager.intake import IntakeOutcome
+from watchkeeper.results import CheckOutcome, CheckState
+from watchkeeper.transport.protocol import Job, Result
+from watchkeeper.transport.server import JobServer
+
+logger = logging.getLogger(__name__)
+
+#: How often the loop ticks the engine when nothing wakes it earlier.
+TICK_INTERVAL = 0.2
+#: How often changed statuses are written, at most.
+FLUSH_INTERVAL = 0.5
+#: Seconds after its deadline a job id is forgotten (its result is ignored anyway).
+JOB_MEMORY = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class ResultReceived:
+    """A worker answered a job."""
+
+    worker: str
+    result: Result
+
+
+@dataclass(frozen=True, slots=True)
+class JobLost:
+    """The job server could not place a job again after its worker went away."""
+
+    job: Job
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigImported:
+    """The intake imported a new version: the checks delta and the new configuration."""
+
+    delta: Delta
+    checks: Mapping[str, CheckRecord]
+
+
+Event = ResultReceived | JobLost | ConfigImported
+
+
+@dataclass(frozen=True, slots=True)
+class _InFlight:
+    key: str
+    token: int
+    deadline: float
+
+
+class EngineRunner:
+    """Owns the `Engine` and drives it with the `JobServer`; `run` until cancelled.
+
+    ``on_summary(line)`` is called with a one-line summary of the check states whenever it
+    changes (for ``watchkeeper up``); ``on_zones(zones)`` whenever the set of zones that
+    checks run in changes (the embedded worker is enrolled for all of them).
+    """
+
+    def __init__(
+        self,
+        db: store.Database,
+        server_factory: Callable[[EngineRunner], JobServer],
+        *,
+        clock: Callable[[], float] = time.time,
+        tick_interval: float = TICK_INTERVAL,
+        flush_interval: float = FLUSH_INTERVAL,
+        worker_grace: float = DEFAULT_WORKER_GRACE,
+        on_summary: Callable[[str], None] | None = None,
+        on_zones: Callable[[frozenset[str]], None] | None = None,
+    ) -> None:
+        self.db = db
+        self.engine = Engine(worker_grace=worker_grace)
+        self.server = server_factory(self)
+        self._clock = clock
+        self._tick_interval = tick_interval
+        self._flush_interval = flush_interval
+        self._on_summary = on_summary
+        self._on_zones = on_zones
+        self._events: deque[Event] = deque()
+        self._wake = asyncio.Event()
+        #: Job ids are unique across restarts: a result meant for a previous run never
+        #: matches a job of this one.
+        self._run_id = secrets.token_hex(4)
+        self._jobs: dict[str, _InFlight] = {}
+        self._unsaved: dict[str, CheckStatus] = {}
+        self._removed: set[str] = set()
+        self._zones: dict[str, int] = {}
+        self._online: set[str] = set()
+        self._summary = ""
+        self._last_flush = 0.0
+        self._last_prune = 0.0
+        self._store_failing = False
+        self.loaded = asyncio.Event()
+
+    # --- what the job server and the intake call (post an event, wake the loop) -----------
+
+    def result_received(self, worker: str, result: Result) -> None:
+        self._post(ResultReceived(worker, result))
+
+    def job_lost(self, job: Job, reason: str) -> None:
+        self._post(JobLost(job, reason))
+
+    def config_imported(self, outcome: IntakeOutcome, snapshot: Snapshot) -> None:
+        if outcome.diff is not None:
+            self._post(ConfigImported(outcome.diff.checks, snapshot.checks))
+
+    def _post(self, event: Event) -> None:
+        self._events.append(event)
+        self._wake.set()
+
+    @property
+    def zones(self) -> frozenset[str]:
+        """The zones the running checks are in."""
+        return frozenset(self._zones)
+
+    @property
+    def summary(self) -> str:
+        return self._summary
+
+    # --- the loop -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load the running checks and their saved states; start the job server."""
+        async with self.db.session() as session:
+            records = await store.list_checks(session)
+            saved = await store.list_check_states(session)
+        now = self._clock()
+        for record in records:
+            self._count_zone(record.zone, +1)
+        self._carry_out(self.engine.load(records, now, statuses=saved), now)
+        await self.server.start()
+        self._zones_changed()
+        self.loaded.set()
+        logger.info(
+            "engine loaded %d check(s), %d with a saved state",
+            len(records),
+            len(saved.keys() & {r.key for r in records}),
+            extra={"action": "engine_loaded"},
+        )
+
+    async def run(self) -> None:
+        """Tick, dispatch, record and save until cancelled; then save what is left."""
+        try:
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._tick_interval):
+                        await self._wake.wait()
+                self._wake.clear()
+                await self._turn()
+        finally:
+            with contextlib.suppress(StoreError):
+                await self._flush(force=True)
+            await self.server.aclose()
+
+    async def _turn(self) -> None:
+        now = self._clock()
+        while self._events:
+            self._handle(self._events.popleft(), now)
+        self._track_zones(now)
+        step = self.engine.tick(now)
+        self._carry_out(step, now)
+        for decision in step.dispatch:
+            await self._submit(decision, now)
+        if now - self._last_prune > JOB_MEMORY:
+            self._last_prune = now
+            self._jobs = {j: f for j, f in self._jobs.items() if f.deadline + JOB_MEMORY > now}
+        if now - self._last_flush >= self._flush_interval:
+            await self._flush()
+
+    # --- one handler per event ------------------------------------------------------------
+
+    def _handle(self, event: Event, now: float) -> None:
+        if isinstance(event, ResultReceived):
+            self._result(event, now)
+        elif isinstance(event, JobLost):
+            self._lost(event, now)
+        else:
+            self._imported(event, now)
+
+    def _result(self, event: ResultReceived, now: float) -> None:
+        flight = self._jobs.pop(event.result.job_id, None)
+        if flight is None or flight.token != event.result.token:
+            return
+        step = self.engine.record_result(flight.key, flight.token, event.result.outcome(), now)
+        self._carry_out(step, now)
+
+    def _lost(self, event: JobLost, now: float) -> None:
+        flight = self._jobs.pop(event.job.job_id, None)
+        if flight is None:
+            return
+        outcome = CheckOutcome(state=CheckState.UNKNOWN, output=event.reason)
+        self._carry_out(self.engine.record_result(flight.key, flight.token, outcome, now), now)
+
+    def _imported(self, event: ConfigImported, now: float) -> None:
+        delta = event.delta
+        for key in delta.removed:
+            old = self.engine.scheduler.record(key) if key in self.engine.scheduler else None
+            if old is not None:
+                self._count_zone(old.zone, -1)
+        for key in (*delta.changed, *delta.added):
+            if key in self.engine.scheduler:
+                self._count_zone(self.engine.scheduler.record(key).zone, -1)
+            self._count_zone(event.checks[key].zone, +1)
+        self._carry_out(self.engine.apply_diff(delta, event.checks, now), now)
+        self._zones_changed()
+        logger.info(
+            "engine applied an import: %s",
+            delta.counts(),
+            extra={"action": "engine_reloaded"},
+        )
+
+    # --- carrying out decisions -----------------------------------------------------------
+
+    def _carry_out(self, step: Step, now: float) -> None:
+        for change in step.changes:
+            logger.info(
+                "%s is %s %s: %s",
+                change.key,
+                change.to_state.name,
+                change.to_type.value.upper(),
+                change.output,
+                extra={"action": "state_changed", "check": change.log_context()},
+            )
+        for status in step.statuses:
+            self._unsaved[status.key] = status
+        for key in step.removed:
+            self._unsaved.pop(key, None)
+        if (step.statuses or step.removed) and self._on_summary is not None:
+            line = summarize(self.engine.statuses)
+            if line != self._summary:
+                self._summary = line
+                self._on_summary(line)
+
+    async def _submit(self, decision: DispatchDecision, now: float) -> None:
+        job_id = f"{self._run_id}-{decision.token}"
+        job = Job(
+            job_id=job_id,
+            check=decision.key,
+            zone=decision.zone,
+            spec=decision.check.spec,
+            deadline=decision.deadline,
+            token=decision.token,
+        )
+        self._jobs[job_id] = _InFlight(decision.key, decision.token, decision.deadline)
+        if await self.server.submit(job):
+            return
+        # Online but full (or just gone): say so now rather than wait for the deadline.
+        self._jobs.pop(job_id, None)
+        outcome = CheckOutcome(
+            state=CheckState.UNKNOWN,
+            output=f"no worker of zone {decision.zone} could take the job",
+        )
+        self._carry_out(self.engine.record_result(decision.key, decision.token, outcome, now), now)
+
+    def _track_zones(self, now: float) -> None:
+        for zone in self._zones:
+            online = self.server.zone_online(zone)
+            if online and zone not in self._online:
+                self._online.add(zone)
+                self._carry_out(self.engine.zone_online(zone, now), now)
+            elif not online and zone in self._online:
+                self._online.discard(zone)
+                self._carry_out(self.engine.zone_offline(zone, now), now)
+
+    def _count_zone(self, zone: str, by: int) -> None:
+        count = self._zones.get(zone, 0) + by
+        if count > 0:
+            self._zones[zone] = count
+        else:
+            self._zones.pop(zone, None)
+            self._online.discard(zone)
+
+    def _zones_changed(self) -> None:
+        if self._on_zones is not None:
+            self._on_zones(self.zones)
+
+    async def _flush(self, *, force: bool = False) -> None:
+        if not self._unsaved:
+            return
+        self._last_flush = self._clock()
+        batch, self._unsaved = self._unsaved, {}
+        try:
+            await store.save_check_states(self.db, list(batch.values()))
+        except StoreError as exc:
+            batch.update(self._unsaved)  # keep newer statuses over the ones that failed
+            self._unsaved = batch
+            if force:
+                raise
+            if not self._store_failing:
+                logger.warning(
+                    "cannot save check states, will retry: %s",
+                    exc.message,
+                    extra={"action": "states_unsaved"},
+                )
+            self._store_failing = True
+            return
+        if self._store_failing:
+            logger.info("saving check states recovered", extra={"action": "states_saved"})
+        self._store_failing = False
+
+
+def summarize(statuses: Mapping[str, CheckStatus], *, show: int = 3) -> str:
+    """``6 checks: 5 OK, 1 CRITICAL (localhost!demo-flag)``: counts, worst problems named."""
+    counts: dict[str, int] = {}
+    problems: list[CheckStatus] = []
+    for status in statuses.values():
+        name = "PENDING" if status.pending else status.state.name
+        counts[name] = counts.get(name, 0) + 1
+        if status.is_problem:
+            problems.append(status)
+    order = ("OK", "WARNING", "CRITICAL", "UNKNOWN", "PENDING")
+    parts = [f"{counts[name]} {name}" for name in order if counts.get(name)]
+    line = f"{len(statuses)} check{'s' if len(statuses) != 1 else ''}: " + ", ".join(parts)
+    if problems:
+        problems.sort(key=lambda s: (-s.state.severity, s.key))
+        named = ", ".join(s.key for s in problems[:show])
+        more = f", +{len(problems) - show} more" if len(problems) > show else ""
+        line += f" ({named}{more})"
+    return line
