@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
         env="LOG_LEVEL",
         default=None,
         choices=("DEBUG", "INFO", "WARNING", "ERROR"),
-        help="log level (default INFO for manager and up, WARNING for one-shot commands)",
+        help="log level (default INFO for manager and worker, WARNING otherwise)",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -249,7 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    long_running = args.command in ("up", "manager", "worker")
+    # up prints its own events on stdout; logs would say each thing twice
+    long_running = args.command in ("manager", "worker")
     level = args.log_level or ("INFO" if long_running else "WARNING")
     logging.basicConfig(
         level=getattr(logging, level),

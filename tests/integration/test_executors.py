@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from tests.waiting import wait_until
 from watchkeeper.results import CheckState, Metric
 from watchkeeper.worker.executors import (
     Executors,
@@ -49,13 +50,9 @@ def alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
-async def gone(pid: int) -> bool:
-    """SIGKILL is delivered asynchronously: allow the kernel a moment to finish the exit."""
-    for _ in range(100):
-        if not alive(pid):
-            return True
-        await asyncio.sleep(0.01)
-    return False
+async def gone(pid: int) -> None:
+    """SIGKILL is delivered asynchronously: wait for the kernel to finish the exit."""
+    await wait_until(lambda: not alive(pid), what=f"process {pid} gone")
 
 
 def pids_in(text: str) -> list[int]:
@@ -146,8 +143,8 @@ async def test_timeout_kills_the_whole_process_group(
     assert out.state is CheckState[timeout_state]
     assert out.output == "(Check timed out after 0.5s)"
     shell, sleeper = pids_in(out.long_output)
-    assert await gone(shell)
-    assert await gone(sleeper)
+    await gone(shell)
+    await gone(sleeper)
 
 
 def pids_running(argv: list[str]) -> list[int]:
@@ -165,16 +162,14 @@ async def test_sleep_under_sh_is_killed(plugin: PluginExecutor) -> None:
     """The issue's case, /bin/sh -c 'sleep 30' (the shell may exec sleep or fork it)."""
     sleep = ["sleep", f"30.{os.getpid()}"]  # unique on this machine, so the pid is ours
     task = asyncio.create_task(
-        plugin.run(cmd("/bin/sh", "-c", " ".join(sleep)), address="127.0.0.1", timeout=0.5)
+        plugin.run(cmd("/bin/sh", "-c", " ".join(sleep)), address="127.0.0.1", timeout=2)
     )
-    for _ in range(100):
-        if pids := pids_running(sleep):
-            break
-        await asyncio.sleep(0.01)
+    await wait_until(lambda: bool(pids_running(sleep)), what="the plugin's sleep started")
+    pids = pids_running(sleep)
     assert len(pids) == 1
     out = await task
-    assert out.output == "(Check timed out after 0.5s)"
-    assert await gone(pids[0])
+    assert out.output == "(Check timed out after 2s)"
+    await gone(pids[0])
     assert pids_running(sleep) == []
 
 
@@ -189,7 +184,7 @@ async def test_what_a_plugin_leaves_in_its_group_dies_with_it() -> None:
     assert time.monotonic() - started < 3  # the sleeper held stdout; killing it ended that
     assert out.state is CheckState.OK
     (sleeper,) = pids_in(out.output)
-    assert await gone(sleeper)
+    await gone(sleeper)
 
 
 async def test_a_daemon_that_escaped_the_session_only_delays_the_result(
@@ -210,15 +205,14 @@ async def test_cancelling_a_check_kills_its_processes(
     task = asyncio.create_task(
         plugin.run(cmd("/bin/sh", "-c", script), address="127.0.0.1", timeout=30)
     )
-    for _ in range(200):
-        if pidfile.exists() and pidfile.read_text().strip():
-            break
-        await asyncio.sleep(0.01)
+    await wait_until(
+        lambda: pidfile.exists() and bool(pidfile.read_text().strip()), what="the pid file"
+    )
     sleeper = int(pidfile.read_text())
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert await gone(sleeper)
+    await gone(sleeper)
 
 
 async def test_missing_and_unusable_programs_are_unknown(

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.waiting import wait_until
 from watchkeeper.errors import UsageError
 from watchkeeper.manager.runtime import Manager, ManagerSettings, bind_listener, parse_listen
 
@@ -24,14 +25,7 @@ def document(port: int = 22) -> dict[str, Any]:
     }
 
 
-async def eventually(probe: Callable[[], Awaitable[bool]], limit: float = 10.0) -> None:
-    """Wait for a condition the manager reaches on its own (bounded, not a fixed sleep).
-
-    The probe asks the API over HTTP, as a client would, so there is no event to wait on.
-    """
-    async with asyncio.timeout(limit):
-        while not await probe():  # noqa: ASYNC110
-            await asyncio.sleep(0.05)
+eventually = wait_until
 
 
 @pytest.fixture

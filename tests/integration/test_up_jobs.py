@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.waiting import wait_until
 from watchkeeper import store
 from watchkeeper.manager.runtime import Manager, ManagerSettings
 
@@ -118,7 +119,6 @@ async def test_embedded_worker_key_is_private(running: tuple[Manager, Path]) -> 
     key = mgr.settings.data_dir / "worker_ed25519_key"
     assert key.stat().st_mode & 0o777 == 0o600
     assert mgr.runner is not None
-    async with asyncio.timeout(10):
-        while not mgr.runner.server.zone_online("core"):  # noqa: ASYNC110
-            await asyncio.sleep(0.05)
+    runner = mgr.runner
+    await wait_until(lambda: runner.server.zone_online("core"), what="zone core online")
     assert [w.name for w in mgr.runner.server.workers()] == ["embedded"]

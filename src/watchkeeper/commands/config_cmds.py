@@ -17,7 +17,7 @@ from watchkeeper.commands.common import (
     emit_json,
     read_candidate,
 )
-from watchkeeper.document.diff import ConfigDiff, Delta, diff
+from watchkeeper.document.diff import ConfigDiff, Delta, diff, summary_text
 from watchkeeper.document.jsonschema import json_schema_text
 from watchkeeper.document.normalize import Hashes, Snapshot
 from watchkeeper.document.problems import Problem
@@ -175,13 +175,8 @@ async def import_(args: argparse.Namespace) -> int:
     else:
         _print_problems([p for p in outcome.problems if p not in outcome.errors])
         summary = outcome.diff.summary() if outcome.diff else {}
-        print(f"{name}: imported as version {outcome.version_id}: {_summary_text(summary)}")
+        print(f"{name}: imported as version {outcome.version_id}: {summary_text(summary)}")
     return EXIT_OK if outcome.accepted else EXIT_INVALID
-
-
-def _summary_text(summary: dict[str, Any]) -> str:
-    parts = [f"{kind} +{c['added']} ~{c['changed']} -{c['removed']}" for kind, c in summary.items()]
-    return ", ".join(parts) or "no changes"
 
 
 async def _read_list(args: argparse.Namespace, fetch: Callable[..., Awaitable[list[T]]]) -> list[T]:
@@ -206,7 +201,7 @@ async def versions(args: argparse.Namespace) -> int:
     for v in rows:
         print(
             f"{v.id:>5}  {v.created_at:%Y-%m-%d %H:%M:%S}  {v.content_hash[:12]}  "
-            f"{v.source}  {_summary_text(v.summary)}"
+            f"{v.source}  {summary_text(v.summary)}"
         )
     return EXIT_OK
 

@@ -62,3 +62,9 @@ def diff(old: Hashes, new: Hashes) -> ConfigDiff:
         objects={k: compare(old.objects.get(k, {}), new.objects.get(k, {})) for k in kinds},
         checks=compare(old.checks, new.checks),
     )
+
+
+def summary_text(summary: Mapping[str, Any]) -> str:
+    """One line for people: ``hosts +1 ~0 -0, checks +10 ~0 -0`` (a `summary()` value)."""
+    parts = [f"{k} +{c['added']} ~{c['changed']} -{c['removed']}" for k, c in summary.items()]
+    return ", ".join(parts) or "no changes"

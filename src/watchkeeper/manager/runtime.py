@@ -20,6 +20,7 @@ import uvicorn
 
 from watchkeeper import store
 from watchkeeper.clock import utcnow
+from watchkeeper.document.diff import summary_text
 from watchkeeper.errors import DocumentError, StoreError, UsageError
 from watchkeeper.manager.embedded import EmbeddedWorker
 from watchkeeper.manager.intake import ConfigIntake
@@ -259,7 +260,9 @@ class Manager:
             raise DocumentError(f"rejected: {len(outcome.errors)} error(s), first: {first}")
         if outcome.created and outcome.diff is not None:
             summary = outcome.diff.summary()
-            self._on_event(f"imported configuration version {outcome.version_id}: {summary}")
+            self._on_event(
+                f"imported configuration version {outcome.version_id}: {summary_text(summary)}"
+            )
 
     async def _record_status(self, status: SourceStatus) -> None:
         try:

@@ -12,6 +12,7 @@ what they are.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -87,13 +88,14 @@ def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-class DatabaseConfiguration:
+class DatabaseConfiguration(abc.ABC):
     """How to build and prepare an engine for one dialect."""
 
     dialect: ClassVar[str]
 
+    @abc.abstractmethod
     def engine(self, url: URL) -> AsyncEngine:
-        raise NotImplementedError
+        """A configured engine for ``url``."""
 
     def _create(self, url: URL, **kw: Any) -> AsyncEngine:
         return _create_async_engine(
@@ -102,6 +104,7 @@ class DatabaseConfiguration:
 
     async def lock(self, session: AsyncSession) -> None:
         """Serialise writers that SQLite's database lock does not (migrations, imports)."""
+        return None
 
 
 class AioSqliteConfiguration(DatabaseConfiguration):

@@ -16,11 +16,12 @@ ones come in through the ``watchkeeper.executors`` entry point group, loaded on 
 
 from __future__ import annotations
 
+import abc
 import inspect
 import logging
 from collections.abc import Callable
 from importlib.metadata import entry_points
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar, cast
 
 from pydantic import BaseModel, ValidationError
 
@@ -158,6 +159,38 @@ def validate_spec(config: type[M], check: dict[str, Any], name: str) -> M | Chec
             for error in exc.errors()
         )
         return outcome(CheckState.UNKNOWN, f"{name} UNKNOWN - invalid check: {problems}")
+
+
+class SpecExecutor(abc.ABC, Generic[M]):
+    """Base of the built-in executors: validate the spec with ``Config``, then `check` it.
+
+    Subclasses set ``kind``, ``Config`` and ``label`` (the word that opens their output
+    line, as in ``TCP CRITICAL - ...``) and implement `check`; `aclose` does nothing unless
+    they hold shared resources.
+    """
+
+    kind: ClassVar[str]
+    Config: ClassVar[type[BaseModel]]
+    label: ClassVar[str]
+
+    async def run(
+        self,
+        check: dict[str, Any],
+        *,
+        address: str,
+        timeout: float,  # noqa: ASYNC109
+    ) -> CheckOutcome:
+        spec = validate_spec(self.Config, check, self.label)
+        if isinstance(spec, CheckOutcome):
+            return spec
+        return await self.check(cast(M, spec), address=address, timeout=timeout)
+
+    @abc.abstractmethod
+    async def check(self, spec: M, *, address: str, timeout: float) -> CheckOutcome:  # noqa: ASYNC109
+        """Run one validated check against ``address``."""
+
+    async def aclose(self) -> None:
+        return None
 
 
 def outcome(

@@ -18,7 +18,7 @@ import ssl
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import httpx
 from pydantic import BaseModel
@@ -27,7 +27,7 @@ from watchkeeper.document.models import HttpCheck
 from watchkeeper.errors import SecretError
 from watchkeeper.results import CheckOutcome, CheckState, Metric
 from watchkeeper.secrets import resolve_secret
-from watchkeeper.worker.executors.base import outcome, register, validate_spec
+from watchkeeper.worker.executors.base import SpecExecutor, outcome, register
 from watchkeeper.worker.executors.tcp import host_port
 
 #: Decoded body bytes kept for ``body_contains``; reading stops there.
@@ -36,7 +36,7 @@ USER_AGENT = "watchkeeper-http-check"
 
 
 @register
-class HttpExecutor:
+class HttpExecutor(SpecExecutor[HttpCheck]):
     """Checks an HTTP(S) endpoint on the host's address.
 
     ``verify``: True (system CAs), False (tests, self-signed lab gear), a CA bundle path
@@ -45,6 +45,7 @@ class HttpExecutor:
 
     kind: ClassVar[str] = "http"
     Config: ClassVar[type[BaseModel]] = HttpCheck
+    label: ClassVar[str] = "HTTP"
 
     def __init__(
         self,
@@ -81,16 +82,13 @@ class HttpExecutor:
         for client in clients:
             await client.aclose()
 
-    async def run(
+    async def check(
         self,
-        check: dict[str, Any],
+        spec: HttpCheck,
         *,
         address: str,
         timeout: float,  # noqa: ASYNC109
     ) -> CheckOutcome:
-        spec = validate_spec(HttpCheck, check, "HTTP")
-        if isinstance(spec, CheckOutcome):
-            return spec
         started = time.perf_counter()
         if any(char in address for char in "/@?#[]"):  # would change the URL, not just the host
             return outcome(CheckState.UNKNOWN, f"HTTP UNKNOWN - invalid address {address!r}")

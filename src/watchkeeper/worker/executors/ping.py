@@ -16,13 +16,13 @@ import math
 import re
 import time
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from pydantic import BaseModel
 
 from watchkeeper.document.models import PingCheck
 from watchkeeper.results import CheckOutcome, CheckState, Metric
-from watchkeeper.worker.executors.base import outcome, register, validate_spec
+from watchkeeper.worker.executors.base import SpecExecutor, outcome, register
 from watchkeeper.worker.executors.plugin import DEFAULT_ENV, run_process
 
 _LOSS = re.compile(
@@ -32,7 +32,7 @@ _RTT = re.compile(r"(?:rtt|round-trip) min/avg/max/(?:mdev|stddev) = [\d.]+/([\d
 
 
 @register
-class PingExecutor:
+class PingExecutor(SpecExecutor[PingCheck]):
     """Sends ``count`` echo requests ``interval`` seconds apart, within the check timeout.
 
     ``interval`` defaults to ping's own 1s; 0.2s is the shortest an unprivileged user may ask.
@@ -40,6 +40,7 @@ class PingExecutor:
 
     kind: ClassVar[str] = "ping"
     Config: ClassVar[type[BaseModel]] = PingCheck
+    label: ClassVar[str] = "PING"
 
     def __init__(
         self,
@@ -52,19 +53,13 @@ class PingExecutor:
         self._interval = interval
         self._env = dict(DEFAULT_ENV if env is None else env)
 
-    async def aclose(self) -> None:
-        return None
-
-    async def run(
+    async def check(
         self,
-        check: dict[str, Any],
+        spec: PingCheck,
         *,
         address: str,
         timeout: float,  # noqa: ASYNC109
     ) -> CheckOutcome:
-        spec = validate_spec(PingCheck, check, "PING")
-        if isinstance(spec, CheckOutcome):
-            return spec
         if address.startswith("-"):  # would be read as an option, whatever "--" says
             return outcome(CheckState.UNKNOWN, f"PING UNKNOWN - invalid address {address!r}")
         started = time.perf_counter()

@@ -27,14 +27,14 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from pydantic import BaseModel
 
 from watchkeeper.document.models import PluginCheck
 from watchkeeper.results import CheckOutcome, CheckState
 from watchkeeper.telemetry.perfdata import parse_output
-from watchkeeper.worker.executors.base import outcome, register, validate_spec
+from watchkeeper.worker.executors.base import SpecExecutor, outcome, register
 
 #: Debian's monitoring-plugins first, so ``["check_disk", ...]`` works as in Nagios.
 DEFAULT_PATH = (
@@ -339,7 +339,7 @@ async def _kill_and_reap(
 
 
 @register
-class PluginExecutor:
+class PluginExecutor(SpecExecutor[PluginCheck]):
     """Runs ``command`` with a minimal, predictable environment.
 
     The environment is PATH (`DEFAULT_PATH`), LANG and LC_ALL=C (so decimal points are
@@ -349,6 +349,7 @@ class PluginExecutor:
 
     kind: ClassVar[str] = "plugin"
     Config: ClassVar[type[BaseModel]] = PluginCheck
+    label: ClassVar[str] = "PLUGIN"
 
     def __init__(
         self,
@@ -361,19 +362,13 @@ class PluginExecutor:
         self._max_output = max_output
         self._fast = fast
 
-    async def aclose(self) -> None:
-        return None
-
-    async def run(
+    async def check(
         self,
-        check: dict[str, Any],
+        spec: PluginCheck,
         *,
         address: str,
         timeout: float,  # noqa: ASYNC109
     ) -> CheckOutcome:
-        spec = validate_spec(PluginCheck, check, "PLUGIN")
-        if isinstance(spec, CheckOutcome):
-            return spec
         return await self.run_command(
             spec.command, address=address, timeout=timeout, timeout_state=spec.timeout_state
         )

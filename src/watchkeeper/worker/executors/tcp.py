@@ -14,13 +14,13 @@ import asyncio
 import socket
 import ssl
 import time
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from pydantic import BaseModel
 
 from watchkeeper.document.models import TcpCheck
 from watchkeeper.results import CheckOutcome, CheckState, Metric
-from watchkeeper.worker.executors.base import outcome, register, validate_spec
+from watchkeeper.worker.executors.base import SpecExecutor, outcome, register
 
 #: Bytes of reply kept for ``expect``; the reply is searched within them.
 MAX_REPLY = 64 * 1024
@@ -60,11 +60,12 @@ class _Probe(asyncio.Protocol):
 
 
 @register
-class TcpExecutor:
+class TcpExecutor(SpecExecutor[TcpCheck]):
     """Checks a TCP port. ``verify`` applies to ``tls``: True (system CAs), False, or a context."""
 
     kind: ClassVar[str] = "tcp"
     Config: ClassVar[type[BaseModel]] = TcpCheck
+    label: ClassVar[str] = "TCP"
 
     def __init__(self, *, verify: bool | ssl.SSLContext = True) -> None:
         self._verify = verify
@@ -81,19 +82,13 @@ class TcpExecutor:
                     self._ssl.verify_mode = ssl.CERT_NONE
         return self._ssl
 
-    async def aclose(self) -> None:
-        return None
-
-    async def run(
+    async def check(
         self,
-        check: dict[str, Any],
+        spec: TcpCheck,
         *,
         address: str,
         timeout: float,  # noqa: ASYNC109
     ) -> CheckOutcome:
-        spec = validate_spec(TcpCheck, check, "TCP")
-        if isinstance(spec, CheckOutcome):
-            return spec
         where = host_port(address, spec.port)
         expect = spec.expect.encode() if spec.expect is not None else None
         loop = asyncio.get_running_loop()
