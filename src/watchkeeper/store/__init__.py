@@ -7,7 +7,15 @@ transaction. Everything returned is a frozen value, never an ORM row.
 
 from __future__ import annotations
 
-from watchkeeper.store.checks import list_check_states, list_checks, save_check_states
+from watchkeeper.store.checks import (
+    HistoryKind,
+    StateHistoryEntry,
+    list_check_states,
+    list_checks,
+    list_state_history,
+    prune_state_history,
+    save_check_states,
+)
 from watchkeeper.store.config import (
     current_version,
     get_rejection,
@@ -35,9 +43,11 @@ from watchkeeper.store.workers import (
 __all__ = [
     "ConfigVersion",
     "Database",
+    "HistoryKind",
     "ImportOutcome",
     "Rejection",
     "SourceStatus",
+    "StateHistoryEntry",
     "WorkerKey",
     "WorkerKeyConflict",
     "add_worker_key",
@@ -50,9 +60,11 @@ __all__ = [
     "list_checks",
     "list_rejections",
     "list_source_statuses",
+    "list_state_history",
     "list_versions",
     "list_worker_keys",
     "plan",
+    "prune_state_history",
     "record_rejection",
     "record_source_status",
     "revoke_worker_key",

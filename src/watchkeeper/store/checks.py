@@ -1,26 +1,34 @@
-"""The running checks and their runtime state, for the engine's runner.
+"""The running checks, their runtime state and its history, for the engine's runner.
 
 The engine keeps check state in memory and decides; this module is how that state outlives
 the process. `list_checks` gives the engine its configuration at start, `list_check_states`
 what the last run knew, and `save_check_states` writes the statuses a batch of results
-changed, in one transaction per batch (one per result would cap throughput at the
-database's commit rate).
+changed together with the history entries (`StateChange`, `HostStateChange`) it produced,
+in one transaction per batch (one per result would cap throughput at the database's commit
+rate). `list_state_history` reads the history back, newest first, and
+`prune_state_history` ages it out: history is not tied to the checks, so a removed check's
+past stays readable.
 
 Times are the engine's float seconds (epoch seconds: the runner feeds it ``time.time()``)
-and become UTC timestamps here.
+and become UTC timestamps here, at microsecond precision.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import UTC, datetime
+import enum
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from watchkeeper.document.normalize import CheckRecord
-from watchkeeper.engine.statemachine import CheckStatus
+from watchkeeper.engine.reachability import HostStateChange
+from watchkeeper.engine.statemachine import CheckStatus, StateChange
 from watchkeeper.engine.states import StateType
 from watchkeeper.results import CheckState
 from watchkeeper.store import bulk, tables
@@ -28,8 +36,95 @@ from watchkeeper.store.db import Database
 
 #: What ``check_states.state`` holds for a check that has no result yet.
 PENDING = "PENDING"
-#: Rows per multi-row upsert: 7 parameters each stays below SQLite's variable limit.
+#: Rows per multi-row upsert: 12 parameters each stays below SQLite's variable limit (32766).
 ROWS_PER_STATEMENT = 1000
+#: How long history is kept by default (`prune_state_history`): a year and a bit, so last
+#: year's incident can be compared with this year's.
+HISTORY_RETENTION = timedelta(days=400)
+#: Rows per prune transaction: a large first prune must not hold SQLite's write lock past
+#: the other writers' busy timeout.
+PRUNE_BATCH = 10_000
+
+#: What the engine hands over as history.
+HistoryChange = StateChange | HostStateChange
+
+_STATUS_COLUMNS = (
+    "state",
+    "hard",
+    "attempt",
+    "output",
+    "last_check",
+    "last_change",
+    "pending",
+    "stale",
+    "host_problem",
+    "last_hard_state",
+    "last_hard_change",
+)
+_HISTORY_COLUMNS = (
+    "check_key",
+    "kind",
+    "at",
+    "state",
+    "state_type",
+    "attempt",
+    "output",
+    "previous_state",
+    "hard_change",
+)
+
+
+class HistoryKind(enum.Enum):
+    """Whose state a history entry records."""
+
+    #: A check's state (OK, WARNING, CRITICAL, UNKNOWN) with its attempt.
+    CHECK = "check"
+    #: A host's state (UP, DOWN, UNREACHABLE), keyed by its host check; no attempt.
+    HOST = "host"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StateHistoryEntry:
+    """One saved state change; ``state`` names a `CheckState`, or a `HostState` for a host."""
+
+    #: Increases with every entry written: the paging cursor of `list_state_history`.
+    id: int
+    check_key: str
+    kind: HistoryKind
+    at: datetime
+    state: str
+    state_type: StateType
+    #: None for a host entry (its host check's entry has it).
+    attempt: int | None
+    output: str
+    #: None for a check's first result.
+    previous_state: str | None
+    #: The last hard state changed: the changes notifications act on.
+    hard_change: bool
+
+    @classmethod
+    def from_row(cls, row: tables.StateHistoryRow) -> StateHistoryEntry:
+        return cls(
+            id=row.id,
+            check_key=row.check_key,
+            kind=HistoryKind(row.kind),
+            at=row.at,
+            state=row.state,
+            state_type=StateType(row.state_type),
+            attempt=row.attempt,
+            output=row.output,
+            previous_state=row.previous_state,
+            hard_change=row.hard_change,
+        )
+
+    def log_context(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "check": self.check_key,
+            "kind": self.kind.value,
+            "state": self.state,
+            "state_type": self.state_type.value,
+        }
 
 
 async def list_checks(session: AsyncSession) -> list[CheckRecord]:
@@ -45,42 +140,51 @@ async def list_checks(session: AsyncSession) -> list[CheckRecord]:
 
 
 async def list_check_states(session: AsyncSession) -> dict[str, CheckStatus]:
-    """The saved status of each check, as the engine restores it (`Engine.load`).
+    """The saved status of each check, exactly as saved, for `Engine.load`.
 
-    The table keeps the essentials only; what it lacks is rebuilt conservatively: the last
-    hard state is the current one when hard, else OK.
+    Rows written before migration 0003 lack the last hard state and its time; those are
+    rebuilt: the current state when hard (a hard state is the last hard state), else OK (a
+    soft problem only follows OK), changed when the state last changed.
     """
     s = tables.check_states.c
-    rows = await session.execute(
-        sa.select(s.check_key, s.state, s.hard, s.attempt, s.output, s.last_check, s.last_change)
-    )
+    rows = await session.execute(sa.select(s.check_key, *(s[name] for name in _STATUS_COLUMNS)))
     found: dict[str, CheckStatus] = {}
-    for key, state, hard, attempt, output, last_check, last_change in rows:
-        pending = state == PENDING or state not in CheckState.__members__
-        current = CheckState.OK if pending else CheckState[state]
-        changed = _seconds(last_change) or 0.0
-        found[key] = CheckStatus(
-            key=key,
+    for row in rows:
+        pending = row.pending or row.state not in CheckState.__members__
+        current = CheckState.OK if pending else CheckState[row.state]
+        changed = _seconds(row.last_change) or 0.0
+        if row.last_hard_state in CheckState.__members__:
+            hard_state = CheckState[row.last_hard_state]
+        else:
+            hard_state = current if row.hard and not pending else CheckState.OK
+        hard_changed = _seconds(row.last_hard_change)
+        found[row.check_key] = CheckStatus(
+            key=row.check_key,
             state=current,
-            state_type=StateType.HARD if hard or pending else StateType.SOFT,
-            attempt=max(1, attempt or 1),
-            output=output or "",
+            state_type=StateType.HARD if row.hard or pending else StateType.SOFT,
+            attempt=row.attempt,
+            output=row.output or "",
             pending=pending,
-            last_check=_seconds(last_check),
+            stale=row.stale,
+            host_problem=row.host_problem,
+            last_check=_seconds(row.last_check),
             last_state_change=changed,
-            last_hard_state=current if hard else CheckState.OK,
-            last_hard_change=changed,
+            last_hard_state=hard_state,
+            last_hard_change=changed if hard_changed is None else hard_changed,
         )
     return found
 
 
-async def save_check_states(db: Database, statuses: Sequence[CheckStatus]) -> int:
-    """Upsert ``statuses`` in one transaction; returns how many rows were written.
+async def save_check_states(
+    db: Database, statuses: Sequence[CheckStatus], changes: Sequence[HistoryChange] = ()
+) -> int:
+    """Upsert ``statuses`` and append ``changes`` to the history, in one transaction.
 
-    A status whose check is no longer in ``checks`` (an import removed it while the batch
-    waited) is skipped rather than violating the foreign key.
+    Returns how many status rows were written. A status whose check is no longer in
+    ``checks`` (an import removed it while the batch waited) is skipped rather than
+    violating the foreign key; its history entries are written all the same.
     """
-    if not statuses:
+    if not statuses and not changes:
         return 0
     latest = {status.key: status for status in statuses}
     table = tables.check_states
@@ -91,20 +195,73 @@ async def save_check_states(db: Database, statuses: Sequence[CheckStatus]) -> in
             result = await session.execute(sa.select(c.key).where(c.key.in_(part)))
             live.update(result.scalars())
         rows = [_row(status) for key, status in latest.items() if key in live]
-        if not rows:
-            return 0
         insert = postgresql.insert(table) if db.dialect == "postgresql" else sqlite.insert(table)
         for part in bulk.chunks(rows, ROWS_PER_STATEMENT):
             stmt = insert.values(list(part))
             stmt = stmt.on_conflict_do_update(
                 index_elements=[table.c.check_key],
-                set_={
-                    name: stmt.excluded[name]
-                    for name in ("state", "hard", "attempt", "output", "last_check", "last_change")
-                },
+                set_={name: stmt.excluded[name] for name in _STATUS_COLUMNS},
             )
             await session.execute(stmt)
+        at = _bind(tables.state_history.c.at, db.engine.dialect)
+        history = (_history_row(change, at) for change in changes)
+        await bulk.insert(session, tables.state_history, _HISTORY_COLUMNS, history)
     return len(rows)
+
+
+async def list_state_history(
+    session: AsyncSession,
+    *,
+    check_key: str | None = None,
+    kind: HistoryKind | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 100,
+    before_id: int | None = None,
+) -> list[StateHistoryEntry]:
+    """History entries, newest (highest id) first, at most ``limit`` of them.
+
+    ``since`` is inclusive and ``until`` exclusive. For the next page, pass the last entry's
+    id as ``before_id``: ids follow the order the engine made the changes in.
+    """
+    if limit < 1:
+        raise ValueError(f"limit must be positive, not {limit}")
+    row = tables.StateHistoryRow
+    stmt = sa.select(row).order_by(row.id.desc()).limit(limit)
+    if check_key is not None:
+        stmt = stmt.where(row.check_key == check_key)
+    if kind is not None:
+        stmt = stmt.where(row.kind == kind.value)
+    if since is not None:
+        stmt = stmt.where(row.at >= since)
+    if until is not None:
+        stmt = stmt.where(row.at < until)
+    if before_id is not None:
+        stmt = stmt.where(row.id < before_id)
+    return [StateHistoryEntry.from_row(found) for found in await session.scalars(stmt)]
+
+
+async def prune_state_history(
+    db: Database, *, older_than: datetime, batch: int = PRUNE_BATCH
+) -> int:
+    """Delete history entries from before ``older_than``; returns how many went.
+
+    One transaction per ``batch`` rows, so writers (the runner's flushes) get the database
+    between batches. `HISTORY_RETENTION` is the usual age: ``older_than=now - retention``.
+    """
+    if batch < 1:
+        raise ValueError(f"batch must be positive, not {batch}")
+    h = tables.state_history.c
+    oldest = sa.select(h.id).where(h.at < older_than).order_by(h.id).limit(batch)
+    stmt = sa.delete(tables.state_history).where(h.id.in_(oldest.scalar_subquery()))
+    deleted = 0
+    while True:
+        async with db.begin() as session:
+            result = await session.execute(stmt)
+        count = _rowcount(result)
+        deleted += count
+        if count < batch:
+            return deleted
 
 
 def _row(status: CheckStatus) -> dict[str, object]:
@@ -116,7 +273,60 @@ def _row(status: CheckStatus) -> dict[str, object]:
         "output": status.output,
         "last_check": _timestamp(status.last_check),
         "last_change": _timestamp(status.last_state_change),
+        "pending": status.pending,
+        "stale": status.stale,
+        "host_problem": status.host_problem,
+        "last_hard_state": status.last_hard_state.name,
+        "last_hard_change": _timestamp(status.last_hard_change),
     }
+
+
+def _history_row(change: HistoryChange, at: Callable[[datetime], Any]) -> tuple[Any, ...]:
+    """A ``state_history`` row in `_HISTORY_COLUMNS` order, as `bulk.insert` takes it."""
+    when = at(datetime.fromtimestamp(change.at, UTC))
+    if isinstance(change, StateChange):
+        previous = None if change.from_state is None else change.from_state.name
+        return (
+            change.key,
+            HistoryKind.CHECK.value,
+            when,
+            change.to_state.name,
+            change.to_type.value,
+            change.attempt,
+            change.output,
+            previous,
+            change.hard,
+        )
+    return (
+        change.host,
+        HistoryKind.HOST.value,
+        when,
+        change.to_state.name,
+        change.to_type.value,
+        None,
+        change.output,
+        change.from_state.name,
+        change.hard,
+    )
+
+
+def _bind(column: sa.Column[Any], dialect: Dialect) -> Callable[[Any], Any]:
+    """What the column's type would send the driver: `bulk` bypasses SQLAlchemy's types.
+
+    For `UTCDateTime` that is an aware datetime on PostgreSQL, and on SQLite the naive UTC
+    text SQLAlchemy writes (so stored values compare correctly with bound ones).
+    """
+    process = column.type.dialect_impl(dialect).bind_processor(dialect)
+    return process if process is not None else _same
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _rowcount(result: object) -> int:
+    assert isinstance(result, sa.CursorResult), "a DELETE gives a cursor result"
+    return result.rowcount
 
 
 def _spec(value: object) -> dict[str, object]:

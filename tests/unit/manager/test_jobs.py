@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from tests.fixtures.database import ImportDocument
 from watchkeeper import store
 from watchkeeper.document.diff import ConfigDiff, Delta
-from watchkeeper.engine import CheckStatus
+from watchkeeper.engine import CheckStatus, StateChange, StateType, Step
+from watchkeeper.errors import StoreError
 from watchkeeper.manager.intake import IntakeOutcome, check_candidate
 from watchkeeper.manager.jobs import EngineRunner, summarize
 from watchkeeper.results import CheckState
 from watchkeeper.transport.protocol import Job, Result
+
+T0 = 1_764_000_000.0
 
 
 class FakeServer:
@@ -134,3 +139,142 @@ def test_summary_names_the_worst_problems_first() -> None:
     }
     assert summarize(statuses) == "4 checks: 1 OK, 1 WARNING, 1 CRITICAL, 1 PENDING (c, b)"
     assert summarize({}) == "0 checks: "
+
+
+RETRYING = {
+    "schema": "watchkeeper/v1",
+    "zones": [{"name": "core"}],
+    "hosts": [
+        {"name": "h1", "address": "127.0.0.1", "zone": "core",
+         "check": {"check": {"kind": "tcp", "port": 7}, "interval": "10s", "max_attempts": 1}},
+    ],
+    "services": [
+        {"name": "ssh", "hosts": ["h1"], "interval": "10s", "retry_interval": "2s",
+         "max_attempts": 3, "check": {"kind": "tcp", "port": 22}},
+    ],
+}  # fmt: skip
+
+
+async def _started(db: store.Database, clock: Clock) -> tuple[EngineRunner, FakeServer]:
+    server = FakeServer()
+    r = EngineRunner(db, lambda _: server, clock=clock)  # type: ignore[arg-type,return-value]
+    await r.start()
+    return r, server
+
+
+async def _stopped(r: EngineRunner) -> None:
+    """Stop ``run`` the way the manager does: by cancelling it (it saves what is left)."""
+    task = asyncio.create_task(r.run())
+    await asyncio.sleep(0)  # into its loop
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def _answer(r: EngineRunner, server: FakeServer, clock: Clock, key: str, state: int) -> None:
+    """Move the clock a second a turn until ``key`` is dispatched, then answer with ``state``."""
+    sent = [job for job in server.jobs if job.check == key]
+    for _ in range(30):
+        clock.now += 1
+        await r._turn()
+        jobs = [job for job in server.jobs if job.check == key]
+        if len(jobs) > len(sent):
+            job = jobs[-1]
+            result = Result(job_id=job.job_id, token=job.token, state=state,
+                            output=f"state {state}", started=0, finished=0)  # fmt: skip
+            r.result_received("w1", result)
+            await r._turn()
+            return
+    raise AssertionError(f"{key} was not dispatched within 30 s")
+
+
+async def test_a_restart_restores_soft_state_and_attempt_exactly(
+    db: store.Database, import_document: ImportDocument
+) -> None:
+    await import_document(RETRYING)
+    clock = Clock()
+    first, server = await _started(db, clock)
+    await _answer(first, server, clock, "h1!ssh", 2)
+    await _answer(first, server, clock, "h1!ssh", 2)
+    before = first.engine.statuses["h1!ssh"]
+    assert (before.state, before.state_type, before.attempt) == (
+        CheckState.CRITICAL,
+        StateType.SOFT,
+        2,
+    )
+    await _stopped(first)
+
+    clock.now += 30  # the manager was down for a while
+    second, server = await _started(db, clock)
+    assert second.engine.statuses["h1!ssh"] == before
+    await _answer(second, server, clock, "h1!ssh", 2)  # the third CRITICAL in a row
+    after = second.engine.statuses["h1!ssh"]
+    assert (after.state, after.state_type, after.attempt) == (
+        CheckState.CRITICAL,
+        StateType.HARD,
+        3,
+    )
+    assert after.last_hard_state is CheckState.CRITICAL and after.last_hard_change == clock.now
+    await _stopped(second)
+
+    async with db.session() as session:
+        history = await store.list_state_history(session, check_key="h1!ssh")
+    assert [
+        (e.state, e.state_type, e.attempt, e.previous_state, e.hard_change) for e in history
+    ] == [
+        ("CRITICAL", StateType.HARD, 3, "CRITICAL", True),
+        ("CRITICAL", StateType.SOFT, 1, None, False),
+    ]
+
+
+async def test_host_changes_are_history_but_a_restart_makes_none_up(
+    db: store.Database, import_document: ImportDocument
+) -> None:
+    await import_document(RETRYING)
+    clock = Clock()
+    first, server = await _started(db, clock)
+    await _answer(first, server, clock, "h1", 2)  # the host check fails: h1 is DOWN
+    await _stopped(first)
+    second, _ = await _started(db, clock)  # rebuilds h1 as DOWN from its saved host check
+    await _stopped(second)
+
+    async with db.session() as session:
+        history = await store.list_state_history(session, check_key="h1")
+    assert [(e.kind, e.state, e.previous_state, e.hard_change) for e in history] == [
+        (store.HistoryKind.HOST, "DOWN", "UP", True),
+        (store.HistoryKind.CHECK, "CRITICAL", None, True),
+    ]
+    assert history[0].at == history[1].at and history[0].attempt is None
+
+
+async def test_unsaved_history_waits_for_the_store_bounded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def change(n: int) -> StateChange:
+        return StateChange(key="h1!a", at=T0 + n, from_state=None, from_type=None,
+                           to_state=CheckState.CRITICAL, to_type=StateType.SOFT, attempt=1,
+                           hard=False, output=str(n))  # fmt: skip
+
+    async def down(*args: object, **kwargs: object) -> int:
+        raise StoreError("database error at test: it is down")
+
+    db = store.Database.for_data_dir(tmp_path)
+    try:
+        await db.migrate()
+        r = EngineRunner(db, lambda _: FakeServer(), max_unsaved_changes=3)  # type: ignore[arg-type,return-value]
+        with monkeypatch.context() as patched:
+            patched.setattr(store, "save_check_states", down)
+            r._carry_out(Step(changes=(change(1), change(2))), T0)
+            await r._flush()
+            r._carry_out(Step(changes=(change(3), change(4), change(5))), T0)
+            await r._flush()
+        dropped = [rec for rec in caplog.records if rec.__dict__.get("action") == "history_dropped"]
+        assert len(dropped) == 1 and "dropping the oldest" in dropped[0].getMessage()
+
+        await r._flush()  # the store is back: what was kept goes, in order
+        async with db.session() as session:
+            history = await store.list_state_history(session)
+        assert [e.output for e in history] == ["5", "4", "3"]
+        assert "2 state change(s) were dropped" in caplog.text
+    finally:
+        await db.aclose()
