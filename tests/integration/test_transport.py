@@ -3,144 +3,30 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import os
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import asyncssh
 import pytest
 
-from tests.waiting import wait_until
+from tests.fixtures.jobserver import (
+    CHECK_DUMMY,
+    HAVE_CHECK_DUMMY,
+    HEARTBEAT,
+    Harness,
+    eventually,
+    make_job,
+    ok_job,
+)
 from watchkeeper.results import CheckOutcome, CheckState
 from watchkeeper.transport import keys, protocol
-from watchkeeper.transport.client import WorkerConnection, WorkerSettings
+from watchkeeper.transport.client import WorkerConnection
 from watchkeeper.transport.errors import HostKeyMismatch
 from watchkeeper.transport.protocol import Job, Result
-from watchkeeper.transport.registry import MemoryKeyRegistry
-from watchkeeper.transport.sensors import InFlightSensor
-from watchkeeper.transport.server import JobServer
-
-HEARTBEAT = 0.2
-CHECK_DUMMY = "/usr/lib/nagios/plugins/check_dummy"
-HAVE_CHECK_DUMMY = os.path.exists(CHECK_DUMMY)
-_ids = itertools.count(1)
-
-
-eventually = wait_until
-
-
-def make_job(zone: str, *, deadline: float | None = None, **kw: Any) -> Job:
-    n = next(_ids)
-    return Job(
-        job_id=f"job-{n}",
-        check=f"host{n}!svc",
-        zone=zone,
-        spec={"kind": "dummy"},
-        deadline=time.time() + 30 if deadline is None else deadline,
-        token=n,
-        **kw,
-    )
-
-
-class Harness:
-    """A job server on 127.0.0.1:0 with an in-memory registry, and workers to start."""
-
-    def __init__(self, tmp_path: Path, server: JobServer, registry: MemoryKeyRegistry):
-        self.tmp_path = tmp_path
-        self.server = server
-        self.registry = registry
-        self.results: list[tuple[str, Result]] = []
-        self.lost: list[tuple[Job, str]] = []
-        self.workers: list[tuple[WorkerConnection, asyncio.Task[None]]] = []
-
-    @property
-    def fingerprint(self) -> str:
-        return keys.fingerprint(self.server._host_key)
-
-    def enrol(self, name: str, zones: list[str], labels: dict[str, str] | None = None) -> Path:
-        key = asyncssh.generate_private_key("ssh-ed25519")
-        path = self.tmp_path / f"{name}.key"
-        path.write_bytes(key.export_private_key())
-        path.chmod(0o600)
-        self.registry.add(name, keys.canonical_public_key(key), zones, labels)
-        return path
-
-    def settings(self, name: str, key: Path, **kw: Any) -> WorkerSettings:
-        base: dict[str, Any] = {
-            "host": "127.0.0.1",
-            "port": self.server.port,
-            "key_path": key,
-            "manager_fingerprint": self.fingerprint,
-            "name": name,
-            "backoff_base": 0.05,
-            "backoff_cap": 0.2,
-        }
-        return WorkerSettings(**(base | kw))
-
-    async def start_worker(
-        self,
-        name: str,
-        enrolled: list[str],
-        run_job: Callable[[Job], Awaitable[CheckOutcome]] | None = None,
-        *,
-        wait: bool = True,
-        **kw: Any,
-    ) -> WorkerConnection:
-        key = self.enrol(name, enrolled, kw.pop("labels", None))
-        sensor_list = kw.pop("sensor_list", [InFlightSensor()])
-        worker = WorkerConnection(
-            self.settings(name, key, **kw),
-            run_job or ok_job(name),
-            sensor_list=sensor_list,
-            load=lambda: 0.0,
-        )
-        task = asyncio.create_task(worker.run())
-        self.workers.append((worker, task))
-        if wait:
-            await asyncio.wait_for(worker.connected.wait(), 5)
-            await eventually(lambda: any(w.name == name for w in self.server.workers()))
-        return worker
-
-    def ran_on(self) -> dict[str, str]:
-        return {r.job_id: r.output.split()[-1] for _, r in self.results}
-
-
-def ok_job(name: str) -> Callable[[Job], Awaitable[CheckOutcome]]:
-    async def run(job: Job) -> CheckOutcome:
-        return CheckOutcome(state=CheckState.OK, output=f"OK - ran on {name}")
-
-    return run
-
-
-@pytest.fixture
-async def h(tmp_path: Path) -> AsyncIterator[Harness]:
-    registry = MemoryKeyRegistry()
-    host_key = keys.load_or_create_host_key(tmp_path / "data")
-    holder: list[Harness] = []
-    server = JobServer(
-        registry=registry,
-        host_key=host_key,
-        on_result=lambda name, result: holder[0].results.append((name, result)),
-        on_lost=lambda job, why: holder[0].lost.append((job, why)),
-        host="127.0.0.1",
-        port=0,
-        heartbeat_interval=HEARTBEAT,
-    )
-    h = Harness(tmp_path, server, registry)
-    holder.append(h)
-    await server.start()
-    try:
-        yield h
-    finally:
-        for worker, _ in h.workers:
-            worker.stop()
-        for _, task in h.workers:
-            await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), 5)
-        await server.aclose()
 
 
 async def raw_connect(h: Harness, key: Path | None, **kw: Any) -> asyncssh.SSHClientConnection:

@@ -9,12 +9,14 @@ made here closes that worker's connection within one interval.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 from watchkeeper import store
 from watchkeeper.commands.common import EXIT_OK, database, database_exists, emit_json
+from watchkeeper.document.models import NAME_PATTERN
 from watchkeeper.errors import UsageError
 from watchkeeper.transport import keys
 
@@ -48,6 +50,9 @@ async def worker_key_add(args: argparse.Namespace) -> int:
     if not zones:
         raise UsageError("a worker key needs at least one zone: --zones ZONE[,ZONE...]")
     labels = parse_labels(args.labels)
+    agent_for = args.agent_for
+    if agent_for is not None and not re.fullmatch(NAME_PATTERN, agent_for):
+        raise UsageError(f"--agent-for: {agent_for!r} is not a host name of the document")
     key = keys.read_public_key_file(Path(args.public_key))
     db = database(args)
     try:
@@ -59,6 +64,7 @@ async def worker_key_add(args: argparse.Namespace) -> int:
             fingerprint=keys.fingerprint(key),
             zones=zones,
             labels=labels,
+            agent_for=agent_for,
             now=datetime.now(UTC),
         )
     except store.WorkerKeyConflict as exc:
@@ -68,7 +74,10 @@ async def worker_key_add(args: argparse.Namespace) -> int:
     if args.format == "json":
         emit_json(added.as_dict())
     else:
-        print(f"enrolled {added.name} ({added.fingerprint}) for zones {', '.join(added.zones)}")
+        role = "" if added.agent_for is None else f" as the agent of host {added.agent_for}"
+        print(
+            f"enrolled {added.name} ({added.fingerprint}) for zones {', '.join(added.zones)}{role}"
+        )
     return EXIT_OK
 
 
@@ -90,8 +99,10 @@ async def worker_key_list(args: argparse.Namespace) -> int:
     for row in rows:
         labels = ",".join(f"{k}={v}" for k, v in sorted(row.labels.items())) or "-"
         state = f"revoked {row.revoked_at:%Y-%m-%d %H:%M}" if row.revoked_at else "active"
+        agent = "" if row.agent_for is None else f"  agent-for={row.agent_for}"
         print(
-            f"{row.name}  {row.fingerprint}  zones={','.join(row.zones)}  labels={labels}  {state}"
+            f"{row.name}  {row.fingerprint}  zones={','.join(row.zones)}  labels={labels}"
+            f"{agent}  {state}"
         )
     return EXIT_OK
 

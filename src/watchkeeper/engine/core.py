@@ -18,6 +18,10 @@ Results the engine makes up itself go through the same state machine as real one
   manager restart does not mark everything UNKNOWN while workers reconnect; checks that
   fall due meanwhile are held (not stale, not queued twice) and released on their phases
   when a worker comes, so they do not all run at once.
+
+"Zone" in the liveness methods means a check's *pool* (`CheckRecord.pool`): its zone, or
+``agent:HOST`` for an agent check, which only that host's agent can run; such checks say
+``no agent connected for host H`` instead.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from watchkeeper.document.diff import Delta
-from watchkeeper.document.normalize import CheckRecord
+from watchkeeper.document.normalize import CheckRecord, no_worker_reason
 from watchkeeper.engine.reachability import (
     HostGraph,
     HostStateChange,
@@ -194,11 +198,11 @@ class Engine:
             output = f"timed out: no result within {gone.deadline - gone.dispatched_at:g}s"
             self._record(gone.key, _unknown(output), now, step)
         for key, silence in self.scheduler.stale(now):
-            if self._waiting_for_worker(self.scheduler.record(key).zone, now) is None:
+            if self._waiting_for_worker(self.scheduler.record(key).pool, now) is None:
                 outcome = _unknown(f"stale: no result for {silence:.0f}s")
                 self._transition(key, outcome, now, step, stale=True)
         for decision in self.scheduler.due(now, limit):
-            zone = decision.zone
+            zone = decision.pool
             if zone in self._live_zones:
                 step.dispatch.append(decision)
                 continue
@@ -209,7 +213,7 @@ class Engine:
                 continue
             self._held.get(zone, set()).discard(decision.key)
             self.scheduler.accept(decision.key, decision.token)
-            self._record(decision.key, _unknown(f"no worker for zone {zone}"), now, step)
+            self._record(decision.key, _unknown(no_worker_reason(zone)), now, step)
         return step.build()
 
     def record_result(self, key: str, token: int, outcome: CheckOutcome, now: float) -> Step:

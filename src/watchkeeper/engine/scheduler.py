@@ -81,6 +81,8 @@ class DispatchDecision:
 
     key: str
     zone: str
+    #: Who may run it: the zone, or ``agent:HOST`` for an agent check (`CheckRecord.pool`).
+    pool: str
     token: int
     #: When the schedule wanted it to run; ``dispatched_at`` is later under load.
     planned_at: float
@@ -204,6 +206,7 @@ class Scheduler:
             decision = DispatchDecision(
                 key=key,
                 zone=entry.record.zone,
+                pool=entry.record.pool,
                 token=self._seq,
                 planned_at=planned,
                 dispatched_at=now,

@@ -30,8 +30,16 @@ from dataclasses import dataclass
 
 from watchkeeper import store
 from watchkeeper.document.diff import Delta
-from watchkeeper.document.normalize import CheckRecord, Snapshot
-from watchkeeper.engine import DEFAULT_WORKER_GRACE, CheckStatus, DispatchDecision, Engine, Step
+from watchkeeper.document.normalize import CheckRecord, Snapshot, no_worker_reason, pool_agent
+from watchkeeper.engine import (
+    DEFAULT_WORKER_GRACE,
+    CheckStatus,
+    DispatchDecision,
+    Engine,
+    HostStateChange,
+    StateChange,
+    Step,
+)
 from watchkeeper.errors import StoreError
 from watchkeeper.manager.intake import IntakeOutcome
 from watchkeeper.results import CheckOutcome, CheckState
@@ -101,6 +109,7 @@ class EngineRunner:
         worker_grace: float = DEFAULT_WORKER_GRACE,
         on_summary: Callable[[str], None] | None = None,
         on_zones: Callable[[frozenset[str]], None] | None = None,
+        max_unsaved_changes: int = 100_000,
     ) -> None:
         self.db = db
         self.engine = Engine(worker_grace=worker_grace)
@@ -117,7 +126,13 @@ class EngineRunner:
         self._run_id = secrets.token_hex(4)
         self._jobs: dict[str, _InFlight] = {}
         self._unsaved: dict[str, CheckStatus] = {}
+        #: History entries waiting for `_flush`, oldest first; bounded while the store fails.
+        self._unsaved_changes: deque[StateChange | HostStateChange] = deque()
+        self._max_unsaved_changes = max_unsaved_changes
+        #: History entries dropped since the store last took a batch.
+        self._dropped_changes = 0
         self._removed: set[str] = set()
+        #: Pool (a zone, or ``agent:HOST``) -> how many running checks are in it.
         self._zones: dict[str, int] = {}
         self._online: set[str] = set()
         self._summary = ""
@@ -144,8 +159,8 @@ class EngineRunner:
 
     @property
     def zones(self) -> frozenset[str]:
-        """The zones the running checks are in."""
-        return frozenset(self._zones)
+        """The zones the running checks are in, but for agent checks (only agents run them)."""
+        return frozenset(zone for zone in self._zones if pool_agent(zone) is None)
 
     @property
     def summary(self) -> str:
@@ -160,7 +175,7 @@ class EngineRunner:
             saved = await store.list_check_states(session)
         now = self._clock()
         for record in records:
-            self._count_zone(record.zone, +1)
+            self._count_zone(record.pool, +1)
         self._carry_out(self.engine.load(records, now, statuses=saved), now)
         await self.server.start()
         self._zones_changed()
@@ -230,11 +245,11 @@ class EngineRunner:
         for key in delta.removed:
             old = self.engine.scheduler.record(key) if key in self.engine.scheduler else None
             if old is not None:
-                self._count_zone(old.zone, -1)
+                self._count_zone(old.pool, -1)
         for key in (*delta.changed, *delta.added):
             if key in self.engine.scheduler:
-                self._count_zone(self.engine.scheduler.record(key).zone, -1)
-            self._count_zone(event.checks[key].zone, +1)
+                self._count_zone(self.engine.scheduler.record(key).pool, -1)
+            self._count_zone(event.checks[key].pool, +1)
         self._carry_out(self.engine.apply_diff(delta, event.checks, now), now)
         self._zones_changed()
         logger.info(
@@ -246,6 +261,12 @@ class EngineRunner:
     # --- carrying out decisions -----------------------------------------------------------
 
     def _carry_out(self, step: Step, now: float) -> None:
+        """Log and queue the step's history entries and statuses for `_flush`, then summarise.
+
+        The host entries of `Engine.load` are left out: host states are not saved, so the
+        engine rebuilds them from UP at start, and a host that was DOWN before a restart
+        would otherwise get a made-up change on every start.
+        """
         for change in step.changes:
             logger.info(
                 "%s is %s %s: %s",
@@ -255,6 +276,22 @@ class EngineRunner:
                 change.output,
                 extra={"action": "state_changed", "check": change.log_context()},
             )
+        queue = self._unsaved_changes
+        queue.extend(step.changes)
+        if self.loaded.is_set():
+            queue.extend(step.host_changes)
+        excess = len(queue) - self._max_unsaved_changes
+        if excess > 0:
+            for _ in range(excess):
+                queue.popleft()
+            if not self._dropped_changes:
+                logger.warning(
+                    "more than %d state changes wait to be saved: dropping the oldest from "
+                    "the history until the store takes them again",
+                    self._max_unsaved_changes,
+                    extra={"action": "history_dropped"},
+                )
+            self._dropped_changes += excess
         for status in step.statuses:
             self._unsaved[status.key] = status
         for key in step.removed:
@@ -274,16 +311,18 @@ class EngineRunner:
             spec=decision.check.spec,
             deadline=decision.deadline,
             token=decision.token,
+            agent=decision.check.agent,
         )
         self._jobs[job_id] = _InFlight(decision.key, decision.token, decision.deadline)
         if await self.server.submit(job):
             return
         # Online but full (or just gone): say so now rather than wait for the deadline.
         self._jobs.pop(job_id, None)
-        outcome = CheckOutcome(
-            state=CheckState.UNKNOWN,
-            output=f"no worker of zone {decision.zone} could take the job",
-        )
+        if decision.check.agent is not None:
+            output = no_worker_reason(decision.pool)
+        else:
+            output = f"no worker of zone {decision.zone} could take the job"
+        outcome = CheckOutcome(state=CheckState.UNKNOWN, output=output)
         self._carry_out(self.engine.record_result(decision.key, decision.token, outcome, now), now)
 
     def _track_zones(self, now: float) -> None:
@@ -309,16 +348,27 @@ class EngineRunner:
             self._on_zones(self.zones)
 
     async def _flush(self, *, force: bool = False) -> None:
-        if not self._unsaved:
+        """Save the changed statuses and the queued history entries in one transaction.
+
+        On failure both are kept for the next flush: statuses by key (the newest wins) and
+        history entries in order. At most ``max_unsaved_changes`` history entries wait
+        (100,000 by default, some tens of MB): past that `_carry_out` drops the oldest, with
+        one warning per outage, so a store that is down for hours cannot exhaust memory.
+        """
+        if not self._unsaved and not self._unsaved_changes:
             return
         self._last_flush = self._clock()
         batch, self._unsaved = self._unsaved, {}
+        changes, self._unsaved_changes = self._unsaved_changes, deque()
         try:
-            await store.save_check_states(self.db, list(batch.values()))
-        except StoreError as exc:
+            await store.save_check_states(self.db, list(batch.values()), changes)
+        except BaseException as exc:
+            # Cancelled too: `run` stops by cancellation and its last flush must find these.
             batch.update(self._unsaved)  # keep newer statuses over the ones that failed
             self._unsaved = batch
-            if force:
+            changes.extend(self._unsaved_changes)  # and the history in the order it happened
+            self._unsaved_changes = changes
+            if force or not isinstance(exc, StoreError):
                 raise
             if not self._store_failing:
                 logger.warning(
@@ -330,7 +380,14 @@ class EngineRunner:
             return
         if self._store_failing:
             logger.info("saving check states recovered", extra={"action": "states_saved"})
+        if self._dropped_changes:
+            logger.warning(
+                "%d state change(s) were dropped from the history while the store failed",
+                self._dropped_changes,
+                extra={"action": "history_dropped"},
+            )
         self._store_failing = False
+        self._dropped_changes = 0
 
 
 def summarize(statuses: Mapping[str, CheckStatus], *, show: int = 3) -> str:

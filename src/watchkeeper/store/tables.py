@@ -137,6 +137,40 @@ class CheckStateRow(Base):
     output: Mapped[str | None] = mapped_column(sa.Text)
     last_check: Mapped[datetime | None]
     last_change: Mapped[datetime | None]
+    pending: Mapped[bool] = mapped_column(sa.Boolean, default=False, server_default=sa.false())
+    stale: Mapped[bool] = mapped_column(sa.Boolean, default=False, server_default=sa.false())
+    host_problem: Mapped[bool] = mapped_column(sa.Boolean, default=False, server_default=sa.false())
+    #: NULL (with ``last_hard_change``) only in rows written before migration 0003.
+    last_hard_state: Mapped[str | None] = mapped_column(sa.String(16))
+    last_hard_change: Mapped[datetime | None]
+
+
+class StateHistoryRow(Base):
+    """One state change of a check (``kind`` "check") or of a host ("host"); ids follow time.
+
+    No foreign key to ``checks``: history outlives the check and goes by age only. A host's
+    entries carry its host check's key (the host name) and HostState names, and no attempt.
+    """
+
+    __tablename__ = "state_history"
+    #: Ids are paging cursors: SQLite must never reuse one after a prune.
+    __table_args__ = (sa.Index(None, "check_key", "at"), {"sqlite_autoincrement": True})
+
+    id: Mapped[int] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    check_key: Mapped[str] = mapped_column(sa.String(CHECK_KEY_LENGTH))
+    kind: Mapped[str] = mapped_column(sa.String(8))
+    at: Mapped[datetime] = mapped_column(index=True)
+    state: Mapped[str] = mapped_column(sa.String(16))
+    #: "soft" or "hard" (`StateType` values).
+    state_type: Mapped[str] = mapped_column(sa.String(4))
+    attempt: Mapped[int | None] = mapped_column(sa.Integer)
+    output: Mapped[str] = mapped_column(sa.Text)
+    #: None for a check's first result.
+    previous_state: Mapped[str | None] = mapped_column(sa.String(16))
+    #: The last hard state changed: the entries notifications act on.
+    hard_change: Mapped[bool] = mapped_column(sa.Boolean)
 
 
 class SourceStatusRow(Base):
@@ -165,6 +199,8 @@ class WorkerKeyRow(Base):
     fingerprint: Mapped[str] = mapped_column(sa.String(128))
     zones: Mapped[list[Any]]
     labels: Mapped[dict[str, Any]]
+    #: The host this key's agent serves; set only for agent keys (``--agent-for``).
+    agent_for: Mapped[str | None] = mapped_column(sa.String(NAME_LENGTH))
     created_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
 
@@ -181,5 +217,6 @@ rejected_candidates = table(RejectedCandidateRow)
 config_objects = table(ConfigObjectRow)
 checks = table(CheckRow)
 check_states = table(CheckStateRow)
+state_history = table(StateHistoryRow)
 source_status = table(SourceStatusRow)
 worker_keys = table(WorkerKeyRow)

@@ -38,6 +38,8 @@ class WorkerKey:
     labels: dict[str, str]
     created_at: datetime
     revoked_at: datetime | None = None
+    #: The host this key is the agent of: it runs that host's agent checks and no others.
+    agent_for: str | None = None
 
     @classmethod
     def from_row(cls, row: WorkerKeyRow) -> WorkerKey:
@@ -49,6 +51,7 @@ class WorkerKey:
             labels=dict(row.labels),
             created_at=row.created_at,
             revoked_at=row.revoked_at,
+            agent_for=row.agent_for,
         )
 
     @property
@@ -63,6 +66,7 @@ class WorkerKey:
             "public_key": self.public_key,
             "zones": list(self.zones),
             "labels": self.labels,
+            "agent_for": self.agent_for,
             "created_at": self.created_at.isoformat(),
             "revoked_at": None if self.revoked_at is None else self.revoked_at.isoformat(),
         }
@@ -96,6 +100,7 @@ async def add_worker_key(
     zones: list[str],
     labels: dict[str, str],
     now: datetime,
+    agent_for: str | None = None,
 ) -> WorkerKey:
     """Enrol a key for ``zones``; `WorkerKeyConflict` if the name or the key is taken.
 
@@ -110,6 +115,7 @@ async def add_worker_key(
         fingerprint=fingerprint,
         zones=list(zones),
         labels=dict(labels),
+        agent_for=agent_for,
         created_at=now,
         revoked_at=None,
     )

@@ -77,6 +77,8 @@ class Welcome(_Message):
     #: Granted from the key's enrolment, never from the hello.
     zones: list[str]
     labels: dict[str, str] = Field(default_factory=dict)
+    #: Set when the key is enrolled as a host's agent: it serves that host's agent checks.
+    agent_for: str | None = None
     heartbeat_interval: float = Field(gt=0)
 
 
@@ -93,6 +95,8 @@ class Job(_Message):
     token: int
     #: Labels a worker's enrolment must carry to receive this job (``{"role": "web"}``).
     requires: dict[str, str] = Field(default_factory=dict)
+    #: An ``agent`` check: only the key enrolled as this host's agent may run it.
+    agent: str | None = None
 
 
 class WireMetric(_Message):

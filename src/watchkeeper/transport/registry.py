@@ -18,15 +18,23 @@ from watchkeeper import store
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Enrolment:
-    """What an authenticated key grants: a name, the zones it serves, its labels."""
+    """What an authenticated key grants: a name, the zones it serves, its labels.
+
+    ``agent_for`` makes the key a host's agent: it then receives that host's ``agent``
+    checks (in its enrolled zones) and nothing else.
+    """
 
     name: str
     public_key: str
     zones: frozenset[str]
     labels: Mapping[str, str] = field(default_factory=dict)
+    agent_for: str | None = None
 
     def log_context(self) -> dict[str, Any]:
-        return {"name": self.name, "zones": sorted(self.zones)}
+        context: dict[str, Any] = {"name": self.name, "zones": sorted(self.zones)}
+        if self.agent_for is not None:
+            context["agent_for"] = self.agent_for
+        return context
 
 
 class KeyRegistry(Protocol):
@@ -49,11 +57,17 @@ class MemoryKeyRegistry:
         public_key: str,
         zones: Iterable[str],
         labels: Mapping[str, str] | None = None,
+        *,
+        agent_for: str | None = None,
     ) -> Enrolment:
         if any(e.name == name for e in self._by_key.values()):
             raise ValueError(f"worker key {name!r} is already enrolled")
         enrolment = Enrolment(
-            name=name, public_key=public_key, zones=frozenset(zones), labels=dict(labels or {})
+            name=name,
+            public_key=public_key,
+            zones=frozenset(zones),
+            labels=dict(labels or {}),
+            agent_for=agent_for,
         )
         self._by_key[public_key] = enrolment
         return enrolment
@@ -85,4 +99,5 @@ class StoreKeyRegistry:
             public_key=found.public_key,
             zones=frozenset(found.zones),
             labels=found.labels,
+            agent_for=found.agent_for,
         )

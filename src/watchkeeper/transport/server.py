@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import asyncssh
 
+from watchkeeper.document.normalize import agent_pool, no_worker_reason, pool_agent
 from watchkeeper.errors import WatchkeeperError
 from watchkeeper.transport import protocol, routing
 from watchkeeper.transport.errors import ProtocolError
@@ -144,17 +145,36 @@ class JobServer:
         return sorted((w.info() for w in self._workers if w.hello), key=lambda i: i.name)
 
     def zone_online(self, zone: str) -> bool:
-        """Whether any connected worker is enrolled for ``zone`` (busy or not)."""
-        return any(w.hello is not None and zone in w.zones for w in self._workers)
+        """Whether any connected worker can serve the pool ``zone`` (busy or not).
+
+        A pool is a zone, served by its (non-agent) workers, or ``agent:HOST``, served by
+        that host's agent (`watchkeeper.document.normalize.CheckRecord.pool`).
+        """
+        agent = pool_agent(zone)
+        if agent is not None:
+            return any(w.hello is not None and w.agent_for == agent for w in self._workers)
+        return any(
+            w.hello is not None and w.agent_for is None and zone in w.zones for w in self._workers
+        )
 
     def revoke(self, name: str) -> int:
         """Close every connection of key ``name`` now; returns how many were closed.
 
         Revoke the key in the registry first, or it will simply reconnect.
         """
+        return self._close(name, logging.WARNING, "closing revoked worker %s", "worker_revoked")
+
+    def regrant(self, name: str) -> int:
+        """Key ``name``'s grants changed: close its connections so it logs in with the new.
+
+        A connection's zones are fixed at login; the worker redials after its backoff.
+        """
+        return self._close(name, logging.INFO, "worker %s reconnects for new grants", "regrant")
+
+    def _close(self, name: str, level: int, message: str, action: str) -> int:
         closing = [w for w in self._workers if w.name == name]
         for worker in closing:
-            logger.warning("closing revoked worker %s", name, extra={"action": "worker_revoked"})
+            logger.log(level, message, name, extra={"action": action})
             worker.peer.close()
         return len(closing)
 
@@ -169,7 +189,7 @@ class JobServer:
 
     def _lease(self, job: Job, *, exclude: ConnectedWorker | None) -> bool:
         candidates = (w for w in self._workers if w is not exclude)
-        worker = routing.choose(candidates, zone=job.zone, requires=job.requires)
+        worker = routing.choose(candidates, zone=job.zone, requires=job.requires, agent=job.agent)
         if worker is None:
             return False
         self._assignments += 1
@@ -202,7 +222,8 @@ class JobServer:
                     extra={"action": "job_failed_over", "worker": worker.name},
                 )
             elif self._on_lost is not None:
-                self._on_lost(job, f"no worker for zone {job.zone}")
+                pool = job.zone if job.agent is None else agent_pool(job.agent)
+                self._on_lost(job, no_worker_reason(pool))
 
     # --- connection events (called by the SSH glue) ---------------------------------------
 
@@ -264,6 +285,7 @@ class JobServer:
                 name=worker.name,
                 zones=sorted(worker.zones),
                 labels=dict(worker.labels),
+                agent_for=worker.agent_for,
                 heartbeat_interval=self.heartbeat_interval,
             )
         )
@@ -276,9 +298,10 @@ class JobServer:
                 extra={"action": "worker_claim_ignored", "worker": worker.name},
             )
         logger.info(
-            "worker %s connected for zones %s",
+            "worker %s connected for zones %s%s",
             worker.name,
             ", ".join(sorted(worker.zones)),
+            "" if worker.agent_for is None else f" as the agent of {worker.agent_for}",
             extra={"action": "worker_connected", "worker": worker.name},
         )
 

@@ -23,6 +23,7 @@ class WorkerInfo:
     name: str
     zones: tuple[str, ...]
     labels: dict[str, str]
+    agent_for: str | None
     claimed_zones: tuple[str, ...]
     claimed_labels: dict[str, str]
     version: str
@@ -64,6 +65,10 @@ class ConnectedWorker:
         return self.enrolment.labels
 
     @property
+    def agent_for(self) -> str | None:
+        return self.enrolment.agent_for
+
+    @property
     def ready(self) -> bool:
         return self.hello is not None and self.accepting and not self.draining
 
@@ -81,6 +86,7 @@ class ConnectedWorker:
             name=self.name,
             zones=tuple(sorted(self.zones)),
             labels=dict(self.labels),
+            agent_for=self.agent_for,
             claimed_zones=tuple(hello.zones) if hello else (),
             claimed_labels=dict(hello.labels) if hello else {},
             version=hello.version if hello else "",

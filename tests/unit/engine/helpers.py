@@ -24,9 +24,10 @@ def record(
     timeout: float = 10.0,
     parents: Sequence[str] = (),
     command: str = "check_it",
+    kind: str = "plugin",
 ) -> CheckRecord:
     spec: dict[str, Any] = {
-        "check": {"kind": "plugin", "command": command},
+        "check": {"kind": kind, "command": command},
         "interval": interval,
         "retry_interval": retry_interval,
         "max_attempts": max_attempts,

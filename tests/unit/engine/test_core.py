@@ -140,6 +140,24 @@ def test_a_zone_that_loses_its_last_worker_gets_the_grace_again() -> None:
     assert engine.statuses[r.key].output == "no worker for zone dmz"
 
 
+def test_agent_checks_wait_for_their_hosts_agent_not_for_the_zone() -> None:
+    local = record("web1", "disk", zone="dmz", kind="agent")
+    remote = record("web1", "http", zone="dmz")
+    other = record("web2", "disk", zone="dmz", kind="agent")
+    assert (local.pool, remote.pool, other.pool) == ("agent:web1", "dmz", "agent:web2")
+    engine = Engine(worker_grace=60)
+    engine.load([local, remote, other], T0)
+    engine.zone_online("dmz", T0)
+    engine.zone_online("agent:web1", T0)
+    workers = FakeWorkers(engine)
+    workers.run(T0, T0 + 300)
+    assert {d.key for d in workers.dispatched} == {local.key, remote.key}
+    assert {d.pool for d in workers.dispatched} == {"agent:web1", "dmz"}
+    assert engine.statuses[local.key].output == "OK"
+    assert engine.statuses[other.key].output == "no agent connected for host web2"
+    assert engine.statuses[remote.key].output == "OK"
+
+
 def test_checks_held_for_a_late_worker_run_spread_out_and_never_go_stale() -> None:
     dmz = [record(f"d{i}", zone="dmz", interval=10, timeout=2) for i in range(50)]
     engine = Engine(worker_grace=60)

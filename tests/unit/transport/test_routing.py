@@ -13,6 +13,7 @@ class W:
     name: str
     zones: frozenset[str]
     labels: Mapping[str, str] = field(default_factory=dict)
+    agent_for: str | None = None
     ready: bool = True
     leased: int = 0
     concurrency: int = 4
@@ -42,3 +43,20 @@ def test_least_loaded_then_least_recently_assigned() -> None:
     assert choose([busy, idle_recent, idle_old], zone="z", requires={}) is idle_old
     hot = W("hot", frozenset({"z"}), load=1.7)
     assert choose([hot, idle_recent], zone="z", requires={}) is idle_recent
+
+
+def test_agent_jobs_go_only_to_that_hosts_agent_and_agents_get_nothing_else() -> None:
+    worker = W("worker", frozenset({"dmz"}))
+    web1 = W("web1-agent", frozenset({"dmz"}), agent_for="web1")
+    web2 = W("web2-agent", frozenset({"dmz"}), agent_for="web2")
+    everyone = [worker, web1, web2]
+    assert choose(everyone, zone="dmz", requires={}, agent="web1") is web1
+    assert choose(everyone, zone="dmz", requires={}, agent="web2") is web2
+    assert choose(everyone, zone="dmz", requires={}) is worker
+    assert choose([web1, web2], zone="dmz", requires={}) is None
+    assert choose([worker, web2], zone="dmz", requires={}, agent="web1") is None
+
+
+def test_an_agent_serves_its_host_only_in_its_enrolled_zones() -> None:
+    web1 = W("web1-agent", frozenset({"dmz"}), agent_for="web1")
+    assert choose([web1], zone="core", requires={}, agent="web1") is None

@@ -1,7 +1,8 @@
 """Check executors, one module per kind, found through a registry.
 
     Executors().run(check, address=, timeout=)
-        └─▶ get_executor(check["kind"]) ──▶ plugin | tcp | http | ping | <entry point>
+        └─▶ get_executor(check["kind"]) ──▶ plugin | tcp | http | ping | ssh | agent
+                                             | <entry point>
                                                  └─▶ CheckOutcome(state, output, metrics)
 
 Importing this package registers the built-in executors. Call `install_child_watcher`
@@ -10,6 +11,7 @@ once from the worker's running loop.
 
 from __future__ import annotations
 
+from watchkeeper.worker.executors.agent import AgentExecutor
 from watchkeeper.worker.executors.base import (
     ENTRY_POINT_GROUP,
     EXECUTORS,
@@ -30,11 +32,13 @@ from watchkeeper.worker.executors.plugin import (
     install_child_watcher,
     run_process,
 )
+from watchkeeper.worker.executors.ssh import SshExecutor
 from watchkeeper.worker.executors.tcp import TcpExecutor
 
 __all__ = [
     "ENTRY_POINT_GROUP",
     "EXECUTORS",
+    "AgentExecutor",
     "Executor",
     "ExecutorAlreadyRegistered",
     "ExecutorError",
@@ -43,6 +47,7 @@ __all__ = [
     "PingExecutor",
     "PluginExecutor",
     "ProcessResult",
+    "SshExecutor",
     "TcpExecutor",
     "UnknownCheckKind",
     "get_executor",

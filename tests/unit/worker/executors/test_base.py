@@ -130,7 +130,7 @@ def test_unknown_kind_names_the_known_ones(monkeypatch: pytest.MonkeyPatch) -> N
         get_executor("snmp")
     assert isinstance(caught.value, WatchkeeperError)
     assert "'snmp'" in caught.value.message
-    assert "http, ping, plugin, tcp" in caught.value.message
+    assert "http, ping, plugin, ssh, tcp" in caught.value.message
     assert ENTRY_POINT_GROUP in caught.value.message
 
 

@@ -1,0 +1,40 @@
+"""The ``agent`` check: a plugin run by the Watchkeeper agent on the checked host itself.
+
+An agent is an ordinary worker process installed on the host, whose key is enrolled with
+``--agent-for HOST``. Routing, not this module, keeps the two apart: only a key enrolled
+as that host's agent ever receives the host's agent jobs, and an agent key receives
+nothing else. So here an agent check is simply a local plugin run, with the same
+environment, process-group timeout and output parsing as the ``plugin`` executor.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import BaseModel
+
+from watchkeeper.document.models import AgentCheck
+from watchkeeper.results import CheckOutcome
+from watchkeeper.worker.executors.base import SpecExecutor, register
+from watchkeeper.worker.executors.plugin import PluginExecutor
+
+
+@register
+class AgentExecutor(SpecExecutor[AgentCheck]):
+    """Runs ``command`` locally through a `PluginExecutor` (one shared, per agent)."""
+
+    kind: ClassVar[str] = "agent"
+    Config: ClassVar[type[BaseModel]] = AgentCheck
+    label: ClassVar[str] = "AGENT"
+
+    def __init__(self, *, plugins: PluginExecutor | None = None) -> None:
+        self._plugins = plugins or PluginExecutor()
+
+    async def check(
+        self,
+        spec: AgentCheck,
+        *,
+        address: str,
+        timeout: float,  # noqa: ASYNC109
+    ) -> CheckOutcome:
+        return await self._plugins.run_command(spec.command, address=address, timeout=timeout)
