@@ -151,6 +151,12 @@ def build_parser() -> argparse.ArgumentParser:
     wk.add_argument("--zones", required=True, help="zones the key may serve: a,b")
     wk.add_argument("--public-key", required=True, help="the worker's OpenSSH .pub file")
     wk.add_argument("--labels", default=None, help="labels the key carries: k=v,k2=v2")
+    wk.add_argument(
+        "--agent-for",
+        default=None,
+        metavar="HOST",
+        help="enrol as HOST's agent: it runs HOST's agent checks and nothing else",
+    )
     _format_arg(wk)
     _store_args(wk)
     wk.set_defaults(func=keys_cmds.worker_key_add)
@@ -240,6 +246,22 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=8,
         help="checks run at once (default 8)",
+    )
+    _env_arg(
+        p,
+        "--max-load",
+        env="WORKER_MAX_LOAD",
+        type=float,
+        default=2.5,
+        help="refuse new jobs while the 1-minute load per core is above this (default 2.5)",
+    )
+    _env_arg(
+        p,
+        "--min-memory",
+        env="WORKER_MIN_MEMORY",
+        type=int,
+        default=128,
+        help="refuse new jobs while less memory than this many MiB is available (default 128)",
     )
     _env_arg(p, "--name", env="WORKER_NAME", help="name in the hello (default: the hostname)")
     p.set_defaults(func=run_cmds.worker)

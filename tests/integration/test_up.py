@@ -75,8 +75,10 @@ def test_up_imports_the_demo_runs_its_checks_and_stops_cleanly(tmp_path: Path) -
         expected = "CRITICAL" if DEMO_FLAG.exists() else "OK"
         db = tmp_path / "data" / "watchkeeper.db"
         deadline = time.monotonic() + 30
-        while saved_state(db, "localhost!demo-flag") != expected:
-            assert time.monotonic() < deadline, saved_state(db, "localhost!demo-flag")
+        # The API check follows the port ``up`` really bound (0 here), not the file's 8470.
+        wanted = {"localhost!demo-flag": expected, "localhost!watchkeeper-api": "OK"}
+        while (got := {key: saved_state(db, key) for key in wanted}) != wanted:
+            assert time.monotonic() < deadline, got
             assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
             time.sleep(0.2)
     finally:

@@ -4,23 +4,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import signal
 from datetime import datetime
-from importlib import resources
 from pathlib import Path
 
 from watchkeeper.commands.common import EXIT_OK
 from watchkeeper.errors import UsageError
+from watchkeeper.manager.demo import bundled_example
 from watchkeeper.manager.runtime import Manager, ManagerSettings, parse_listen
+from watchkeeper.transport import sensors
 from watchkeeper.transport.client import WorkerConnection, WorkerSettings
 from watchkeeper.transport.server import DEFAULT_PORT
 from watchkeeper.worker.executors import Executors, install_child_watcher
 from watchkeeper.worker.runner import job_runner
-
-
-def bundled_example() -> Path:
-    """The demo document shipped inside the package."""
-    return Path(str(resources.files("watchkeeper") / "examples" / "demo.json"))
 
 
 def _settings(
@@ -69,7 +66,9 @@ async def _serve(manager: Manager) -> int:
 
 async def up(args: argparse.Namespace) -> int:
     source = args.source or str(bundled_example())
-    manager = Manager(_settings(args, source, embedded_worker=True), on_event=_say)
+    settings = _settings(args, source, embedded_worker=True)
+    settings = dataclasses.replace(settings, demo=not args.source)
+    manager = Manager(settings, on_event=_say)
     _say("Watchkeeper up: the manager and one embedded worker; check states follow as they")
     _say("change (a summary line each time)")
     return await _serve(manager)
@@ -115,9 +114,16 @@ def worker_settings(args: argparse.Namespace) -> WorkerSettings:
 async def worker(args: argparse.Namespace) -> int:
     """Dial the manager and run its jobs: SIGTERM drains, SIGINT stops at once."""
     settings = worker_settings(args)
+    if args.max_load <= 0:
+        raise UsageError("--max-load: must be above 0 (load per core)")
+    if args.min_memory < 0:
+        raise UsageError("--min-memory: must be 0 or more (MiB)")
+    pressure = sensors.default_sensors(
+        max_load_per_core=args.max_load, min_available=args.min_memory * 1024 * 1024
+    )
     install_child_watcher()
     executors = Executors()
-    connection = WorkerConnection(settings, job_runner(executors))
+    connection = WorkerConnection(settings, job_runner(executors), sensor_list=pressure)
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, connection.drain)
     loop.add_signal_handler(signal.SIGINT, connection.stop)

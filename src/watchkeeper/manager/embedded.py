@@ -22,6 +22,7 @@ from watchkeeper.transport import keys
 from watchkeeper.transport.client import WorkerConnection, WorkerSettings
 from watchkeeper.transport.registry import Enrolment, KeyRegistry
 from watchkeeper.transport.server import JobServer
+from watchkeeper.worker.executors import Executors
 from watchkeeper.worker.runner import job_runner
 
 logger = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ class EmbeddedWorker:
         self.concurrency = concurrency
         self.server: JobServer | None = None
         self.connection: WorkerConnection | None = None
+        self.executors = Executors()
 
     def set_zones(self, zones: Collection[str]) -> None:
         """Enrol for ``zones``; a connected worker reconnects to be granted the new set.
@@ -87,7 +89,7 @@ class EmbeddedWorker:
             extra={"action": "embedded_worker_enrolled"},
         )
         if self.server is not None:
-            self.server.revoke(EMBEDDED_NAME)
+            self.server.regrant(EMBEDDED_NAME)
 
     def connect(self, server: JobServer, host_key: asyncssh.SSHKey) -> WorkerConnection:
         """The connection to ``server`` (already listening); the caller runs it."""
@@ -102,5 +104,9 @@ class EmbeddedWorker:
             backoff_base=0.2,
             backoff_cap=5.0,
         )
-        self.connection = WorkerConnection(settings, job_runner())
+        self.connection = WorkerConnection(settings, job_runner(self.executors))
         return self.connection
+
+    async def aclose(self) -> None:
+        """Release the executors' pooled connections once the worker has stopped."""
+        await self.executors.aclose()

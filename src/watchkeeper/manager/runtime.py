@@ -22,10 +22,11 @@ from watchkeeper import store
 from watchkeeper.clock import utcnow
 from watchkeeper.document.diff import summary_text
 from watchkeeper.errors import DocumentError, StoreError, UsageError
+from watchkeeper.manager.demo import API_SERVICE, bundled_example, demo_for_port
 from watchkeeper.manager.embedded import EmbeddedWorker
 from watchkeeper.manager.intake import ConfigIntake
 from watchkeeper.manager.jobs import EngineRunner
-from watchkeeper.sources import Candidate, Poller, SourceStatus, open_source
+from watchkeeper.sources import Candidate, Poller, Source, SourceStatus, open_source
 from watchkeeper.transport import keys
 from watchkeeper.transport.registry import KeyRegistry, StoreKeyRegistry
 from watchkeeper.transport.server import DEFAULT_PORT, JobServer
@@ -56,6 +57,8 @@ class ManagerSettings:
     embedded_worker: bool = False
     #: Seconds a zone may have no worker before its checks go UNKNOWN.
     worker_grace: float = 60.0
+    #: ``source`` is the bundled demo: poll a copy whose API check names the bound port.
+    demo: bool = False
 
 
 def parse_listen(value: str, flag: str = "--http", example: int = 8470) -> tuple[str, int]:
@@ -151,12 +154,35 @@ class Manager:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         await self.db.migrate()
         self.token = load_or_create_token(self.settings.data_dir)
-        source = open_source(
-            self.settings.source,
-            timeout=self.settings.source_timeout,
-            max_bytes=self.settings.max_bytes,
-            bearer_token=self.settings.bearer_token,
-        )
+        listener = bind_listener(self.settings.http_host, self.settings.http_port)
+        self.port = listener.getsockname()[1]
+        try:
+            source = open_source(
+                self._source_for_port(),
+                timeout=self.settings.source_timeout,
+                max_bytes=self.settings.max_bytes,
+                bearer_token=self.settings.bearer_token,
+            )
+        except BaseException:
+            listener.close()
+            raise
+        await self._serve(source, listener, started)
+
+    def _source_for_port(self) -> str:
+        if not self.settings.demo:
+            return self.settings.source
+        path = demo_for_port(self.port, self.settings.data_dir)
+        if path != bundled_example():
+            self._on_event(f"demo: {API_SERVICE} checks port {self.port}; polling {path}")
+        return str(path)
+
+    async def _serve(
+        self,
+        source: Source,
+        listener: socket.socket,
+        started: Callable[[], Awaitable[None]] | None,
+    ) -> None:
+        """The poller, engine, HTTP server and embedded worker, until stopped or one fails."""
         poller = Poller(
             source,
             self._take,
@@ -168,8 +194,6 @@ class Manager:
             create_app(self.db, self.intake, self.token), log_level="warning", lifespan="off"
         )
         self.server = _EmbeddedServer(config)
-        listener = bind_listener(self.settings.http_host, self.settings.http_port)
-        self.port = listener.getsockname()[1]
         if not is_loopback(self.settings.http_host):
             logger.warning(
                 "HTTP listens on %s, beyond this machine; put TLS in front of it",
@@ -207,6 +231,8 @@ class Manager:
             stopping.cancel()
             await asyncio.gather(*tasks, stopping, return_exceptions=True)
             listener.close()
+            if self.embedded is not None:
+                await self.embedded.aclose()
             await source.aclose()
             await self.db.aclose()
 

@@ -97,8 +97,15 @@ class MemorySensor:
         return True, ""
 
 
-def default_sensors() -> list[Sensor]:
-    return [InFlightSensor(), LoadSensor(), MemorySensor()]
+def default_sensors(
+    *, max_load_per_core: float = 2.5, min_available: int = 128 * 1024 * 1024
+) -> list[Sensor]:
+    """In-flight count, load per core and available memory, with the worker's limits."""
+    return [
+        InFlightSensor(),
+        LoadSensor(max_per_core=max_load_per_core),
+        MemorySensor(min_available=min_available),
+    ]
 
 
 def evaluate(sensors: Sequence[Sensor], load: WorkerLoad) -> tuple[bool, str]:
