@@ -340,6 +340,68 @@ async def test_a_worker_under_pressure_says_why_and_gets_nothing(h: Harness) -> 
     assert await h.server.submit(make_job("a")) is False
 
 
+# --- waiting for a free slot ---------------------------------------------------------------
+
+
+def held_jobs(release: asyncio.Event) -> Callable[[Job], Awaitable[CheckOutcome]]:
+    async def held(job: Job) -> CheckOutcome:
+        await release.wait()
+        return CheckOutcome(state=CheckState.OK, output="OK - ran on busy")
+
+    return held
+
+
+async def test_a_burst_beyond_the_zones_slots_waits_and_all_of_it_runs(h: Harness) -> None:
+    release = asyncio.Event()
+    busy = await h.start_worker("busy", ["a"], held_jobs(release), concurrency=2)
+    jobs = [make_job("a") for _ in range(10)]
+    for job in jobs:
+        assert await h.server.submit(job)  # two leased, eight waiting: none refused
+    await eventually(lambda: busy.in_flight == 2)
+    assert h.server.waiting() == {"a": 8}
+    assert await h.server.submit(jobs[-1])  # a waiting job submitted again is not queued twice
+    assert h.server.waiting() == {"a": 8}
+    release.set()
+    await eventually(lambda: len(h.results) == 10)
+    assert sorted(r.job_id for _, r in h.results) == sorted(j.job_id for j in jobs)
+    assert h.server.waiting() == {} and h.lost == []
+
+
+async def test_the_wait_is_bounded_by_count_and_by_the_deadline(h: Harness) -> None:
+    h.server._max_waiting = 2  # the default (10,000) is too many to fill in a test
+    release = asyncio.Event()
+    await h.start_worker("busy", ["a"], held_jobs(release), concurrency=1)
+    assert await h.server.submit(make_job("a"))
+    assert await h.server.submit(make_job("a"))
+    late = make_job("a", deadline=time.time() + 0.5)
+    assert await h.server.submit(late)
+    assert await h.server.submit(make_job("a")) is False  # the queue is full
+    # Its check cannot start in time any more: reported lost, with why, not run late.
+    await eventually(lambda: [j.job_id for j, _ in h.lost] == [late.job_id])
+    assert h.lost[0][1] == "no worker of zone a was free in time"
+    release.set()
+    await eventually(lambda: len(h.results) == 2)
+
+
+async def test_waiting_jobs_are_lost_with_the_reason_when_the_zones_last_worker_leaves(
+    h: Harness,
+) -> None:
+    never = asyncio.Event()
+    worker = await h.start_worker("only", ["a"], held_jobs(never), concurrency=1)
+    running, waiting = make_job("a"), make_job("a")
+    assert await h.server.submit(running)
+    assert await h.server.submit(waiting)
+    await eventually(lambda: worker.in_flight == 1)
+    task = next(t for w, t in h.workers if w is worker)
+    task.cancel()
+    await eventually(lambda: len(h.lost) == 2)
+    assert {j.job_id: why for j, why in h.lost} == {
+        running.job_id: "no worker for zone a",
+        waiting.job_id: "no worker for zone a",
+    }
+    assert h.server.waiting() == {}
+
+
 async def test_check_dummy_runs_as_a_subprocess(h: Harness) -> None:
     plugin = CHECK_DUMMY
     if not HAVE_CHECK_DUMMY:

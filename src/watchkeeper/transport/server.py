@@ -12,6 +12,13 @@ passes. When a worker's connection drops, or it misses three heartbeats, its lea
 to a peer of the same zone (or to ``on_lost`` when there is none). A result counts only
 from the worker holding the lease and quoting the job's token, once; anything else (late,
 duplicate, from another worker) is ignored, so results are idempotent by job id.
+
+Waiting: a job whose workers are all busy waits in a bounded queue of its pool (zone,
+agent and required labels) and goes to the first slot that frees, oldest first, instead of
+being refused; bursts larger than a zone's slots therefore queue briefly rather than
+turning checks UNKNOWN. A job waits only while it can still finish before its deadline
+(its check's timeout still fits), and at most ``max_waiting`` jobs wait per pool; past
+either it is refused or reported lost with the reason, so nothing piles up.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -42,6 +50,8 @@ DEFAULT_PORT = 4730
 DEFAULT_HEARTBEAT = 5.0
 #: Missed heartbeats after which a silent worker is disconnected and its jobs moved.
 MISSED_HEARTBEATS = 3
+#: Jobs that may wait for a free slot per pool; past that `submit` refuses.
+DEFAULT_MAX_WAITING = 10_000
 
 ResultHandler = Callable[[str, Result], None]
 LostHandler = Callable[[Job, str], None]
@@ -51,6 +61,25 @@ LostHandler = Callable[[Job, str], None]
 class _Lease:
     job: Job
     worker: ConnectedWorker
+
+
+#: Jobs wait per (zone, agent, required labels): every job of a pool suits the same workers.
+_Pool = tuple[str, str | None, frozenset[tuple[str, str]]]
+
+
+def _pool_of(job: Job) -> _Pool:
+    return job.zone, job.agent, frozenset(job.requires.items())
+
+
+def _pool_name(job: Job) -> str:
+    return job.zone if job.agent is None else agent_pool(job.agent)
+
+
+def _fits(job: Job, now: float) -> bool:
+    """Whether the job's check can still finish before its deadline if it starts now."""
+    timeout = job.spec.get("timeout")
+    runtime = float(timeout) if isinstance(timeout, int | float) else 0.0
+    return now + runtime < job.deadline
 
 
 class JobServer:
@@ -71,6 +100,7 @@ class JobServer:
         port: int = DEFAULT_PORT,
         heartbeat_interval: float = DEFAULT_HEARTBEAT,
         clock: Callable[[], float] = time.time,
+        max_waiting: int = DEFAULT_MAX_WAITING,
     ) -> None:
         self.registry = registry
         self._host_key = host_key
@@ -81,6 +111,9 @@ class JobServer:
         self._clock = clock
         self._workers: set[ConnectedWorker] = set()
         self._leases: dict[str, _Lease] = {}
+        self._waiting: dict[_Pool, deque[Job]] = {}
+        self._waiting_ids: set[str] = set()
+        self._max_waiting = max_waiting
         self._assignments = 0
         self._acceptor: asyncssh.SSHAcceptor | None = None
         self._monitor: asyncio.Task[None] | None = None
@@ -136,10 +169,20 @@ class JobServer:
     # --- the manager's API ----------------------------------------------------------------
 
     async def submit(self, job: Job) -> bool:
-        """Lease ``job`` to the least-loaded worker allowed to run it; False if none can."""
-        if job.job_id in self._leases:
-            return True  # already leased: submitting again must not run it twice
-        return self._lease(job, exclude=None)
+        """Lease ``job`` to the least-loaded worker allowed to run it, or queue it while
+        they are all busy; False when no ready worker may run it or its queue is full."""
+        if job.job_id in self._leases or job.job_id in self._waiting_ids:
+            return True  # already leased or waiting: submitting again must not run it twice
+        return self._place(job, exclude=None)
+
+    def waiting(self) -> dict[str, int]:
+        """Jobs waiting for a free slot, per pool name (zone, or ``agent:HOST``)."""
+        out: dict[str, int] = {}
+        for queue in self._waiting.values():
+            if queue:
+                name = _pool_name(queue[0])
+                out[name] = out.get(name, 0) + len(queue)
+        return out
 
     def workers(self) -> list[WorkerInfo]:
         return sorted((w.info() for w in self._workers if w.hello), key=lambda i: i.name)
@@ -187,17 +230,83 @@ class JobServer:
 
     # --- routing and leases ---------------------------------------------------------------
 
+    def _place(self, job: Job, *, exclude: ConnectedWorker | None) -> bool:
+        """Lease the job, or queue it when a ready worker could take it once a slot frees."""
+        if self._lease(job, exclude=exclude):
+            return True
+        if not _fits(job, self._clock()):
+            return False
+        could = any(
+            w is not exclude and w.ready and routing.serves(w, job.zone, job.requires, job.agent)
+            for w in self._workers
+        )
+        queue = self._waiting.setdefault(_pool_of(job), deque())
+        if not could or len(queue) >= self._max_waiting:
+            return False
+        queue.append(job)
+        self._waiting_ids.add(job.job_id)
+        return True
+
+    def _pump(self, worker: ConnectedWorker) -> None:
+        """A slot of ``worker`` may be free: give it waiting jobs of its pools, oldest first."""
+        if not self._waiting or not worker.ready:
+            return
+        now = self._clock()
+        for (zone, agent, requires), queue in self._waiting.items():
+            if not queue or not routing.serves(worker, zone, dict(requires), agent):
+                continue
+            while queue and worker.leased < worker.concurrency:
+                job = queue.popleft()
+                self._waiting_ids.discard(job.job_id)
+                if _fits(job, now):
+                    self._assign(job, worker)
+                else:
+                    self._lost(job, f"no worker of zone {zone} was free in time")
+            if worker.leased >= worker.concurrency:
+                return
+
+    def _expire_waiting(self, now: float) -> None:
+        """Report waiting jobs that can no longer finish in time, or whose pool is gone."""
+        for (zone, agent, requires), queue in self._waiting.items():
+            if not queue:
+                continue
+            alive = any(
+                w.hello is not None and routing.serves(w, zone, dict(requires), agent)
+                for w in self._workers
+            )
+            kept: deque[Job] = deque()
+            for job in queue:
+                if alive and _fits(job, now):
+                    kept.append(job)
+                    continue
+                self._waiting_ids.discard(job.job_id)
+                reason = (
+                    f"no worker of zone {zone} was free in time"
+                    if alive
+                    else no_worker_reason(_pool_name(job))
+                )
+                self._lost(job, reason)
+            self._waiting[(zone, agent, requires)] = kept
+        self._waiting = {pool: queue for pool, queue in self._waiting.items() if queue}
+
+    def _lost(self, job: Job, reason: str) -> None:
+        if self._on_lost is not None:
+            self._on_lost(job, reason)
+
     def _lease(self, job: Job, *, exclude: ConnectedWorker | None) -> bool:
         candidates = (w for w in self._workers if w is not exclude)
         worker = routing.choose(candidates, zone=job.zone, requires=job.requires, agent=job.agent)
         if worker is None:
             return False
+        self._assign(job, worker)
+        return True
+
+    def _assign(self, job: Job, worker: ConnectedWorker) -> None:
         self._assignments += 1
         worker.last_assigned = self._assignments
         worker.jobs.add(job.job_id)
         self._leases[job.job_id] = _Lease(job=job, worker=worker)
         worker.peer.send(job)
-        return True
 
     def _release(self, job_id: str) -> _Lease | None:
         lease = self._leases.pop(job_id, None)
@@ -212,7 +321,7 @@ class JobServer:
             if lease is None or lease.job.deadline <= now:
                 continue
             job = lease.job
-            if self._lease(job, exclude=worker):
+            if self._place(job, exclude=worker):
                 logger.info(
                     "job %s of %s moved from %s (%s)",
                     job.job_id,
@@ -221,9 +330,8 @@ class JobServer:
                     why,
                     extra={"action": "job_failed_over", "worker": worker.name},
                 )
-            elif self._on_lost is not None:
-                pool = job.zone if job.agent is None else agent_pool(job.agent)
-                self._on_lost(job, no_worker_reason(pool))
+            else:
+                self._lost(job, no_worker_reason(_pool_name(job)))
 
     # --- connection events (called by the SSH glue) ---------------------------------------
 
@@ -242,6 +350,7 @@ class JobServer:
                 extra={"action": "worker_lost", "worker": worker.name},
             )
         self._fail_over(worker, why)
+        self._expire_waiting(self._clock())
 
     def handle(self, worker: ConnectedWorker, message: protocol.Message) -> None:
         worker.last_seen, worker.last_seen_wall = time.monotonic(), time.time()
@@ -260,6 +369,7 @@ class JobServer:
                 )
             worker.accepting, worker.reason = message.accepting, message.reason
             worker.load = message.load
+            self._pump(worker)
         elif isinstance(message, protocol.Drain):
             worker.draining = True
             logger.info("worker %s is draining", worker.name, extra={"action": "worker_drain"})
@@ -304,6 +414,7 @@ class JobServer:
             "" if worker.agent_for is None else f" as the agent of {worker.agent_for}",
             extra={"action": "worker_connected", "worker": worker.name},
         )
+        self._pump(worker)
 
     def _result(self, worker: ConnectedWorker, result: Result) -> None:
         lease = self._leases.get(result.job_id)
@@ -320,6 +431,7 @@ class JobServer:
             self._on_result(worker.name, result)
         except Exception:
             logger.exception("on_result failed for job %s", result.job_id)
+        self._pump(worker)
 
     # --- the monitor ----------------------------------------------------------------------
 
@@ -334,8 +446,14 @@ class JobServer:
 
     async def _tick(self) -> None:
         now = self._clock()
+        freed = set()
         for job_id in [j for j, lease in self._leases.items() if lease.job.deadline <= now]:
-            self._release(job_id)
+            lease = self._release(job_id)
+            if lease is not None:
+                freed.add(lease.worker)
+        self._expire_waiting(now)
+        for worker in freed:
+            self._pump(worker)
         silent = time.monotonic() - MISSED_HEARTBEATS * self.heartbeat_interval
         for worker in list(self._workers):
             if worker.last_seen < silent:
