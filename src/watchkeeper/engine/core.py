@@ -224,6 +224,12 @@ class Engine:
         self._record(key, outcome, now, step)
         return step.build()
 
+    def check_now(self, key: str, now: float) -> bool:
+        """Run a check at the next tick instead of its slot; False if unknown or in flight."""
+        if key not in self.scheduler:
+            return False
+        return self.scheduler.run_now(key, now)
+
     def zone_online(self, zone: str, now: float) -> Step:
         """The zone has a live worker: checks held back for it run at their next slot."""
         self._live_zones.add(zone)

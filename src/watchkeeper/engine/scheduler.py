@@ -188,6 +188,15 @@ class Scheduler:
             self._queue(entry, self._first_due(entry, now, retrying))
         self._arm(entry, entry.fresh_since)
 
+    def run_now(self, key: str, now: float) -> bool:
+        """Queue a check to run at ``now`` (an operator's "check now", a re-check after a
+        remediation); False when it is in flight already, whose result is as good."""
+        entry = self._entries[key]
+        if entry.flight is not None:
+            return False
+        self._queue(entry, now)
+        return True
+
     def remove(self, key: str) -> None:
         """Forget a check; its heap entries die lazily, a late result is not accepted."""
         self._entries.pop(key, None)

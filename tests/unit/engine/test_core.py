@@ -340,3 +340,13 @@ def test_first_runs_of_ten_thousand_checks_are_spread_over_the_interval() -> Non
     assert max(per_second.values()) < 2 * average
     assert min(per_second.values()) > average / 2
     assert all(0 <= d.dispatched_at - d.planned_at < 0.25 for d in workers.dispatched)
+
+
+def test_check_now_dispatches_at_the_next_tick_and_ignores_unknown_keys() -> None:
+    r = record("h")
+    engine = started([r])
+    assert not engine.check_now("nope", T0)
+    assert engine.check_now(r.key, T0 + 0.5)
+    [decision] = engine.tick(T0 + 0.5).dispatch
+    assert decision.key == r.key
+    assert not engine.check_now(r.key, T0 + 0.6)  # already running

@@ -243,3 +243,19 @@ def test_heaps_stay_bounded_under_churn() -> None:
         scheduler.update(records[i % 50], now)
         scheduler.stale(now)
     assert all(size <= 2 * len(scheduler) + 64 for size in scheduler.heap_sizes())
+
+
+def test_run_now_moves_a_queued_check_forward_but_not_one_in_flight() -> None:
+    r = record("h")
+    scheduler = loaded(r)
+    slot = scheduler.next_due(r.key)
+    assert slot is not None and slot > T0 + 1
+    assert scheduler.run_now(r.key, T0 + 1)
+    [decision] = scheduler.due(T0 + 1)
+    assert decision.planned_at == T0 + 1
+    # In flight: its result is as fresh as a new run would be, so nothing is queued twice.
+    assert not scheduler.run_now(r.key, T0 + 2)
+    assert scheduler.due(T0 + 3) == []
+    assert scheduler.accept(r.key, decision.token)
+    # After the result it returns to its phase: check now does not move the schedule.
+    assert scheduler.completed(r.key, OK_STATUS, T0 + 2) == pytest.approx(slot)
