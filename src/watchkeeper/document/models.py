@@ -213,6 +213,26 @@ class Threshold(Strict):
 
     warning: RangeText | None = None
     critical: RangeText | None = None
+    consecutive: Annotated[int, Field(ge=1, le=1000)] = Field(
+        default=1,
+        description="Results in a row outside a range before it counts (insufficient value).",
+    )
+    no_data: PositiveDuration | None = Field(
+        default=None,
+        description="Open a metric alarm when the metric has had no value for this long.",
+    )
+
+
+class Flapping(Strict):
+    """Nagios-style flap detection: percent state change over the last 21 results."""
+
+    enabled: bool = True
+    low: Annotated[float, Field(ge=0, le=100)] = Field(
+        default=25.0, description="Flapping stops below this percent state change."
+    )
+    high: Annotated[float, Field(ge=0, le=100)] = Field(
+        default=30.0, description="Flapping starts above this percent state change."
+    )
 
 
 Thresholds = dict[Annotated[str, Field(min_length=1)], Threshold]
@@ -232,9 +252,21 @@ class Schedule(Strict):
     )
     timeout: PositiveDuration | None = Field(default=None, description="Per check. Default 10s.")
     thresholds: Thresholds | None = None
+    threshold_mode: Literal["complement", "override"] | None = Field(
+        default=None,
+        description=(
+            "complement (default): the worse of the plugin's state and the thresholds'; "
+            "override: the thresholds alone decide when a thresholded metric is present."
+        ),
+    )
     notifications: list[Name] | None = Field(
         default=None, description="Notification channels for this object's problems."
     )
+    renotify: PositiveDuration | None = Field(
+        default=None,
+        description="Repeat a problem's notification this often while it lasts. Default: once.",
+    )
+    flapping: Flapping | None = None
 
 
 # --- objects ------------------------------------------------------------------------------
@@ -409,6 +441,10 @@ class Trigger(Strict):
         | Literal["WARNING", "CRITICAL", "UNKNOWN", "DOWN"]
     ) = "CRITICAL"
     hard: bool = Field(default=True, description="Act only on hard states (default).")
+    metric: str | None = Field(
+        default=None,
+        description="Act on a metric alarm of this metric (thresholds) instead of the state.",
+    )
 
 
 def _action_ref_tag(value: Any) -> str:
@@ -435,6 +471,20 @@ class Remediation(Strict):
         default="10m", validate_default=True, description="Quiet time after each attempt."
     )
     notifications: list[Name] = Field(default_factory=list)
+    max_concurrent: Annotated[int, Field(ge=1, le=1000)] = Field(
+        default=1, description="Actions of this rule running at once."
+    )
+    circuit_breaker: Annotated[int, Field(ge=1, le=100000)] = Field(
+        default=5,
+        description=(
+            "When more targets than this match at once, notify instead of acting: "
+            "a wide outage is not fixed by restarting everything."
+        ),
+    )
+    confirm: bool = Field(
+        default=False,
+        description="Queue actions as pending until an operator runs (or skips) them.",
+    )
 
 
 # --- platforms and infrastructure ---------------------------------------------------------

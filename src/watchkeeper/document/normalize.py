@@ -287,14 +287,26 @@ def _resolve(
         "retry_interval": pick("retry_interval", DEFAULT_RETRY_INTERVAL).total_seconds(),
         "max_attempts": pick("max_attempts", DEFAULT_MAX_ATTEMPTS),
         "timeout": pick("timeout", DEFAULT_TIMEOUT).total_seconds(),
-        "thresholds": {
-            metric: {
-                level: value
-                for level, value in (("warning", t.warning), ("critical", t.critical))
-                if value is not None
-            }
-            for metric, t in thresholds.items()
-        },
+        "thresholds": {metric: _threshold(t) for metric, t in thresholds.items()},
+        "threshold_mode": pick("threshold_mode", "complement"),
         "notifications": list(pick("notifications", [])),
+        "renotify": None
+        if (renotify := pick("renotify", None)) is None
+        else renotify.total_seconds(),
+        "flapping": pick("flapping", models.Flapping()).model_dump(mode="json"),
         "service_labels": dict(getattr(obj, "labels", {})),
     }
+
+
+def _threshold(threshold: models.Threshold) -> dict[str, Any]:
+    """A threshold with only what is set, durations in seconds."""
+    out: dict[str, Any] = {
+        level: value
+        for level, value in (("warning", threshold.warning), ("critical", threshold.critical))
+        if value is not None
+    }
+    if threshold.consecutive != 1:
+        out["consecutive"] = threshold.consecutive
+    if threshold.no_data is not None:
+        out["no_data"] = threshold.no_data.total_seconds()
+    return out

@@ -26,6 +26,7 @@ def check(sections: Sections, broken: dict[str, set[str]]) -> list[Problem]:
     problems.extend(_parent_cycles(sections["hosts"]))
     problems.extend(_schedules(sections))
     problems.extend(_empty_selectors(sections))
+    problems.extend(_flapping(sections))
     return problems
 
 
@@ -207,6 +208,24 @@ def _schedules(sections: Sections) -> Iterator[Problem]:
                 pointer=pointer("services", i, "timeout"),
                 message="timeout is longer than the interval: checks may overlap",
                 severity=Severity.WARNING,
+            )
+
+
+def _flapping(sections: Sections) -> Iterator[Problem]:
+    for section in ("templates", "services"):
+        for i, obj in sections[section]:
+            flapping = obj.flapping
+            if flapping is not None and flapping.low > flapping.high:
+                yield Problem(
+                    pointer=pointer(section, i, "flapping", "low"),
+                    message=f"low ({flapping.low:g}) is above high ({flapping.high:g})",
+                )
+    for i, host in sections["hosts"]:
+        flapping = host.check.flapping if host.check is not None else None
+        if flapping is not None and flapping.low > flapping.high:
+            yield Problem(
+                pointer=pointer("hosts", i, "check", "flapping", "low"),
+                message=f"low ({flapping.low:g}) is above high ({flapping.high:g})",
             )
 
 

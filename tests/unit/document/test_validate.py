@@ -430,7 +430,7 @@ def test_check_defaults() -> None:
         ("/hosts/0/address", "adress", "/hosts/0/adress", "address"),
         ("/hosts/1/parents", "parent", "/hosts/1/parent", "parents"),
         ("/hosts/0/check/interval", "intervall", "/hosts/0/check/intervall", "interval"),
-        ("/templates/0/retry_interval", "retry", "/templates/0/retry", None),
+        ("/templates/0/retry_interval", "retry", "/templates/0/retry", "renotify"),
         ("/services/1/interval", "intervall", "/services/1/intervall", "interval"),
         ("/services/1/check/port", "prot", "/services/1/check/prot", "port"),
         ("/services/2/check/method", "methd", "/services/2/check/methd", "method"),
