@@ -4,14 +4,20 @@
     JobServer ──on_result/on_lost─▶ events ─▶ EngineRunner._loop ─▶ Engine (decides)
     timer (every ~0.2 s) ───────▶ ┘                │
                                                    ├─▶ JobServer.submit(Job)
-                                                   └─▶ store.save_check_states (batched)
+                                                   ├─▶ store.save_check_states (batched)
+                                                   └─▶ Downstream.observe(Observed)
+                                                       (telemetry, alarms, remediation)
 
 The runner is the one state-changing loop of principle 4: the job server and the intake
-only *post* typed events (`ResultReceived`, `JobLost`, `ConfigImported`) and wake it; each
-event type has one handler, and only the loop calls the engine. The engine returns `Step`
-values; the loop carries them out (principle 3). Statuses are saved in batches, every
-`flush_interval`, because a transaction per result would cap throughput at the database's
-commit rate.
+only *post* typed events (`ResultReceived`, `JobLost`, `ConfigImported`, `CheckNow`) and
+wake it; each event type has one handler, and only the loop calls the engine. A result
+goes through the ``interpret`` hook (the document's thresholds) before the engine sees it.
+At the end of every turn the stages after the engine get one `Observed` value with what
+the turn produced. Action jobs (remediation) use the same job server: `submit_action`
+sends one, and its result or loss goes to the callback given, not to the engine. The
+engine returns `Step` values; the loop carries them out (principle 3). Statuses are
+saved in batches, every `flush_interval`, because a transaction per result would cap
+throughput at the database's commit rate.
 
 Time is ``time.time()``, read here only: job deadlines go over the wire as epoch seconds,
 so the engine's clock must be the same one.
@@ -25,7 +31,7 @@ import logging
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from watchkeeper import store
@@ -37,10 +43,12 @@ from watchkeeper.engine import (
     DispatchDecision,
     Engine,
     HostStateChange,
+    HostStatus,
     StateChange,
     Step,
 )
 from watchkeeper.errors import StoreError
+from watchkeeper.manager.downstream import CheckResult, Downstream, Observed
 from watchkeeper.manager.intake import IntakeOutcome
 from watchkeeper.results import CheckOutcome, CheckState
 from watchkeeper.transport.protocol import Job, Result
@@ -80,7 +88,19 @@ class ConfigImported:
     checks: Mapping[str, CheckRecord]
 
 
-Event = ResultReceived | JobLost | ConfigImported
+@dataclass(frozen=True, slots=True)
+class CheckNow:
+    """An operator (or a remediation) asked for a check to run at once."""
+
+    key: str
+
+
+Event = ResultReceived | JobLost | ConfigImported | CheckNow
+
+#: Turns a worker's outcome into the one the engine records (thresholds): pure, cheap.
+Interpret = Callable[[CheckRecord, CheckOutcome, float], CheckOutcome]
+#: Told how an action job ended: its result, or None and why it was lost.
+ActionDone = Callable[[Result | None, str | None], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +130,8 @@ class EngineRunner:
         on_summary: Callable[[str], None] | None = None,
         on_zones: Callable[[frozenset[str]], None] | None = None,
         max_unsaved_changes: int = 100_000,
+        downstream: Sequence[Downstream] = (),
+        interpret: Interpret | None = None,
     ) -> None:
         self.db = db
         self.engine = Engine(worker_grace=worker_grace)
@@ -140,6 +162,11 @@ class EngineRunner:
         self._last_prune = 0.0
         self._store_failing = False
         self.loaded = asyncio.Event()
+        self.downstream = list(downstream)
+        self._interpret = interpret
+        #: Action job id -> its callback and deadline (see `submit_action`).
+        self._actions: dict[str, tuple[ActionDone, float]] = {}
+        self._turn_out = _TurnCollector()
 
     # --- what the job server and the intake call (post an event, wake the loop) -----------
 
@@ -152,6 +179,24 @@ class EngineRunner:
     def config_imported(self, outcome: IntakeOutcome, snapshot: Snapshot) -> None:
         if outcome.diff is not None:
             self._post(ConfigImported(outcome.diff.checks, snapshot.checks))
+
+    def check_now(self, key: str) -> bool:
+        """Ask for ``key`` to run at the next turn; False when no such check runs."""
+        if key not in self.engine.scheduler:
+            return False
+        self._post(CheckNow(key))
+        return True
+
+    async def submit_action(self, job: Job, done: ActionDone) -> bool:
+        """Send an action job to a worker of its zone; ``done`` gets its result or its loss.
+
+        False (and ``done`` is not called) when no worker can take it now.
+        """
+        self._actions[job.job_id] = (done, job.deadline)
+        if await self.server.submit(job):
+            return True
+        self._actions.pop(job.job_id, None)
+        return False
 
     def _post(self, event: Event) -> None:
         self._events.append(event)
@@ -177,6 +222,8 @@ class EngineRunner:
         for record in records:
             self._count_zone(record.pool, +1)
         self._carry_out(self.engine.load(records, now, statuses=saved), now)
+        self._turn_out.checks = {record.key: record for record in records}
+        self._observe(now, loading=True)
         await self.server.start()
         self._zones_changed()
         self.loaded.set()
@@ -213,6 +260,8 @@ class EngineRunner:
         if now - self._last_prune > JOB_MEMORY:
             self._last_prune = now
             self._jobs = {j: f for j, f in self._jobs.items() if f.deadline + JOB_MEMORY > now}
+            self._actions = {j: a for j, a in self._actions.items() if a[1] + JOB_MEMORY > now}
+        self._observe(now)
         if now - self._last_flush >= self._flush_interval:
             await self._flush()
 
@@ -223,17 +272,36 @@ class EngineRunner:
             self._result(event, now)
         elif isinstance(event, JobLost):
             self._lost(event, now)
+        elif isinstance(event, CheckNow):
+            self.engine.check_now(event.key, now)
         else:
             self._imported(event, now)
 
     def _result(self, event: ResultReceived, now: float) -> None:
+        action = self._actions.pop(event.result.job_id, None)
+        if action is not None:
+            action[0](event.result, None)
+            return
         flight = self._jobs.pop(event.result.job_id, None)
         if flight is None or flight.token != event.result.token:
             return
-        step = self.engine.record_result(flight.key, flight.token, event.result.outcome(), now)
+        raw = event.result.outcome()
+        if flight.key not in self.engine.scheduler:
+            return
+        record = self.engine.scheduler.record(flight.key)
+        outcome = raw if self._interpret is None else self._interpret(record, raw, now)
+        step = self.engine.record_result(flight.key, flight.token, outcome, now)
+        if step.statuses and self.downstream:
+            self._turn_out.results.append(
+                CheckResult(key=flight.key, record=record, outcome=outcome, raw=raw, at=now)
+            )
         self._carry_out(step, now)
 
     def _lost(self, event: JobLost, now: float) -> None:
+        action = self._actions.pop(event.job.job_id, None)
+        if action is not None:
+            action[0](None, event.reason)
+            return
         flight = self._jobs.pop(event.job.job_id, None)
         if flight is None:
             return
@@ -251,6 +319,7 @@ class EngineRunner:
                 self._count_zone(self.engine.scheduler.record(key).pool, -1)
             self._count_zone(event.checks[key].pool, +1)
         self._carry_out(self.engine.apply_diff(delta, event.checks, now), now)
+        self._turn_out.checks = event.checks
         self._zones_changed()
         logger.info(
             "engine applied an import: %s",
@@ -296,6 +365,8 @@ class EngineRunner:
             self._unsaved[status.key] = status
         for key in step.removed:
             self._unsaved.pop(key, None)
+        if self.downstream:
+            self._turn_out.add(step)
         if (step.statuses or step.removed) and self._on_summary is not None:
             line = summarize(self.engine.statuses)
             if line != self._summary:
@@ -324,6 +395,25 @@ class EngineRunner:
             output = f"no worker of zone {decision.zone} could take the job"
         outcome = CheckOutcome(state=CheckState.UNKNOWN, output=output)
         self._carry_out(self.engine.record_result(decision.key, decision.token, outcome, now), now)
+
+    def _observe(self, now: float, *, loading: bool = False) -> None:
+        """Hand this turn's results and changes to the stages after the engine."""
+        collected, self._turn_out = self._turn_out, _TurnCollector()
+        if not self.downstream:
+            return
+        observed = collected.build(loading=loading)
+        if not observed:
+            return
+        for stage in self.downstream:
+            try:
+                stage.observe(observed, now)
+            except Exception:
+                # One stage's bug must not stop checks, nor the other stages.
+                logger.exception(
+                    "%s failed to observe a turn",
+                    type(stage).__name__,
+                    extra={"action": "downstream_failed"},
+                )
 
     def _track_zones(self, now: float) -> None:
         for zone in self._zones:
@@ -388,6 +478,40 @@ class EngineRunner:
             )
         self._store_failing = False
         self._dropped_changes = 0
+
+
+class _TurnCollector:
+    """What one turn produced, gathered step by step for `Observed`."""
+
+    def __init__(self) -> None:
+        self.results: list[CheckResult] = []
+        self.changes: list[StateChange] = []
+        self.host_changes: list[HostStateChange] = []
+        self.statuses: dict[str, CheckStatus] = {}
+        self.hosts: dict[str, HostStatus] = {}
+        self.removed: list[str] = []
+        self.checks: Mapping[str, CheckRecord] | None = None
+
+    def add(self, step: Step) -> None:
+        self.changes.extend(step.changes)
+        self.host_changes.extend(step.host_changes)
+        for status in step.statuses:
+            self.statuses[status.key] = status
+        for host in step.hosts:
+            self.hosts[host.host] = host
+        self.removed.extend(step.removed)
+
+    def build(self, *, loading: bool) -> Observed:
+        return Observed(
+            results=tuple(self.results),
+            changes=tuple(self.changes),
+            host_changes=tuple(self.host_changes),
+            statuses=tuple(self.statuses.values()),
+            hosts=tuple(self.hosts.values()),
+            removed=tuple(self.removed),
+            checks=self.checks,
+            loading=loading,
+        )
 
 
 def summarize(statuses: Mapping[str, CheckStatus], *, show: int = 3) -> str:
