@@ -12,11 +12,13 @@ import pytest
 from tests.fixtures.database import ImportDocument
 from watchkeeper import store
 from watchkeeper.document.diff import ConfigDiff, Delta
+from watchkeeper.document.normalize import CheckRecord
 from watchkeeper.engine import CheckStatus, StateChange, StateType, Step
 from watchkeeper.errors import StoreError
+from watchkeeper.manager.downstream import Observed
 from watchkeeper.manager.intake import IntakeOutcome, check_candidate
-from watchkeeper.manager.jobs import EngineRunner, summarize
-from watchkeeper.results import CheckState
+from watchkeeper.manager.jobs import EngineRunner, Interpret, summarize
+from watchkeeper.results import CheckOutcome, CheckState
 from watchkeeper.transport.protocol import Job, Result
 
 T0 = 1_764_000_000.0
@@ -278,3 +280,117 @@ async def test_unsaved_history_waits_for_the_store_bounded(
         assert "2 state change(s) were dropped" in caplog.text
     finally:
         await db.aclose()
+
+
+# --- the seam to the stages after the engine ------------------------------------------------
+
+
+class Recorder:
+    """A downstream stage that keeps what it was told."""
+
+    def __init__(self, *, fail: bool = False) -> None:
+        self.seen: list[Observed] = []
+        self.fail = fail
+
+    def observe(self, observed: Observed, now: float) -> None:
+        self.seen.append(observed)
+        if self.fail:
+            raise RuntimeError("a bug in a stage")
+
+    async def run(self) -> None:
+        pass
+
+
+async def _seam_runner(
+    tmp_path: Path, stages: list[Recorder], interpret: Interpret | None = None
+) -> tuple[EngineRunner, FakeServer, Clock, store.Database]:
+    db = store.Database.for_data_dir(tmp_path)
+    await db.migrate()
+    server, clock = FakeServer(), Clock()
+    r = EngineRunner(
+        db,
+        lambda _: server,  # type: ignore[arg-type,return-value]
+        clock=clock,
+        downstream=stages,
+        interpret=interpret,
+    )
+    await r.start()
+    return r, server, clock, db
+
+
+async def _first_job(r: EngineRunner, server: FakeServer, clock: Clock) -> Job:
+    _import(r)
+    await r._turn()
+    while not server.jobs:
+        clock.now += 1
+        await r._turn()
+    return server.jobs[-1]
+
+
+async def test_every_stage_sees_each_turns_results_and_changes_even_when_one_fails(
+    tmp_path: Path,
+) -> None:
+    broken, healthy = Recorder(fail=True), Recorder()
+
+    def thresholds(record: CheckRecord, outcome: CheckOutcome, now: float) -> CheckOutcome:
+        # A stand-in for the document's thresholds: it only marks what it saw.
+        return CheckOutcome(state=CheckState.WARNING, output=f"{outcome.output} (interpreted)")
+
+    r, server, clock, db = await _seam_runner(tmp_path, [broken, healthy], thresholds)
+    # Start tells every stage what runs (nothing yet here), marked as loading, not news.
+    assert [(o.loading, dict(o.checks or {})) for o in healthy.seen] == [(True, {})]
+    job = await _first_job(r, server, clock)
+    imported = [o for o in healthy.seen if o.checks is not None and not o.loading]
+    assert [list(o.checks or {}) for o in imported] == [["h1!ssh"]]
+    before = len(healthy.seen)
+    r.result_received(
+        "w", Result(job_id=job.job_id, token=job.token, state=0, output="fine", started=0,
+                    finished=0, metrics=[]),
+    )  # fmt: skip
+    await r._turn()
+    [turn] = healthy.seen[before:]
+    [result] = turn.results
+    assert result.key == "h1!ssh" and result.record.host == "h1"
+    assert result.raw.state is CheckState.OK and result.outcome.state is CheckState.WARNING
+    assert result.outcome.output == "fine (interpreted)"
+    [change] = turn.changes
+    assert change.to_state is CheckState.WARNING
+    assert [s.key for s in turn.statuses] == ["h1!ssh"]
+    assert len(broken.seen) == len(healthy.seen)  # the failing stage was told too
+    await db.aclose()
+
+
+async def test_action_jobs_go_to_their_callback_not_the_engine(tmp_path: Path) -> None:
+    r, server, clock, db = await _seam_runner(tmp_path, [Recorder()])
+    done: list[tuple[Result | None, str | None]] = []
+    action = Job(job_id="rem-1-1", check="remediation:1", zone="core", deadline=clock.now + 30,
+                 token=0, spec={"action": {"kind": "command", "command": ["true"]}})  # fmt: skip
+    assert await r.submit_action(action, lambda res, why: done.append((res, why)))
+    r.result_received("w", Result(job_id="rem-1-1", token=0, state=0, output="started",
+                                  started=0, finished=0))  # fmt: skip
+    await r._turn()
+    assert [(res.output if res else None, why) for res, why in done] == [("started", None)]
+    lost = action.model_copy(update={"job_id": "rem-1-2"})
+    assert await r.submit_action(lost, lambda res, why: done.append((res, why)))
+    r.job_lost(lost, "no worker for zone core")
+    await r._turn()
+    assert done[-1] == (None, "no worker for zone core")
+    assert r.engine.statuses == {}  # the engine never saw either
+    server.accepting = False
+    refused = action.model_copy(update={"job_id": "rem-1-3"})
+    assert not await r.submit_action(refused, lambda res, why: done.append((res, why)))
+    assert len(done) == 2
+    await db.aclose()
+
+
+async def test_check_now_runs_the_check_at_the_next_turn(tmp_path: Path) -> None:
+    r, server, clock, db = await _seam_runner(tmp_path, [])
+    job = await _first_job(r, server, clock)
+    r.result_received("w", Result(job_id=job.job_id, token=job.token, state=0, output="ok",
+                                  started=0, finished=0))  # fmt: skip
+    await r._turn()
+    assert not r.check_now("h1!nope")
+    assert r.check_now("h1!ssh")
+    await r._turn()
+    assert len(server.jobs) == 2 and server.jobs[-1].check == "h1!ssh"
+    await db.aclose()
