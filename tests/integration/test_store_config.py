@@ -122,6 +122,20 @@ async def test_first_import_creates_version_1(
     assert set((await check_versions(db)).values()) == {1}
 
 
+async def test_objects_of_a_section_are_listed_by_name_with_their_specs(
+    db: store.Database, import_document: ImportDocument
+) -> None:
+    raw = document()
+    await import_document(raw)
+    await import_document(document(hosts=("web1", "db1")))
+    async with db.session() as session:
+        hosts = await store.list_objects(session, "hosts")
+        nothing = await store.list_objects(session, "notifications")
+    assert [h.name for h in hosts] == ["db1", "web1"]
+    assert hosts[1].kind == "hosts" and hosts[1].spec["address"] == raw["hosts"][0]["address"]
+    assert nothing == []
+
+
 async def test_the_same_document_again_is_a_no_op(
     db: store.Database, import_document: ImportDocument
 ) -> None:

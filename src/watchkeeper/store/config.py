@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
 from watchkeeper.document.diff import ConfigDiff, Delta, diff
-from watchkeeper.document.normalize import Hashes, Snapshot
+from watchkeeper.document.normalize import Hashes, ObjectRecord, Snapshot
 from watchkeeper.document.problems import Problem
 from watchkeeper.errors import ImportFailed, StoreError
 from watchkeeper.store import bulk, tables
@@ -65,6 +65,19 @@ async def plan(db: Database, snapshot: Snapshot) -> ConfigDiff:
     async with db.session() as session:
         running = await running_hashes(session)
     return diff(running, snapshot.hashes())
+
+
+async def list_objects(session: AsyncSession, kind: str) -> list[ObjectRecord]:
+    """The running configuration's objects of one section (``notifications``, ...), by name.
+
+    Specs are the JSON as the document had it (durations as text): parse them with the
+    section's model (``models.SECTIONS[kind]``) where typed values are needed.
+    """
+    o = tables.config_objects.c
+    rows = await session.execute(
+        sa.select(o.name, o.hash, o.spec).where(o.kind == kind).order_by(o.name)
+    )
+    return [ObjectRecord(kind=kind, name=name, hash=hash_, spec=spec) for name, hash_, spec in rows]
 
 
 async def list_versions(
