@@ -361,8 +361,13 @@ async def test_a_burst_beyond_the_zones_slots_waits_and_all_of_it_runs(h: Harnes
     assert h.server.waiting() == {"a": 8}
     assert await h.server.submit(jobs[-1])  # a waiting job submitted again is not queued twice
     assert h.server.waiting() == {"a": 8}
+    # Full, the worker says it refuses work; being full is no reason to refuse the job.
+    await eventually(lambda: not h.server.workers()[0].accepting)
+    jobs.append(make_job("a"))
+    assert await h.server.submit(jobs[-1])
+    assert h.server.waiting() == {"a": 9}
     release.set()
-    await eventually(lambda: len(h.results) == 10)
+    await eventually(lambda: len(h.results) == 11)
     assert sorted(r.job_id for _, r in h.results) == sorted(j.job_id for j in jobs)
     assert h.server.waiting() == {} and h.lost == []
 

@@ -236,8 +236,14 @@ class JobServer:
             return True
         if not _fits(job, self._clock()):
             return False
+        # Worth waiting for: a worker of the pool that takes work, or one that is only full
+        # (its in-flight sensor refuses while all its slots hold our leases).
         could = any(
-            w is not exclude and w.ready and routing.serves(w, job.zone, job.requires, job.agent)
+            w is not exclude
+            and w.hello is not None
+            and not w.draining
+            and (w.accepting or w.leased > 0)
+            and routing.serves(w, job.zone, job.requires, job.agent)
             for w in self._workers
         )
         queue = self._waiting.setdefault(_pool_of(job), deque())
