@@ -1,0 +1,178 @@
+"""The notification delivery log: every attempt of every notification on every channel.
+
+The notifier hands attempts over in batches (`record_deliveries`, one transaction each);
+the API reads them back newest first with filters and an id cursor (`list_deliveries`);
+`prune_deliveries` ages them out. Nothing refers to checks or alarms by foreign key: the
+log of a removed check or channel stays readable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from watchkeeper.store import tables
+from watchkeeper.store.db import Database
+
+#: How long the log is kept by default (`prune_deliveries`).
+DELIVERY_RETENTION = timedelta(days=90)
+#: Rows per prune transaction, so writers get the database between batches.
+PRUNE_BATCH = 10_000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeliveryAttempt:
+    """One attempt to deliver one notification through one channel.
+
+    ``id`` is None until the attempt is written; read back, it increases with every attempt
+    written and is the paging cursor of `list_deliveries`.
+    """
+
+    #: `NotificationKind` value (``problem``, ``recovery``...).
+    notification_kind: str
+    #: The check key (``host!service``) or host the notification is about.
+    key: str
+    #: The state the notification reported.
+    state: str
+    alarm_id: int | None = None
+    #: The channel's name in the document (possibly one the document does not have).
+    channel: str
+    #: 1 for the first attempt of this notification on this channel.
+    attempt: int
+    #: When the attempt started (aware UTC).
+    at: datetime
+    success: bool
+    #: The destination's word: ``HTTP 503``, ``SMTP 250``, ``exit 1``; None if it said none.
+    status: str | None = None
+    #: Why it failed; None on success.
+    error: str | None = None
+    #: Seconds the attempt took.
+    duration: float
+    id: int | None = None
+
+    @classmethod
+    def from_row(cls, row: tables.NotificationDeliveryRow) -> DeliveryAttempt:
+        return cls(
+            id=row.id,
+            notification_kind=row.notification_kind,
+            key=row.check_key,
+            state=row.state,
+            alarm_id=row.alarm_id,
+            channel=row.channel,
+            attempt=row.attempt,
+            at=row.at,
+            success=row.success,
+            status=row.status,
+            error=row.error,
+            duration=row.duration,
+        )
+
+    def log_context(self) -> dict[str, Any]:
+        return {
+            "kind": self.notification_kind,
+            "key": self.key,
+            "channel": self.channel,
+            "attempt": self.attempt,
+            "success": self.success,
+            "status": self.status,
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON form the API returns."""
+        return {
+            "id": self.id,
+            "notification_kind": self.notification_kind,
+            "key": self.key,
+            "state": self.state,
+            "alarm_id": self.alarm_id,
+            "channel": self.channel,
+            "attempt": self.attempt,
+            "at": self.at.isoformat(),
+            "success": self.success,
+            "status": self.status,
+            "error": self.error,
+            "duration": self.duration,
+        }
+
+
+async def record_deliveries(db: Database, attempts: Sequence[DeliveryAttempt]) -> None:
+    """Append ``attempts`` to the log in one transaction."""
+    if not attempts:
+        return
+    async with db.begin() as session:
+        await session.execute(
+            sa.insert(tables.notification_deliveries), [_row(a) for a in attempts]
+        )
+
+
+async def list_deliveries(
+    session: AsyncSession,
+    *,
+    key: str | None = None,
+    channel: str | None = None,
+    success: bool | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 100,
+    before_id: int | None = None,
+) -> list[DeliveryAttempt]:
+    """Attempts newest (highest id) first, at most ``limit`` of them.
+
+    ``since`` is inclusive and ``until`` exclusive. For the next page pass the last
+    attempt's id as ``before_id``.
+    """
+    if limit < 1:
+        raise ValueError(f"limit must be positive, not {limit}")
+    row = tables.NotificationDeliveryRow
+    stmt = sa.select(row).order_by(row.id.desc()).limit(limit)
+    if key is not None:
+        stmt = stmt.where(row.check_key == key)
+    if channel is not None:
+        stmt = stmt.where(row.channel == channel)
+    if success is not None:
+        stmt = stmt.where(row.success == success)
+    if since is not None:
+        stmt = stmt.where(row.at >= since)
+    if until is not None:
+        stmt = stmt.where(row.at < until)
+    if before_id is not None:
+        stmt = stmt.where(row.id < before_id)
+    return [DeliveryAttempt.from_row(found) for found in await session.scalars(stmt)]
+
+
+async def prune_deliveries(db: Database, *, older_than: datetime, batch: int = PRUNE_BATCH) -> int:
+    """Delete attempts from before ``older_than``; returns how many went."""
+    if batch < 1:
+        raise ValueError(f"batch must be positive, not {batch}")
+    d = tables.notification_deliveries.c
+    oldest = sa.select(d.id).where(d.at < older_than).order_by(d.id).limit(batch)
+    stmt = sa.delete(tables.notification_deliveries).where(d.id.in_(oldest.scalar_subquery()))
+    deleted = 0
+    while True:
+        async with db.begin() as session:
+            result = await session.execute(stmt)
+        assert isinstance(result, sa.CursorResult), "a DELETE gives a cursor result"
+        deleted += result.rowcount
+        if result.rowcount < batch:
+            return deleted
+
+
+def _row(attempt: DeliveryAttempt) -> dict[str, Any]:
+    return {
+        "notification_kind": attempt.notification_kind,
+        "check_key": attempt.key,
+        "state": attempt.state,
+        "alarm_id": attempt.alarm_id,
+        "channel": attempt.channel,
+        "attempt": attempt.attempt,
+        "at": attempt.at,
+        "success": attempt.success,
+        "status": attempt.status,
+        "error": attempt.error,
+        "duration": attempt.duration,
+    }
