@@ -220,3 +220,326 @@ check_states = table(CheckStateRow)
 state_history = table(StateHistoryRow)
 source_status = table(SourceStatusRow)
 worker_keys = table(WorkerKeyRow)
+
+
+# --- telemetry (migration 0005) -------------------------------------------------------------
+#: Longest perfdata label and unit a series keeps (longer ones are not recorded).
+METRIC_LENGTH = 255
+UOM_LENGTH = 32
+
+
+class TelemetrySeriesRow(Base):
+    """One metric of one check, by label and unit: points refer to it by its integer id.
+
+    A unit change starts a new series (values in ms and in s must not share a graph).
+    """
+
+    __tablename__ = "telemetry_series"
+    __table_args__ = (sa.UniqueConstraint("check_key", "metric", "uom"),)
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    check_key: Mapped[str] = mapped_column(sa.String(CHECK_KEY_LENGTH))
+    metric: Mapped[str] = mapped_column(sa.String(METRIC_LENGTH))
+    uom: Mapped[str] = mapped_column(sa.String(UOM_LENGTH))
+
+
+class TelemetryPointRow(Base):
+    """A raw point: epoch milliseconds and value, clustered by series then time.
+
+    WITHOUT ROWID on SQLite, so the primary key is the table (about 20 bytes a point) and
+    a series' range is one contiguous read. No foreign key: a check per insert would halve
+    the ingest rate, and series are never deleted.
+    """
+
+    __tablename__ = "telemetry_points"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    series_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+    at: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
+    value: Mapped[float] = mapped_column(sa.Double)
+
+
+class _TelemetryBucket:
+    """The columns of a rollup tier: count, sum, min, max and last of a bucket."""
+
+    series_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+    #: The bucket's start, epoch milliseconds.
+    bucket: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
+    samples: Mapped[int] = mapped_column(sa.Integer)
+    total: Mapped[float] = mapped_column(sa.Double)
+    minimum: Mapped[float] = mapped_column(sa.Double)
+    maximum: Mapped[float] = mapped_column(sa.Double)
+    latest: Mapped[float] = mapped_column(sa.Double)
+
+
+class TelemetryFiveMinuteRow(_TelemetryBucket, Base):
+    """5-minute buckets, rolled up from raw points once their bucket is closed."""
+
+    __tablename__ = "telemetry_5m"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+
+class TelemetryHourlyRow(_TelemetryBucket, Base):
+    """1-hour buckets, folded from the 5-minute tier once their hour is rolled up."""
+
+    __tablename__ = "telemetry_1h"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+
+class TelemetryRollupRow(Base):
+    """How far a tier is rolled up: every bucket before ``done_until`` (ms) is written."""
+
+    __tablename__ = "telemetry_rollups"
+
+    tier: Mapped[str] = mapped_column(sa.String(8), primary_key=True)
+    done_until: Mapped[int] = mapped_column(sa.BigInteger)
+
+
+telemetry_series = table(TelemetrySeriesRow)
+telemetry_points = table(TelemetryPointRow)
+telemetry_5m = table(TelemetryFiveMinuteRow)
+telemetry_1h = table(TelemetryHourlyRow)
+telemetry_rollups = table(TelemetryRollupRow)
+# (end of telemetry tables)
+
+
+# --- alarms, acknowledgements, downtimes (migration 0006) ----------------------------------
+#: Longest metric label an alarm names (as telemetry's series do).
+ALARM_METRIC_LENGTH = 255
+
+
+class AlarmRow(Base):
+    """One problem of a check (``metric`` NULL) or of one of its metrics, open to resolved.
+
+    Ids are given by the alarm book (from the highest saved one), not by the database:
+    alarms are made inside the engine loop and written in batches afterwards.
+    """
+
+    __tablename__ = "alarms"
+    __table_args__ = (sa.Index(None, "check_key", "opened_at"),)
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+    check_key: Mapped[str] = mapped_column(sa.String(CHECK_KEY_LENGTH))
+    metric: Mapped[str | None] = mapped_column(sa.String(ALARM_METRIC_LENGTH))
+    #: "state" or "metric" (`AlarmKind` values).
+    kind: Mapped[str] = mapped_column(sa.String(8))
+    host: Mapped[str] = mapped_column(sa.String(NAME_LENGTH))
+    service: Mapped[str | None] = mapped_column(sa.String(NAME_LENGTH))
+    #: CRITICAL, WARNING, UNKNOWN, DOWN, UNREACHABLE.
+    state: Mapped[str] = mapped_column(sa.String(16))
+    output: Mapped[str] = mapped_column(sa.Text)
+    opened_at: Mapped[datetime]
+    #: NULL while the alarm is open: the index finds the open ones.
+    resolved_at: Mapped[datetime | None] = mapped_column(index=True)
+    acknowledged_at: Mapped[datetime | None]
+    acknowledged_by: Mapped[str | None] = mapped_column(sa.String(NAME_LENGTH))
+    ack_comment: Mapped[str | None] = mapped_column(sa.Text)
+    ack_sticky: Mapped[bool | None] = mapped_column(sa.Boolean)
+    ack_expires: Mapped[datetime | None]
+    last_notified_at: Mapped[datetime | None]
+    notified: Mapped[bool] = mapped_column(sa.Boolean)
+    suppressed: Mapped[str | None] = mapped_column(sa.Text)
+    flapping: Mapped[bool] = mapped_column(sa.Boolean)
+
+
+class AlarmEventRow(Base):
+    """One step of an alarm's timeline: opened, state changed, acknowledged, notified..."""
+
+    __tablename__ = "alarm_events"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: Mapped[int] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    alarm_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("alarms.id", ondelete="CASCADE"), index=True
+    )
+    at: Mapped[datetime]
+    #: `EventKind` value.
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    detail: Mapped[str] = mapped_column(sa.Text)
+
+
+class DowntimeRow(Base):
+    """A scheduled downtime of a host (``service`` NULL: with its services) or a service."""
+
+    __tablename__ = "downtimes"
+    #: Downtime ids are shown to people ("in downtime 12"): SQLite must never reuse one.
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    host: Mapped[str] = mapped_column(sa.String(NAME_LENGTH), index=True)
+    service: Mapped[str | None] = mapped_column(sa.String(NAME_LENGTH))
+    start_at: Mapped[datetime]
+    end_at: Mapped[datetime] = mapped_column(index=True)
+    author: Mapped[str] = mapped_column(sa.String(NAME_LENGTH))
+    comment: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[datetime]
+    cancelled_at: Mapped[datetime | None]
+
+
+alarms = table(AlarmRow)
+alarm_events = table(AlarmEventRow)
+downtimes = table(DowntimeRow)
+# (end of alarm tables)
+
+
+# --- notification deliveries (migration 0007) ----------------------------------------------
+class NotificationDeliveryRow(Base):
+    """One attempt to deliver one notification through one channel; ids follow time.
+
+    No foreign keys: the log outlives checks, alarms and channels, and goes by age only.
+    """
+
+    __tablename__ = "notification_deliveries"
+    #: Ids are paging cursors: SQLite must never reuse one after a prune.
+    __table_args__ = (sa.Index(None, "check_key", "at"), {"sqlite_autoincrement": True})
+
+    id: Mapped[int] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    #: `NotificationKind` value: problem, recovery, reminder...
+    notification_kind: Mapped[str] = mapped_column(sa.String(32))
+    check_key: Mapped[str] = mapped_column(sa.String(CHECK_KEY_LENGTH))
+    #: The state the notification reported (CRITICAL, OK, DOWN...).
+    state: Mapped[str] = mapped_column(sa.String(16))
+    alarm_id: Mapped[int | None] = mapped_column(sa.BigInteger)
+    channel: Mapped[str] = mapped_column(sa.String(NAME_LENGTH), index=True)
+    #: 1 for the first attempt of this notification on this channel.
+    attempt: Mapped[int] = mapped_column(sa.Integer)
+    at: Mapped[datetime] = mapped_column(index=True)
+    success: Mapped[bool] = mapped_column(sa.Boolean)
+    #: The destination's word: ``HTTP 503``, ``SMTP 250``, ``exit 1``.
+    status: Mapped[str | None] = mapped_column(sa.String(64))
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    #: Seconds the attempt took.
+    duration: Mapped[float] = mapped_column(sa.Float)
+
+
+notification_deliveries = table(NotificationDeliveryRow)
+# (end of notification tables)
+
+
+# --- remediation jobs and audit (migration 0008) -------------------------------------------
+class RemediationJobRow(Base):
+    """One remediation attempt of one rule on one target, from match to outcome.
+
+    Written before dispatch and moved through its states with conditional updates
+    (``WHERE state IN ...``), so an operator's run/skip and the dispatch loop cannot both win.
+    """
+
+    __tablename__ = "remediation_jobs"
+    __table_args__ = (sa.Index(None, "rule", "target"), {"sqlite_autoincrement": True})
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    rule: Mapped[str] = mapped_column(sa.String(NAME_LENGTH))
+    target: Mapped[str] = mapped_column(sa.String(CHECK_KEY_LENGTH))
+    host: Mapped[str] = mapped_column(sa.String(NAME_LENGTH))
+    service: Mapped[str | None] = mapped_column(sa.String(NAME_LENGTH))
+    zone: Mapped[str] = mapped_column(sa.String(NAME_LENGTH))
+    #: The action spec as sent to the worker (kind, command, ...).
+    action: Mapped[dict[str, Any]]
+    #: `JobState` value: pending, queued, dispatched, verifying, succeeded, ...
+    state: Mapped[str] = mapped_column(sa.String(16), index=True)
+    #: What matched: the target's state (CRITICAL, DOWN) or ``metric:<name>``.
+    trigger: Mapped[str] = mapped_column(sa.String(NAME_LENGTH + 16))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    dispatched_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    worker: Mapped[str | None] = mapped_column(sa.String(NAME_LENGTH))
+    #: The action's output, then the re-check's.
+    output: Mapped[str | None] = mapped_column(sa.Text)
+    #: Who ran or skipped a pending job, or "system".
+    decided_by: Mapped[str | None] = mapped_column(sa.String(NAME_LENGTH))
+
+
+class RemediationAuditRow(Base):
+    """One step or decision of remediation, skips included; ids follow time."""
+
+    __tablename__ = "remediation_audit"
+    __table_args__ = (sa.Index(None, "target", "at"), {"sqlite_autoincrement": True})
+
+    id: Mapped[int] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    at: Mapped[datetime] = mapped_column(index=True)
+    #: The job the step belongs to; None for decisions that made no job (skips, breakers).
+    job_id: Mapped[int | None] = mapped_column(sa.Integer, index=True)
+    rule: Mapped[str] = mapped_column(sa.String(NAME_LENGTH))
+    #: A check key, or ``*`` for a decision about a whole rule (circuit breaker).
+    target: Mapped[str] = mapped_column(sa.String(CHECK_KEY_LENGTH))
+    #: What happened: queued, pending, dispatched, action_finished, resolved, failed, skipped...
+    event: Mapped[str] = mapped_column(sa.String(32))
+    #: The job state after the step, when it has one.
+    outcome: Mapped[str | None] = mapped_column(sa.String(16))
+    worker: Mapped[str | None] = mapped_column(sa.String(NAME_LENGTH))
+    author: Mapped[str | None] = mapped_column(sa.String(NAME_LENGTH))
+    output: Mapped[str] = mapped_column(sa.Text)
+
+
+remediation_jobs = table(RemediationJobRow)
+remediation_audit = table(RemediationAuditRow)
+# (end of remediation tables)
+
+
+# --- users, sessions, API tokens (migration 0009) ------------------------------------------
+class UserRow(Base):
+    """A local account; ``role`` is a `Role` value. Removing one removes its sessions and tokens."""
+
+    __tablename__ = "users"
+
+    name: Mapped[str] = mapped_column(sa.String(NAME_LENGTH), primary_key=True)
+    #: argon2id, self-describing (``$argon2id$v=19$...``).
+    password_hash: Mapped[str] = mapped_column(sa.Text)
+    role: Mapped[str] = mapped_column(sa.String(16))
+    disabled: Mapped[bool] = mapped_column(sa.Boolean, default=False, server_default=sa.false())
+    created_at: Mapped[datetime]
+    password_changed_at: Mapped[datetime]
+    last_login_at: Mapped[datetime | None]
+
+
+class UserSessionRow(Base):
+    """A login session; the cookie holds a random id, this row only its SHA-256."""
+
+    __tablename__ = "user_sessions"
+
+    id_hash: Mapped[str] = mapped_column(sa.String(HASH_LENGTH), primary_key=True)
+    user_name: Mapped[str] = mapped_column(
+        sa.String(NAME_LENGTH), sa.ForeignKey("users.name", ondelete="CASCADE"), index=True
+    )
+    csrf_token: Mapped[str] = mapped_column(sa.String(64))
+    created_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    #: The absolute end; the idle end follows from ``last_seen_at``.
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    address: Mapped[str | None] = mapped_column(sa.String(64))
+
+
+class ApiTokenRow(Base):
+    """A user's API token (only its SHA-256 is kept); revoked rows stay for audit."""
+
+    __tablename__ = "api_tokens"
+    #: Ids are shown and used to revoke: SQLite must never reuse one.
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    token_hash: Mapped[str] = mapped_column(sa.String(HASH_LENGTH), unique=True)
+    #: ``wk_`` and a few characters, to tell tokens apart in a list.
+    prefix: Mapped[str] = mapped_column(sa.String(16))
+    name: Mapped[str] = mapped_column(sa.String(NAME_LENGTH))
+    owner: Mapped[str] = mapped_column(
+        sa.String(NAME_LENGTH), sa.ForeignKey("users.name", ondelete="CASCADE"), index=True
+    )
+    #: At most the owner's role when made; the owner's current role caps it at use.
+    role: Mapped[str] = mapped_column(sa.String(16))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+users = table(UserRow)
+user_sessions = table(UserSessionRow)
+api_tokens = table(ApiTokenRow)
+# (end of user tables)

@@ -1,0 +1,185 @@
+"""Actions a worker runs for remediation: registry, command, http, ssh, platform, routing."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import AsyncIterator
+from typing import Any, ClassVar
+
+import httpx
+import pytest
+from pydantic import BaseModel
+
+from watchkeeper.results import CheckOutcome, CheckState
+from watchkeeper.transport.protocol import Job
+from watchkeeper.worker.actions import (
+    ACTIONS,
+    Actions,
+    ActionTarget,
+    HttpActionRunner,
+    PlatformRequest,
+    register_platform_hook,
+    unregister_platform_hook,
+)
+from watchkeeper.worker.actions.platform import PLATFORM_HOOKS
+from watchkeeper.worker.executors import Executors
+from watchkeeper.worker.runner import job_runner
+
+TARGET = ActionTarget(host="web1", service="http", address="127.0.0.1", timeout=5.0)
+
+
+@pytest.fixture
+async def actions() -> AsyncIterator[Actions]:
+    shared = Actions()
+    yield shared
+    await shared.aclose()
+
+
+def test_every_document_action_kind_has_an_action() -> None:
+    assert set(ACTIONS) >= {"ssh", "command", "http", "platform"}
+
+
+async def test_command_success_failure_and_environment(actions: Actions) -> None:
+    script = "import os,sys; print('restarted', os.environ['WATCHKEEPER_HOST'], " \
+             "os.environ['WATCHKEEPER_SERVICE']); sys.exit(int(sys.argv[1]))"  # fmt: skip
+    good = await actions.run({"kind": "command", "command": [sys.executable, "-c", script, "0"]},
+                             TARGET)  # fmt: skip
+    assert (good.state, good.output) == (CheckState.OK, "restarted web1 http")
+    bad = await actions.run({"kind": "command", "command": [sys.executable, "-c", script, "1"]},
+                            TARGET)  # fmt: skip
+    assert bad.state is CheckState.CRITICAL
+    assert bad.output == "COMMAND FAILED (exit status 1) - restarted web1 http"
+    missing = await actions.run({"kind": "command", "command": ["/nonexistent/restart"]}, TARGET)
+    assert missing.state is CheckState.CRITICAL
+    assert missing.output.startswith("COMMAND FAILED - cannot run /nonexistent/restart")
+
+
+async def test_command_timeout_fails(actions: Actions) -> None:
+    slow = ActionTarget(host="web1", timeout=0.2)
+    out = await actions.run({"kind": "command", "command": ["sleep", "30"]}, slow)
+    assert (
+        out.state is CheckState.CRITICAL and out.output == "COMMAND FAILED - timed out after 0.2s"
+    )
+
+
+async def test_unknown_and_invalid_actions_fail_without_raising(actions: Actions) -> None:
+    unknown = await actions.run({"kind": "teleport"}, TARGET)
+    assert (
+        unknown.state is CheckState.CRITICAL and "unknown action kind 'teleport'" in unknown.output
+    )
+    invalid = await actions.run({"kind": "command", "command": []}, TARGET)
+    assert invalid.state is CheckState.CRITICAL and "invalid command action" in invalid.output
+
+
+async def test_http_posts_json_with_a_bearer_token_and_2xx_succeeds() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        status = 202 if request.url.path == "/deploy" else 503
+        return httpx.Response(status, text="accepted" if status == 202 else "busy")
+
+    runner = HttpActionRunner(environ={"HOOK": "s3cret"}, transport=httpx.MockTransport(handler))
+    actions = Actions(factories={"http": lambda: runner})
+    spec = {"kind": "http", "url": "http://127.0.0.1:9/deploy", "body": {"restart": "nginx"},
+            "bearer_token": "env:HOOK"}  # fmt: skip
+    good = await actions.run(spec, TARGET)
+    assert good.state is CheckState.OK
+    assert good.output == "HTTP ACTION OK - POST http://127.0.0.1:9/deploy answered 202 Accepted"
+    assert good.long_output == "accepted"
+    assert seen[0].headers["authorization"] == "Bearer s3cret"
+    assert json.loads(seen[0].content) == {"restart": "nginx"}
+    bad = await actions.run({**spec, "url": "http://127.0.0.1:9/other"}, TARGET)
+    assert bad.state is CheckState.CRITICAL and "503 Service Unavailable" in bad.output
+    nosecret = await actions.run({**spec, "bearer_token": "env:MISSING"}, TARGET)
+    assert nosecret.state is CheckState.CRITICAL and "MISSING is not set" in nosecret.output
+    await actions.aclose()
+
+
+async def test_http_refused_is_a_failure() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    actions = Actions(factories={"http": lambda: HttpActionRunner(
+        transport=httpx.MockTransport(handler))})  # fmt: skip
+    out = await actions.run({"kind": "http", "url": "http://127.0.0.1:9/x"}, TARGET)
+    assert out.state is CheckState.CRITICAL and "connection refused" in out.output
+    await actions.aclose()
+
+
+class FakeSsh:
+    """Stands in for the ssh executor: answers by command."""
+
+    kind: ClassVar[str] = "ssh"
+    Config: ClassVar[type[BaseModel]] = BaseModel
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[dict[str, Any], str, float]] = []
+
+    async def run(self, check: dict[str, Any], *, address: str, timeout: float) -> CheckOutcome:  # noqa: ASYNC109
+        self.calls.append((check, address, timeout))
+        if check["command"][0] == "ok":
+            return CheckOutcome(state=CheckState.OK, output="nginx restarted")
+        return CheckOutcome(state=CheckState.CRITICAL, output="Job for nginx failed")
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_ssh_runs_through_the_shared_ssh_executor_strictly() -> None:
+    fake = FakeSsh()
+    actions = Actions(Executors(factories={"ssh": lambda: fake}))  # type: ignore[dict-item]
+    spec = {"kind": "ssh", "command": ["ok"], "key": "env:KEY", "user": "root"}
+    good = await actions.run(spec, TARGET)
+    assert (good.state, good.output) == (CheckState.OK, "nginx restarted")
+    assert fake.calls[0] == (
+        {"kind": "ssh", "command": ["ok"], "user": "root", "port": 22, "key": "env:KEY",
+         "known_hosts": "strict"},
+        "127.0.0.1",
+        5.0,
+    )  # fmt: skip
+    bad = await actions.run({**spec, "command": ["fail"]}, TARGET)
+    assert bad.state is CheckState.CRITICAL
+    assert bad.output == "SSH ACTION FAILED (exit status 2) - Job for nginx failed"
+
+
+async def test_platform_actions_use_the_providers_hook_or_say_there_is_none(
+    actions: Actions,
+) -> None:
+    platform = {"name": "eu", "provider": "testcloud", "zone": "core"}
+    target = ActionTarget(host="web1", address="10.0.0.1", platform=platform)
+    spec = {"kind": "platform", "platform": "eu", "operation": "reboot"}
+    none = await actions.run(spec, target)
+    assert none.state is CheckState.CRITICAL
+    assert "no platform hook for provider 'testcloud' (platform eu" in none.output
+    asked: list[PlatformRequest] = []
+
+    async def hook(request: PlatformRequest) -> CheckOutcome:
+        asked.append(request)
+        return CheckOutcome(state=CheckState.OK, output=f"rebooted {request.host}")
+
+    register_platform_hook("testcloud", hook)
+    try:
+        done = await actions.run(spec, target)
+    finally:
+        unregister_platform_hook("testcloud")
+    assert done.output == "rebooted web1"
+    assert (asked[0].operation, asked[0].address, asked[0].platform) == ("reboot", "10.0.0.1",
+                                                                         platform)  # fmt: skip
+    assert "testcloud" not in PLATFORM_HOOKS
+    missing = await actions.run(spec, ActionTarget(host="web1"))
+    assert "was not sent with the job" in missing.output
+
+
+async def test_the_job_runner_routes_action_jobs_to_actions() -> None:
+    run = job_runner()
+    job = Job(job_id="rem-1", check="remediation:1", zone="core", deadline=time.time() + 30,
+              token=0, spec={"action": {"kind": "command", "command": ["true"]},
+                             "host": "web1", "service": None, "address": "127.0.0.1",
+                             "timeout": 5})  # fmt: skip
+    out = await run(job)
+    assert (out.state, out.output) == (CheckState.OK, "COMMAND OK")
+    broken = job.model_copy(update={"spec": {"action": "restart"}})
+    assert (await run(broken)).state is CheckState.CRITICAL
