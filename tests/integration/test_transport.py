@@ -194,6 +194,21 @@ async def test_a_worker_lost_mid_job_has_its_job_completed_by_its_peer(h: Harnes
     assert h.results[0][0] == "peer" and h.results[0][1].job_id == job.job_id
 
 
+async def test_a_once_job_of_a_lost_worker_is_reported_lost_not_run_again(h: Harness) -> None:
+    started = asyncio.Event()
+    doomed = await h.start_worker("doomed", ["a"], blocking_job(started))
+    job = make_job("a", once=True)
+    assert await h.server.submit(job)
+    await asyncio.wait_for(started.wait(), 5)
+    await h.start_worker("peer", ["a"])  # free to take it: it must not
+    assert doomed._session is not None
+    doomed._session.abort()
+    await eventually(lambda: len(h.lost) == 1)
+    assert h.lost[0][0].job_id == job.job_id
+    assert h.lost[0][1].startswith("worker doomed was lost while running it")
+    assert h.results == []
+
+
 WORKER_SCRIPT = """
 import asyncio, sys
 from pathlib import Path

@@ -99,8 +99,9 @@ Event = ResultReceived | JobLost | ConfigImported | CheckNow
 
 #: Turns a worker's outcome into the one the engine records (thresholds): pure, cheap.
 Interpret = Callable[[CheckRecord, CheckOutcome, float], CheckOutcome]
-#: Told how an action job ended: its result, or None and why it was lost.
-ActionDone = Callable[[Result | None, str | None], None]
+#: Told how an action job ended: its result, or None and why it was lost; and the worker
+#: that answered (None when lost).
+ActionDone = Callable[[Result | None, str | None, str | None], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,7 +281,7 @@ class EngineRunner:
     def _result(self, event: ResultReceived, now: float) -> None:
         action = self._actions.pop(event.result.job_id, None)
         if action is not None:
-            action[0](event.result, None)
+            action[0](event.result, None, event.worker)
             return
         flight = self._jobs.pop(event.result.job_id, None)
         if flight is None or flight.token != event.result.token:
@@ -300,7 +301,7 @@ class EngineRunner:
     def _lost(self, event: JobLost, now: float) -> None:
         action = self._actions.pop(event.job.job_id, None)
         if action is not None:
-            action[0](None, event.reason)
+            action[0](None, event.reason, None)
             return
         flight = self._jobs.pop(event.job.job_id, None)
         if flight is None:

@@ -97,6 +97,9 @@ class Job(_Message):
     requires: dict[str, str] = Field(default_factory=dict)
     #: An ``agent`` check: only the key enrolled as this host's agent may run it.
     agent: str | None = None
+    #: At most once: when its worker is lost mid-job the job is reported lost, never sent to
+    #: a peer, because it may have run (remediation actions).
+    once: bool = False
 
 
 class WireMetric(_Message):

@@ -11,7 +11,8 @@ Leases: each job sent is held against its worker until its result arrives or its
 passes. When a worker's connection drops, or it misses three heartbeats, its leased jobs go
 to a peer of the same zone (or to ``on_lost`` when there is none). A result counts only
 from the worker holding the lease and quoting the job's token, once; anything else (late,
-duplicate, from another worker) is ignored, so results are idempotent by job id.
+duplicate, from another worker) is ignored, so results are idempotent by job id. A job
+marked ``once`` (a remediation action) is never moved: it may have run, so it is lost.
 
 Waiting: a job whose workers are all busy waits in a bounded queue of its pool (zone,
 agent and required labels) and goes to the first slot that frees, oldest first, instead of
@@ -327,6 +328,9 @@ class JobServer:
             if lease is None or lease.job.deadline <= now:
                 continue
             job = lease.job
+            if job.once:
+                self._lost(job, f"worker {worker.name} was lost while running it ({why})")
+                continue
             if self._place(job, exclude=worker):
                 logger.info(
                     "job %s of %s moved from %s (%s)",

@@ -362,23 +362,29 @@ async def test_every_stage_sees_each_turns_results_and_changes_even_when_one_fai
 
 async def test_action_jobs_go_to_their_callback_not_the_engine(tmp_path: Path) -> None:
     r, server, clock, db = await _seam_runner(tmp_path, [Recorder()])
-    done: list[tuple[Result | None, str | None]] = []
+    done: list[tuple[Result | None, str | None, str | None]] = []
+
+    def keep(result: Result | None, why: str | None, worker: str | None) -> None:
+        done.append((result, why, worker))
+
     action = Job(job_id="rem-1-1", check="remediation:1", zone="core", deadline=clock.now + 30,
                  token=0, spec={"action": {"kind": "command", "command": ["true"]}})  # fmt: skip
-    assert await r.submit_action(action, lambda res, why: done.append((res, why)))
+    assert await r.submit_action(action, keep)
     r.result_received("w", Result(job_id="rem-1-1", token=0, state=0, output="started",
                                   started=0, finished=0))  # fmt: skip
     await r._turn()
-    assert [(res.output if res else None, why) for res, why in done] == [("started", None)]
+    assert [(res.output if res else None, why, w) for res, why, w in done] == [
+        ("started", None, "w")
+    ]
     lost = action.model_copy(update={"job_id": "rem-1-2"})
-    assert await r.submit_action(lost, lambda res, why: done.append((res, why)))
+    assert await r.submit_action(lost, keep)
     r.job_lost(lost, "no worker for zone core")
     await r._turn()
-    assert done[-1] == (None, "no worker for zone core")
+    assert done[-1] == (None, "no worker for zone core", None)
     assert r.engine.statuses == {}  # the engine never saw either
     server.accepting = False
     refused = action.model_copy(update={"job_id": "rem-1-3"})
-    assert not await r.submit_action(refused, lambda res, why: done.append((res, why)))
+    assert not await r.submit_action(refused, keep)
     assert len(done) == 2
     await db.aclose()
 
