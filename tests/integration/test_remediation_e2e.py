@@ -11,21 +11,15 @@ while a job waits for a worker and shows the next manager runs it exactly once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import asyncssh
 import pytest
 
+from tests.fixtures.listener import Service
 from tests.waiting import wait_until
 from watchkeeper import store
 from watchkeeper.alarms.notification import Notification
@@ -44,70 +38,6 @@ from watchkeeper.worker.actions import PlatformRequest, register_platform_hook
 from watchkeeper.worker.actions.platform import unregister_platform_hook
 from watchkeeper.worker.executors import install_child_watcher
 from watchkeeper.worker.runner import job_runner
-
-LISTENER = """
-import os, socket, sys
-sock = socket.socket(); sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-sock.bind(("127.0.0.1", int(sys.argv[1]))); sock.listen(16)
-open(sys.argv[2], "w").write(str(os.getpid()))
-while True:
-    conn, _ = sock.accept(); conn.close()
-"""
-
-#: The action: start the listener in its own session (so it outlives the action's process
-#: group) and return once it accepts connections.
-LAUNCHER = """
-import socket, subprocess, sys, time
-subprocess.Popen([sys.executable, sys.argv[1], sys.argv[2], sys.argv[3]],
-                 start_new_session=True, stdin=subprocess.DEVNULL,
-                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-for _ in range(500):
-    try:
-        socket.create_connection(("127.0.0.1", int(sys.argv[2])), 0.2).close()
-        print("listener started on port", sys.argv[2]); break
-    except OSError:
-        time.sleep(0.01)
-else:
-    print("listener did not start"); sys.exit(1)
-"""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Service:
-    """The TCP service under watch: a listener process we can kill and the action restarts."""
-
-    tmp_path: Path
-    port: int = field(default_factory=free_port)
-
-    @property
-    def script(self) -> Path:
-        return self.tmp_path / "listener.py"
-
-    @property
-    def pidfile(self) -> Path:
-        return self.tmp_path / "listener.pid"
-
-    @property
-    def launch(self) -> list[str]:
-        launcher = self.tmp_path / "launcher.py"
-        self.script.write_text(LISTENER)
-        launcher.write_text(LAUNCHER)
-        return [sys.executable, str(launcher), str(self.script), str(self.port), str(self.pidfile)]
-
-    def start(self) -> None:
-        subprocess.run(self.launch, check=True, capture_output=True, timeout=20)
-
-    def stop(self) -> None:
-        with contextlib.suppress(FileNotFoundError, ProcessLookupError, ValueError):
-            pid = int(self.pidfile.read_text())
-            self.pidfile.unlink()
-            os.kill(pid, signal.SIGKILL)
 
 
 def document(service: Service, action: dict[str, Any]) -> dict[str, Any]:

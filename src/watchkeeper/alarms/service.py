@@ -37,7 +37,7 @@ from watchkeeper.alarms.lifecycle import (
     Downtime,
 )
 from watchkeeper.alarms.notification import Notify
-from watchkeeper.alarms.thresholds import ThresholdInterpreter
+from watchkeeper.alarms.thresholds import MetricSignal, ThresholdInterpreter
 from watchkeeper.document.normalize import CheckRecord
 from watchkeeper.engine import CheckStatus
 from watchkeeper.errors import StoreError
@@ -74,8 +74,11 @@ class AlarmService:
         clock: Callable[[], float] = time.time,
         tick_interval: float = TICK_INTERVAL,
         interpreter: ThresholdInterpreter | None = None,
+        on_metric_signal: Callable[[MetricSignal, float], None] | None = None,
     ) -> None:
         self.db = db
+        #: Told of every metric alarm signal too (remediation rules with ``when.metric``).
+        self.on_metric_signal = on_metric_signal
         self.interpreter = interpreter or ThresholdInterpreter()
         self.book = AlarmBook(notify)
         self._clock = clock
@@ -87,6 +90,10 @@ class AlarmService:
         self._unsaved_events: list[AlarmEvent] = []
         self._store_failing = False
         self._lock = asyncio.Lock()
+
+    def _signalled(self, signal: MetricSignal, now: float) -> None:
+        if self.on_metric_signal is not None:
+            self.on_metric_signal(signal, now)
 
     def interpret(self, record: CheckRecord, outcome: CheckOutcome, now: float) -> CheckOutcome:
         """The runner's ``interpret`` hook: the document's thresholds on a result."""
@@ -135,6 +142,7 @@ class AlarmService:
             return
         for signal in self.interpreter.tick(now):
             self.book.metric_signal(signal, now)
+            self._signalled(signal, now)
         self.book.tick(now)
 
     # --- the engine's turns -----------------------------------------------------------------
@@ -166,6 +174,7 @@ class AlarmService:
             book.host_change(host_change, now)
         for signal in self.interpreter.take_signals():
             book.metric_signal(signal, now)
+            self._signalled(signal, now)
         for change in observed.changes:
             book.state_change(change, now)
         for status in observed.statuses:

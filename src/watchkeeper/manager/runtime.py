@@ -12,7 +12,7 @@ import ipaddress
 import logging
 import socket
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -21,11 +21,13 @@ import uvicorn
 from watchkeeper import store
 from watchkeeper.clock import utcnow
 from watchkeeper.document.diff import summary_text
+from watchkeeper.document.normalize import Snapshot
 from watchkeeper.errors import DocumentError, StoreError, UsageError
 from watchkeeper.manager.demo import API_SERVICE, bundled_example, demo_for_port
 from watchkeeper.manager.embedded import EmbeddedWorker
-from watchkeeper.manager.intake import ConfigIntake
+from watchkeeper.manager.intake import ConfigIntake, IntakeOutcome
 from watchkeeper.manager.jobs import EngineRunner
+from watchkeeper.manager.stages import Stages, StageSettings
 from watchkeeper.sources import Candidate, Poller, Source, SourceStatus, open_source
 from watchkeeper.transport import keys
 from watchkeeper.transport.registry import KeyRegistry, StoreKeyRegistry
@@ -59,6 +61,8 @@ class ManagerSettings:
     worker_grace: float = 60.0
     #: ``source`` is the bundled demo: poll a copy whose API check names the bound port.
     demo: bool = False
+    #: Telemetry retention, notification retries, remediation limits.
+    stages: StageSettings = field(default_factory=StageSettings)
 
 
 def parse_listen(value: str, flag: str = "--http", example: int = 8470) -> tuple[str, int]:
@@ -138,6 +142,7 @@ class Manager:
         self.jobs_port = settings.jobs_port
         self.runner: EngineRunner | None = None
         self.embedded: EmbeddedWorker | None = None
+        self.stages = Stages(self.db, settings.stages)
 
     @property
     def token_path(self) -> Path:
@@ -190,8 +195,11 @@ class Manager:
             clock=self._clock,
             on_status=self._record_status,
         )
+        runner = await self._start_engine()
         config = uvicorn.Config(
-            create_app(self.db, self.intake, self.token), log_level="warning", lifespan="off"
+            create_app(self.db, self.intake, self.token, runner=runner, stages=self.stages),
+            log_level="warning",
+            lifespan="off",
         )
         self.server = _EmbeddedServer(config)
         if not is_loopback(self.settings.http_host):
@@ -200,8 +208,8 @@ class Manager:
                 self.settings.http_host,
                 extra={"action": "http_exposed"},
             )
-        runner = await self._start_engine()
         tasks = {
+            *(asyncio.create_task(job, name=name) for name, job in self.stages.tasks().items()),
             asyncio.create_task(runner.run(), name="engine"),
             asyncio.create_task(poller.run(), name="source-poller"),
             asyncio.create_task(self.server.serve([listener]), name="http"),
@@ -255,14 +263,24 @@ class Manager:
                 port=self.settings.jobs_port,
             )
 
+        stages = self.stages
+        await stages.start()
         runner = self.runner = EngineRunner(
             self.db,
             server,
             worker_grace=self.settings.worker_grace,
             on_summary=self._on_event if self.settings.embedded_worker else None,
             on_zones=self.embedded.set_zones if self.embedded is not None else None,
+            downstream=stages.downstream,
+            interpret=stages.alarms.interpret,
         )
-        self.intake.on_import = runner.config_imported
+        stages.bind(runner)
+
+        def imported(outcome: IntakeOutcome, snapshot: Snapshot) -> None:
+            stages.on_import(snapshot.objects)
+            runner.config_imported(outcome, snapshot)
+
+        self.intake.on_import = imported
         try:
             await runner.start()
         except OSError as exc:

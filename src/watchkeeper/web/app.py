@@ -15,7 +15,11 @@ from pydantic import BaseModel, Field
 
 from watchkeeper import __version__, store
 from watchkeeper.manager.intake import ConfigIntake
+from watchkeeper.manager.jobs import EngineRunner
+from watchkeeper.manager.stages import Stages
 from watchkeeper.web.auth import TokenAuth
+from watchkeeper.web.metrics import metrics_router
+from watchkeeper.web.operations import operations_router
 
 #: A pushed candidate larger than this is refused with 413 before it is read whole.
 MAX_PUSH_BYTES = 64 * 1024 * 1024
@@ -79,8 +83,20 @@ def _version(v: store.ConfigVersion) -> VersionOut:
     )
 
 
-def create_app(db: store.Database, intake: ConfigIntake, token: str) -> FastAPI:
-    """Build the API; every route requires the token."""
+def create_app(
+    db: store.Database,
+    intake: ConfigIntake,
+    token: str,
+    *,
+    runner: EngineRunner | None = None,
+    stages: Stages | None = None,
+) -> FastAPI:
+    """Build the API; every route requires the token.
+
+    With the engine's ``runner`` and the ``stages`` after it (a running manager), the API
+    also serves checks, history, metrics, alarms, downtimes, remediation and deliveries,
+    and ``/metrics`` for Prometheus.
+    """
     app = FastAPI(
         title="Watchkeeper API",
         version=__version__,
@@ -169,4 +185,23 @@ def create_app(db: store.Database, intake: ConfigIntake, token: str) -> FastAPI:
         return app.openapi()
 
     app.include_router(api)
+    if runner is not None and stages is not None:
+        app.include_router(operations_router(db, runner, stages, author=_author))
+        engine = runner.engine
+        app.include_router(
+            metrics_router(
+                lambda: [
+                    (engine.scheduler.record(key), status_)
+                    for key, status_ in engine.statuses.items()
+                    if key in engine.scheduler
+                ],
+                lambda: list(engine.hosts.values()),
+                stages.telemetry.latest,
+            )
+        )
     return app
+
+
+def _author(request: Request) -> str:
+    """Who acts through the API: the manager token's holder (users arrive with the UI)."""
+    return "api"

@@ -1,0 +1,117 @@
+"""The stages after the engine, built, configured and run together by the manager.
+
+    EngineRunner ─interpret─▶ AlarmService.interpret (the document's thresholds)
+                 ─observe──▶ TelemetryRecorder       (series, rollups, /metrics)
+                 ─observe──▶ AlarmService ─notify──▶ Notifier ─▶ webhook, email, command
+                 ─observe──▶ RemediationService ─submit_action─▶ JobServer ─▶ a worker
+                                   ▲ silenced? (AlarmService)   ─notify──▶ Notifier
+
+Telemetry comes first so a result's points are queued before anything slower looks at it;
+alarms before remediation, so a problem's alarm exists when its remediation is decided.
+The document's channels, rules and actions reach the stages after every import
+(`on_import`) and at start (`configure_from_store`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from watchkeeper import store
+from watchkeeper.alarms.notifier import Notifier, NotifierSettings
+from watchkeeper.alarms.service import AlarmService
+from watchkeeper.alarms.thresholds import MetricSignal
+from watchkeeper.document.normalize import ObjectRecord
+from watchkeeper.manager.downstream import Downstream
+from watchkeeper.manager.jobs import EngineRunner
+from watchkeeper.remediation.service import RemediationService, RemediationSettings
+from watchkeeper.telemetry.recorder import TelemetryRecorder, TelemetrySettings
+
+#: The document sections the stages are configured from.
+SECTIONS = ("notifications", "remediations", "actions", "platforms")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StageSettings:
+    """The manager's settings for the stages (CLI flags); the document sets the rest."""
+
+    telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
+    notifier: NotifierSettings = field(default_factory=NotifierSettings)
+    remediation: RemediationSettings = field(default_factory=RemediationSettings)
+
+
+class Stages:
+    """Telemetry, alarms, notifications and remediation of one manager."""
+
+    def __init__(
+        self,
+        db: store.Database,
+        settings: StageSettings | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings or StageSettings()
+        self.notifier = Notifier(db, settings=self.settings.notifier, clock=clock)
+        self.telemetry = TelemetryRecorder(db, self.settings.telemetry, clock=clock)
+        self.alarms = AlarmService(
+            db, notify=self.notifier.notify, clock=clock, on_metric_signal=self._metric
+        )
+        self.remediation = RemediationService(
+            db,
+            None,  # attached to the runner in `bind`: the runner is built with the stages
+            self.notifier.notify,
+            silenced=self.alarms.book.silenced,
+            settings=self.settings.remediation,
+            clock=clock,
+        )
+        self._db = db
+
+    @property
+    def downstream(self) -> list[Downstream]:
+        return [self.telemetry, self.alarms, self.remediation]
+
+    def bind(self, runner: EngineRunner) -> None:
+        """Give remediation the runner's job server (action jobs) and its check now."""
+        self.remediation.attach(runner)
+
+    async def start(self) -> None:
+        """Configure from the running document and restore open alarms; before the runner."""
+        await self.configure_from_store()
+        await self.alarms.start()
+
+    def tasks(self) -> dict[str, Coroutine[Any, Any, None]]:
+        """The stages' background loops, by task name; cancel them to stop (each flushes)."""
+        return {
+            "telemetry": self.telemetry.run(),
+            "alarms": self.alarms.run(),
+            "remediation": self.remediation.run(),
+            "notifier": self.notifier.run(),
+        }
+
+    async def configure_from_store(self) -> None:
+        async with self._db.session() as session:
+            objects = {kind: await store.list_objects(session, kind) for kind in SECTIONS}
+        self._configure(objects)
+
+    def on_import(self, objects: Mapping[str, Mapping[str, ObjectRecord]]) -> None:
+        """A new configuration was imported: its channels, rules and actions apply now."""
+        self._configure({kind: list(objects.get(kind, {}).values()) for kind in SECTIONS})
+
+    def _configure(self, objects: Mapping[str, list[ObjectRecord]]) -> None:
+        self.notifier.configure(objects["notifications"])
+        self.remediation.configure(
+            objects["remediations"], objects["actions"], objects["platforms"]
+        )
+
+    def _metric(self, signal: MetricSignal, now: float) -> None:
+        self.remediation.metric_alarm(signal.key, signal.metric, signal.state.name, now)
+
+
+async def cancel_all(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel tasks and wait for each to finish its last flush."""
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,329 @@
+"""The REST API of the running system: checks, history, metrics, alarms, remediation.
+
+Reads come from the engine's memory (current states) or the store (history, series,
+alarms, audit); operator actions go to the stage that owns them (`AlarmService`,
+`RemediationService`, `EngineRunner.check_now`), which validates and persists them. A
+bad argument is a 422 naming it; an unknown check, alarm, downtime or job a 404.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import time
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Request, status
+from pydantic import BaseModel, Field
+
+from watchkeeper import store
+from watchkeeper.alarms.lifecycle import AlarmNotFound, AlarmRequestError
+from watchkeeper.engine import CheckStatus
+from watchkeeper.manager.jobs import EngineRunner
+from watchkeeper.manager.stages import Stages
+from watchkeeper.remediation.service import RemediationJobConflict, RemediationJobNotFound
+from watchkeeper.store import alarms as alarm_store
+from watchkeeper.store import notifications as delivery_store
+from watchkeeper.store import remediation as remediation_store
+from watchkeeper.store import telemetry as telemetry_store
+from watchkeeper.telemetry.rollup import Tier
+
+#: Who did it, for acknowledgements, downtimes and remediation decisions.
+Author = Callable[[Request], str]
+
+DAY = 86_400.0
+
+
+def jsonable(value: Any) -> Any:
+    """Dataclasses, enums and containers as JSON values (enums by value)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return value.value if not isinstance(value.value, int) else value.name
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def check_out(status_: CheckStatus, runner: EngineRunner) -> dict[str, Any]:
+    record = runner.engine.scheduler.record(status_.key)
+    return {
+        "key": status_.key,
+        "host": record.host,
+        "service": record.service,
+        "zone": record.zone,
+        "state": "PENDING" if status_.pending else status_.state.name,
+        "state_type": status_.state_type.value.upper(),
+        "attempt": status_.attempt,
+        "max_attempts": record.spec.get("max_attempts"),
+        "output": status_.output,
+        "stale": status_.stale,
+        "host_problem": status_.host_problem,
+        "last_check": status_.last_check,
+        "last_state_change": status_.last_state_change,
+        "next_check": runner.engine.scheduler.next_due(status_.key),
+    }
+
+
+class AcknowledgeIn(BaseModel):
+    comment: str = Field(min_length=1, max_length=4000)
+    sticky: bool = True
+    #: Epoch seconds; the acknowledgement ends then even if the problem does not.
+    expires: float | None = None
+
+
+class DowntimeIn(BaseModel):
+    host: str = Field(min_length=1)
+    service: str | None = None
+    #: Epoch seconds.
+    start: float
+    end: float
+    comment: str = Field(min_length=1, max_length=4000)
+
+
+class SkipIn(BaseModel):
+    reason: str = Field(default="", max_length=4000)
+
+
+def _unprocessable(argument: str, message: str) -> HTTPException:
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"{argument}: {message}")
+
+
+def operations_router(
+    db: store.Database, runner: EngineRunner, stages: Stages, author: Author
+) -> APIRouter:
+    """The routes under ``/api/v1`` for checks, alarms, downtimes, remediation, deliveries."""
+    api = APIRouter(prefix="/api/v1")
+    alarms, remediation = stages.alarms, stages.remediation
+
+    def known(key: str) -> CheckStatus:
+        found = runner.engine.statuses.get(key)
+        if found is None or key not in runner.engine.scheduler:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no check {key!r}")
+        return found
+
+    # --- checks -----------------------------------------------------------------------------
+
+    @api.get("/checks")
+    async def checks(
+        host: str | None = None,
+        state: str | None = Query(None, description="OK, WARNING, CRITICAL, UNKNOWN, PENDING"),
+        problems: bool = Query(False, description="only non-OK checks"),
+        limit: int = Query(500, ge=1, le=10_000),
+        offset: int = Query(0, ge=0),
+    ) -> dict[str, Any]:
+        rows = []
+        for key in sorted(runner.engine.statuses):
+            if key not in runner.engine.scheduler:
+                continue
+            item = check_out(runner.engine.statuses[key], runner)
+            if host is not None and item["host"] != host:
+                continue
+            if state is not None and item["state"] != state.upper():
+                continue
+            if problems and item["state"] in ("OK", "PENDING"):
+                continue
+            rows.append(item)
+        return {"total": len(rows), "items": rows[offset : offset + limit]}
+
+    @api.get("/checks/{key}")
+    async def check(key: str) -> dict[str, Any]:
+        item = check_out(known(key), runner)
+        item["silenced"] = alarms.silenced(key)
+        return item
+
+    @api.post("/checks/{key}/check-now", status_code=status.HTTP_202_ACCEPTED)
+    async def check_now(key: str) -> dict[str, Any]:
+        known(key)
+        runner.check_now(key)
+        return {"key": key, "queued": True}
+
+    @api.get("/checks/{key}/history")
+    async def history(
+        key: str,
+        limit: int = Query(100, ge=1, le=1000),
+    ) -> list[dict[str, Any]]:
+        async with db.session() as session:
+            entries = await store.list_state_history(session, check_key=key, limit=limit)
+        return [jsonable(e) for e in entries]
+
+    @api.get("/checks/{key}/metrics")
+    async def metrics(key: str) -> list[dict[str, Any]]:
+        async with db.session() as session:
+            found = await telemetry_store.list_metrics(session, key)
+        return [jsonable(m) for m in found]
+
+    @api.get("/checks/{key}/metrics/{metric}")
+    async def series(
+        key: str,
+        metric: str,
+        start: float | None = Query(None, description="epoch seconds; default end - 1 day"),
+        end: float | None = Query(None, description="epoch seconds; default now"),
+        tier: Annotated[
+            Tier | None, Query(description="raw, 5m or 1h; default: by the range")
+        ] = None,
+    ) -> dict[str, Any]:
+        until = time.time() if end is None else end
+        since = until - DAY if start is None else start
+        if since >= until:
+            raise _unprocessable("start", "must be before end")
+        async with db.session() as session:
+            found = await telemetry_store.query_series(
+                session,
+                key,
+                metric,
+                since,
+                until,
+                tier=tier,
+                retention=stages.settings.telemetry.retention,
+            )
+        if not found.found:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no metric {metric!r} of {key!r}")
+        return jsonable(found)  # type: ignore[no-any-return]
+
+    # --- alarms and acknowledgements --------------------------------------------------------
+
+    @api.get("/alarms")
+    async def alarm_list(
+        open_only: bool = Query(True, alias="open"),
+        key: str | None = None,
+        host: str | None = None,
+        limit: int = Query(100, ge=1, le=1000),
+        before_id: int | None = None,
+    ) -> list[dict[str, Any]]:
+        found = await alarms.list_alarms(
+            open_only=open_only, key=key, host=host, limit=limit, before_id=before_id
+        )
+        return [jsonable(a) | {"phase": a.phase.value} for a in found]
+
+    @api.get("/alarms/{alarm_id}")
+    async def alarm(alarm_id: int) -> dict[str, Any]:
+        async with db.session() as session:
+            found = await alarm_store.get_alarm(session, alarm_id)
+        if found is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no alarm {alarm_id}")
+        events = await alarms.alarm_events(alarm_id)
+        out: dict[str, Any] = jsonable(found)
+        return out | {"phase": found.phase.value, "events": jsonable(events)}
+
+    @api.post("/checks/{key}/acknowledge")
+    async def acknowledge(key: str, body: AcknowledgeIn, request: Request) -> list[dict[str, Any]]:
+        known(key)
+        try:
+            acked = await alarms.acknowledge(
+                key, author(request), body.comment, sticky=body.sticky, expires=body.expires
+            )
+        except AlarmRequestError as exc:
+            raise _unprocessable(exc.argument, str(exc)) from exc
+        except AlarmNotFound as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+        return [jsonable(a) for a in acked]
+
+    @api.delete("/checks/{key}/acknowledge")
+    async def unacknowledge(key: str) -> list[dict[str, Any]]:
+        known(key)
+        return [jsonable(a) for a in await alarms.unacknowledge(key)]
+
+    # --- downtimes --------------------------------------------------------------------------
+
+    @api.get("/downtimes")
+    async def downtimes(include_past: bool = False) -> list[dict[str, Any]]:
+        return [jsonable(d) for d in await alarms.list_downtimes(include_past=include_past)]
+
+    @api.post("/downtimes", status_code=status.HTTP_201_CREATED)
+    async def schedule(body: DowntimeIn, request: Request) -> dict[str, Any]:
+        try:
+            made = await alarms.schedule_downtime(
+                body.host, body.service, body.start, body.end, author(request), body.comment
+            )
+        except AlarmRequestError as exc:
+            raise _unprocessable(exc.argument, str(exc)) from exc
+        return jsonable(made)  # type: ignore[no-any-return]
+
+    @api.delete("/downtimes/{downtime_id}")
+    async def cancel(downtime_id: int) -> dict[str, Any]:
+        try:
+            return jsonable(await alarms.cancel_downtime(downtime_id))  # type: ignore[no-any-return]
+        except AlarmNotFound as exc:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+
+    # --- remediation ------------------------------------------------------------------------
+
+    @api.get("/remediation/jobs")
+    async def remediation_jobs(
+        state: Annotated[list[str] | None, Query()] = None,
+        rule: str | None = None,
+        target: str | None = None,
+        limit: int = Query(100, ge=1, le=1000),
+    ) -> list[dict[str, Any]]:
+        try:
+            states = None if state is None else [remediation_store.JobState(s) for s in state]
+        except ValueError as exc:
+            raise _unprocessable("state", str(exc)) from exc
+        async with db.session() as session:
+            jobs = await remediation_store.list_jobs(
+                session, states=states, rule=rule, target=target, limit=limit
+            )
+        return [j.as_dict() for j in jobs]
+
+    @api.get("/remediation/jobs/{job_id}")
+    async def remediation_job(job_id: int) -> dict[str, Any]:
+        async with db.session() as session:
+            job = await remediation_store.get_job(session, job_id)
+            audit = await remediation_store.list_audit(session, job_id=job_id, limit=1000)
+        if job is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no remediation job {job_id}")
+        return job.as_dict() | {"audit": [a.as_dict() for a in reversed(audit)]}
+
+    @api.get("/remediation/audit")
+    async def remediation_audit(
+        rule: str | None = None,
+        target: str | None = None,
+        limit: int = Query(100, ge=1, le=1000),
+        before_id: int | None = None,
+    ) -> list[dict[str, Any]]:
+        async with db.session() as session:
+            entries = await remediation_store.list_audit(
+                session, rule=rule, target=target, limit=limit, before_id=before_id
+            )
+        return [e.as_dict() for e in entries]
+
+    @api.post("/remediation/jobs/{job_id}/run")
+    async def run_pending(job_id: int, request: Request) -> dict[str, Any]:
+        try:
+            return (await remediation.run_pending(job_id, author(request))).as_dict()
+        except RemediationJobNotFound as exc:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+        except RemediationJobConflict as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+
+    @api.post("/remediation/jobs/{job_id}/skip")
+    async def skip_pending(job_id: int, body: SkipIn, request: Request) -> dict[str, Any]:
+        try:
+            return (await remediation.skip_pending(job_id, author(request), body.reason)).as_dict()
+        except RemediationJobNotFound as exc:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+        except RemediationJobConflict as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+
+    # --- notifications ----------------------------------------------------------------------
+
+    @api.get("/notifications/deliveries")
+    async def deliveries(
+        key: str | None = None,
+        channel: str | None = None,
+        success: bool | None = None,
+        limit: int = Query(100, ge=1, le=1000),
+        before_id: int | None = None,
+    ) -> list[dict[str, Any]]:
+        async with db.session() as session:
+            found = await delivery_store.list_deliveries(
+                session, key=key, channel=channel, success=success, limit=limit,
+                before_id=before_id,
+            )  # fmt: skip
+        return [d.as_dict() for d in found]
+
+    return api
