@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from watchkeeper import __version__
-from watchkeeper.commands import config_cmds, keys_cmds, run_cmds
+from watchkeeper.commands import config_cmds, keys_cmds, run_cmds, user_cmds
 from watchkeeper.errors import WatchkeeperError
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
@@ -168,6 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     wk.add_argument("name")
     _store_args(wk)
     wk.set_defaults(func=keys_cmds.worker_key_revoke)
+
+    user_cmds.add_parsers(sub, _store_args)
 
     for name, helptext in (
         ("up", "manager and embedded worker in one process, on the bundled example by default"),

@@ -1,7 +1,10 @@
-"""API tokens: every API call needs one; nothing is served anonymously.
+"""The manager token: a random secret in ``<data-dir>/api-token`` that acts as an admin.
 
-The first start writes a random token to ``<data-dir>/api-token`` (mode 0600). Scripts send
-it as ``Authorization: Bearer <token>``. Users and roles arrive with the web interface.
+The first start writes it (mode 0600); scripts on the manager's machine send it as
+``Authorization: Bearer <token>``. Users, roles, sessions and per-user API tokens are in
+`watchkeeper.web.security`, whose ``Security(db, manager_token=token)`` accepts this token
+too (as the admin-equivalent principal ``manager-token``). `TokenAuth` admits this token
+only, for apps that have no users.
 """
 
 from __future__ import annotations
