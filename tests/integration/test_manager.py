@@ -66,6 +66,13 @@ async def test_api_refuses_requests_without_the_token(manager: tuple[Manager, Pa
     assert token_file.stat().st_mode & 0o777 == 0o600
 
 
+def replace(path: Path, text: str) -> None:
+    """Write a new version whole, as publishers should: a poll never sees half of it."""
+    partial = path.with_suffix(".partial")
+    partial.write_text(text)
+    partial.replace(path)
+
+
 async def test_polls_imports_and_serves(manager: tuple[Manager, Path]) -> None:
     mgr, source = manager
     auth = {"Authorization": f"Bearer {mgr.token}"}
@@ -79,13 +86,13 @@ async def test_polls_imports_and_serves(manager: tuple[Manager, Path]) -> None:
         openapi = (await client.get("/api/v1/openapi.json")).json()
         assert "/api/v1/config/candidates" in openapi["paths"]
 
-        source.write_text(json.dumps(document(port=2222)))  # the file changes: re-read
+        replace(source, json.dumps(document(port=2222)))  # the file changes: re-read
         await eventually(lambda: version_is(2))
         detail = (await client.get("/api/v1/config/versions/2")).json()
         assert detail["document"]["services"][0]["check"]["port"] == 2222
         assert detail["summary"]["checks"] == {"added": 0, "changed": 1, "removed": 0}
 
-        source.write_text('{"schema": "watchkeeper/v1", "hosts": [{"name": "x"}]}')
+        replace(source, '{"schema": "watchkeeper/v1", "hosts": [{"name": "x"}]}')
 
         async def rejected() -> bool:
             return bool((await client.get("/api/v1/config/rejected")).json())

@@ -187,11 +187,23 @@ async def test_operators_acknowledge_schedule_downtime_and_check_now_through_the
     await wait_until(lambda: _has_alarm(api, key), within=20, what="flag alarm")
     await wait_until(lambda: "problem" in hook.kinds(key), within=20, what="problem sent")
 
-    acked = await api.post(f"/api/v1/checks/{key}/acknowledge", json={"comment": "on it"})
+    # A viewer reads but may not act; an operator acts, and is recorded as the author.
+    viewer, operator = (
+        await user(running, "vera", "viewer"),
+        await user(running, "otto", "operator"),
+    )
+    assert (await viewer.get("/api/v1/alarms")).status_code == 200
+    refused = await viewer.post(f"/api/v1/checks/{key}/acknowledge", json={"comment": "no"})
+    assert refused.status_code == 403 and "operator" in refused.json()["detail"]
+    assert (await viewer.post("/api/v1/downtimes", json={})).status_code == 403
+    assert (await viewer.post(f"/api/v1/checks/{key}/check-now")).status_code == 403
+    acked = await operator.post(f"/api/v1/checks/{key}/acknowledge", json={"comment": "on it"})
     assert acked.status_code == 200, acked.text
+    await viewer.aclose()
+    await operator.aclose()
     [alarm] = await alarms_of(api, key, open_only=True)
     assert alarm["phase"] == "acknowledged"
-    assert alarm["acknowledgement"]["author"] == "api"
+    assert alarm["acknowledgement"]["author"] == "otto"
     assert alarm["acknowledgement"]["comment"] == "on it"
     assert (await api.get(f"/api/v1/checks/{key}")).json()["silenced"].startswith("acknowledged")
     await wait_until(lambda: "acknowledgement" in hook.kinds(key), within=10, what="ack sent")
@@ -241,6 +253,21 @@ async def test_operators_acknowledge_schedule_downtime_and_check_now_through_the
     assert (await api.get("/api/v1/downtimes")).json() == []
     async with httpx.AsyncClient(base_url=running.manager.url) as nobody:
         assert (await nobody.get("/api/v1/alarms")).status_code == 401
+
+
+async def user(running: Running, name: str, role: str) -> httpx.AsyncClient:
+    """A client logged in as a new user with ``role``, sending its CSRF token."""
+    made = await running.api.post(
+        "/api/v1/users", json={"name": name, "role": role, "password": f"{name}-secret-pw-1"}
+    )
+    assert made.status_code == 201, made.text
+    client = httpx.AsyncClient(base_url=running.manager.url, timeout=10)
+    login = await client.post(
+        "/api/v1/session", json={"name": name, "password": f"{name}-secret-pw-1"}
+    )
+    assert login.status_code == 200, login.text
+    client.headers["X-CSRF-Token"] = login.json()["csrf_token"]
+    return client
 
 
 async def _is(api: httpx.AsyncClient, key: str, state: str) -> bool:

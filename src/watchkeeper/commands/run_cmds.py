@@ -50,6 +50,14 @@ async def _serve(manager: Manager) -> int:
         _say(f"Watchkeeper manager ready; source {manager.settings.source}")
         _say(f"API: {manager.url}/api/v1  (OpenAPI at {manager.url}/api/v1/openapi.json)")
         _say(f"API token: {manager.token_path}  (mode 0600)")
+        if manager.first_admin_password is not None:
+            _say(
+                f"log in at {manager.url}/login as admin, password "
+                f"{manager.first_admin_password}  (shown once; change it with "
+                "`watchkeeper user passwd admin`)"
+            )
+        else:
+            _say(f"log in at {manager.url}/login (`watchkeeper user add NAME` makes users)")
         _say(f"job server: {manager.settings.jobs_host}:{manager.jobs_port} (SSH)")
         _say(
             f'try: curl -H "Authorization: Bearer $(cat {manager.token_path})" '

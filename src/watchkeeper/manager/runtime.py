@@ -34,6 +34,7 @@ from watchkeeper.transport.registry import KeyRegistry, StoreKeyRegistry
 from watchkeeper.transport.server import DEFAULT_PORT, JobServer
 from watchkeeper.web.app import create_app
 from watchkeeper.web.auth import TOKEN_FILE, load_or_create_token
+from watchkeeper.web.security import Security, ensure_first_admin
 from watchkeeper.worker.executors import install_child_watcher
 
 logger = logging.getLogger(__name__)
@@ -143,6 +144,8 @@ class Manager:
         self.runner: EngineRunner | None = None
         self.embedded: EmbeddedWorker | None = None
         self.stages = Stages(self.db, settings.stages)
+        #: Set on the first start (no user yet): the one-time password of user ``admin``.
+        self.first_admin_password: str | None = None
 
     @property
     def token_path(self) -> Path:
@@ -159,6 +162,7 @@ class Manager:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         await self.db.migrate()
         self.token = load_or_create_token(self.settings.data_dir)
+        self.first_admin_password = await ensure_first_admin(self.db)
         listener = bind_listener(self.settings.http_host, self.settings.http_port)
         self.port = listener.getsockname()[1]
         try:
@@ -196,8 +200,12 @@ class Manager:
             on_status=self._record_status,
         )
         runner = await self._start_engine()
+        security = Security(self.db, manager_token=self.token)
+        app = create_app(
+            self.db, self.intake, self.token, runner=runner, stages=self.stages, security=security
+        )
         config = uvicorn.Config(
-            create_app(self.db, self.intake, self.token, runner=runner, stages=self.stages),
+            app,
             log_level="warning",
             lifespan="off",
         )
@@ -211,6 +219,7 @@ class Manager:
         tasks = {
             *(asyncio.create_task(job, name=name) for name, job in self.stages.tasks().items()),
             asyncio.create_task(runner.run(), name="engine"),
+            asyncio.create_task(security.run(), name="sessions"),
             asyncio.create_task(poller.run(), name="source-poller"),
             asyncio.create_task(self.server.serve([listener]), name="http"),
         }

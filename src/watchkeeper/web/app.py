@@ -17,9 +17,11 @@ from watchkeeper import __version__, store
 from watchkeeper.manager.intake import ConfigIntake
 from watchkeeper.manager.jobs import EngineRunner
 from watchkeeper.manager.stages import Stages
-from watchkeeper.web.auth import TokenAuth
+from watchkeeper.web.accounts_api import create_accounts_router
+from watchkeeper.web.login import create_login_router
 from watchkeeper.web.metrics import metrics_router
 from watchkeeper.web.operations import operations_router
+from watchkeeper.web.security import Role, Security
 
 #: A pushed candidate larger than this is refused with 413 before it is read whole.
 MAX_PUSH_BYTES = 64 * 1024 * 1024
@@ -90,8 +92,13 @@ def create_app(
     *,
     runner: EngineRunner | None = None,
     stages: Stages | None = None,
+    security: Security | None = None,
 ) -> FastAPI:
-    """Build the API; every route requires the token.
+    """Build the API; every route but the login form requires a caller with a role.
+
+    Callers are users (a session cookie, or one of their API tokens) or scripts holding
+    the manager's token (``token``, an admin). Viewers read; operators act (acknowledge,
+    downtime, check now, remediation); admins push documents and manage users.
 
     With the engine's ``runner`` and the ``stages`` after it (a running manager), the API
     also serves checks, history, metrics, alarms, downtimes, remediation and deliveries,
@@ -102,10 +109,13 @@ def create_app(
         version=__version__,
         docs_url=None,
         redoc_url=None,
-        openapi_url=None,  # served below, behind the token like every other route
-        dependencies=[Depends(TokenAuth(token))],
+        openapi_url=None,  # served below, behind a login like every other route
     )
-    api = APIRouter(prefix="/api/v1")
+    security = security or Security(db, manager_token=token)
+    viewer = security.require(Role.VIEWER)
+    operator = security.require(Role.OPERATOR)
+    admin = security.require(Role.ADMIN)
+    api = APIRouter(prefix="/api/v1", dependencies=[Depends(viewer)])
 
     @api.get("/config/current", response_model=VersionOut)
     async def current() -> VersionOut:
@@ -150,6 +160,7 @@ def create_app(
         response_model=PushResult,
         status_code=status.HTTP_201_CREATED,
         responses={200: {"model": PushResult}, 413: {}, 422: {"model": PushResult}},
+        dependencies=[Depends(admin)],
     )
     async def push(request: Request) -> Any:
         """Push a candidate: the same validation and import as a polled one."""
@@ -185,8 +196,10 @@ def create_app(
         return app.openapi()
 
     app.include_router(api)
+    app.include_router(create_login_router(security))
+    app.include_router(create_accounts_router(security))
     if runner is not None and stages is not None:
-        app.include_router(operations_router(db, runner, stages, author=_author))
+        app.include_router(operations_router(db, runner, stages, viewer=viewer, operator=operator))
         engine = runner.engine
         app.include_router(
             metrics_router(
@@ -197,11 +210,7 @@ def create_app(
                 ],
                 lambda: list(engine.hosts.values()),
                 stages.telemetry.latest,
-            )
+            ),
+            dependencies=[Depends(viewer)],
         )
     return app
-
-
-def _author(request: Request) -> str:
-    """Who acts through the API: the manager token's holder (users arrive with the UI)."""
-    return "api"

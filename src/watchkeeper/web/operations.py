@@ -3,18 +3,17 @@
 Reads come from the engine's memory (current states) or the store (history, series,
 alarms, audit); operator actions go to the stage that owns them (`AlarmService`,
 `RemediationService`, `EngineRunner.check_now`), which validates and persists them. A
-bad argument is a 422 naming it; an unknown check, alarm, downtime or job a 404.
-"""
+bad argument is a 422 naming it; an unknown check, alarm, downtime or job a 404."""
 
 from __future__ import annotations
 
 import dataclasses
 import enum
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from pydantic import BaseModel, Field
 
 from watchkeeper import store
@@ -28,9 +27,11 @@ from watchkeeper.store import notifications as delivery_store
 from watchkeeper.store import remediation as remediation_store
 from watchkeeper.store import telemetry as telemetry_store
 from watchkeeper.telemetry.rollup import Tier
+from watchkeeper.web.security import Principal
+from watchkeeper.web.security.guard import STATE_KEY
 
-#: Who did it, for acknowledgements, downtimes and remediation decisions.
-Author = Callable[[Request], str]
+#: A route dependency that admits callers with a role and returns who they are.
+Requirement = Callable[..., Awaitable[Principal]]
 
 DAY = 86_400.0
 
@@ -88,15 +89,31 @@ class SkipIn(BaseModel):
     reason: str = Field(default="", max_length=4000)
 
 
+def author(request: Request) -> str:
+    """Who is acting: the principal the route's operator requirement admitted."""
+    principal = getattr(request.state, STATE_KEY, None)
+    return principal.name if isinstance(principal, Principal) else "unknown"
+
+
 def _unprocessable(argument: str, message: str) -> HTTPException:
     return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"{argument}: {message}")
 
 
 def operations_router(
-    db: store.Database, runner: EngineRunner, stages: Stages, author: Author
+    db: store.Database,
+    runner: EngineRunner,
+    stages: Stages,
+    *,
+    viewer: Requirement,
+    operator: Requirement,
 ) -> APIRouter:
-    """The routes under ``/api/v1`` for checks, alarms, downtimes, remediation, deliveries."""
-    api = APIRouter(prefix="/api/v1")
+    """The routes under ``/api/v1`` for checks, alarms, downtimes, remediation, deliveries.
+
+    Every route needs ``viewer``; the operator actions need ``operator``, whose principal
+    is recorded as the author.
+    """
+    api = APIRouter(prefix="/api/v1", dependencies=[Depends(viewer)])
+    acts = [Depends(operator)]
     alarms, remediation = stages.alarms, stages.remediation
 
     def known(key: str) -> CheckStatus:
@@ -135,8 +152,8 @@ def operations_router(
         item["silenced"] = alarms.silenced(key)
         return item
 
-    @api.post("/checks/{key}/check-now", status_code=status.HTTP_202_ACCEPTED)
-    async def check_now(key: str) -> dict[str, Any]:
+    @api.post("/checks/{key}/check-now", status_code=status.HTTP_202_ACCEPTED, dependencies=acts)
+    async def check_now(key: str, request: Request) -> dict[str, Any]:
         known(key)
         runner.check_now(key)
         return {"key": key, "queued": True}
@@ -209,7 +226,7 @@ def operations_router(
         out: dict[str, Any] = jsonable(found)
         return out | {"phase": found.phase.value, "events": jsonable(events)}
 
-    @api.post("/checks/{key}/acknowledge")
+    @api.post("/checks/{key}/acknowledge", dependencies=acts)
     async def acknowledge(key: str, body: AcknowledgeIn, request: Request) -> list[dict[str, Any]]:
         known(key)
         try:
@@ -222,8 +239,8 @@ def operations_router(
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
         return [jsonable(a) for a in acked]
 
-    @api.delete("/checks/{key}/acknowledge")
-    async def unacknowledge(key: str) -> list[dict[str, Any]]:
+    @api.delete("/checks/{key}/acknowledge", dependencies=acts)
+    async def unacknowledge(key: str, request: Request) -> list[dict[str, Any]]:
         known(key)
         return [jsonable(a) for a in await alarms.unacknowledge(key)]
 
@@ -233,7 +250,7 @@ def operations_router(
     async def downtimes(include_past: bool = False) -> list[dict[str, Any]]:
         return [jsonable(d) for d in await alarms.list_downtimes(include_past=include_past)]
 
-    @api.post("/downtimes", status_code=status.HTTP_201_CREATED)
+    @api.post("/downtimes", status_code=status.HTTP_201_CREATED, dependencies=acts)
     async def schedule(body: DowntimeIn, request: Request) -> dict[str, Any]:
         try:
             made = await alarms.schedule_downtime(
@@ -243,8 +260,8 @@ def operations_router(
             raise _unprocessable(exc.argument, str(exc)) from exc
         return jsonable(made)  # type: ignore[no-any-return]
 
-    @api.delete("/downtimes/{downtime_id}")
-    async def cancel(downtime_id: int) -> dict[str, Any]:
+    @api.delete("/downtimes/{downtime_id}", dependencies=acts)
+    async def cancel(downtime_id: int, request: Request) -> dict[str, Any]:
         try:
             return jsonable(await alarms.cancel_downtime(downtime_id))  # type: ignore[no-any-return]
         except AlarmNotFound as exc:
@@ -291,7 +308,7 @@ def operations_router(
             )
         return [e.as_dict() for e in entries]
 
-    @api.post("/remediation/jobs/{job_id}/run")
+    @api.post("/remediation/jobs/{job_id}/run", dependencies=acts)
     async def run_pending(job_id: int, request: Request) -> dict[str, Any]:
         try:
             return (await remediation.run_pending(job_id, author(request))).as_dict()
@@ -300,7 +317,7 @@ def operations_router(
         except RemediationJobConflict as exc:
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
 
-    @api.post("/remediation/jobs/{job_id}/skip")
+    @api.post("/remediation/jobs/{job_id}/skip", dependencies=acts)
     async def skip_pending(job_id: int, body: SkipIn, request: Request) -> dict[str, Any]:
         try:
             return (await remediation.skip_pending(job_id, author(request), body.reason)).as_dict()
