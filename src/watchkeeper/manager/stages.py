@@ -15,9 +15,11 @@ The document's channels, rules and actions reach the stages after every import
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from watchkeeper import store
@@ -25,13 +27,31 @@ from watchkeeper.alarms.notifier import Notifier, NotifierSettings
 from watchkeeper.alarms.service import AlarmService
 from watchkeeper.alarms.thresholds import MetricSignal
 from watchkeeper.document.normalize import ObjectRecord
+from watchkeeper.errors import StoreError
 from watchkeeper.manager.downstream import Downstream
 from watchkeeper.manager.jobs import EngineRunner
 from watchkeeper.remediation.service import RemediationService, RemediationSettings
+from watchkeeper.store import notifications as delivery_store
+from watchkeeper.store import remediation as remediation_store
+from watchkeeper.store.checks import HISTORY_RETENTION
+from watchkeeper.store.notifications import DELIVERY_RETENTION
 from watchkeeper.telemetry.recorder import TelemetryRecorder, TelemetrySettings
 
 #: The document sections the stages are configured from.
 SECTIONS = ("notifications", "remediations", "actions", "platforms")
+#: How often the logs that grow without bound are pruned.
+HOUSEKEEPING_INTERVAL = 3600.0
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Retention:
+    """How long the growing logs are kept (telemetry has its own tiers and retention)."""
+
+    state_history: timedelta = HISTORY_RETENTION
+    deliveries: timedelta = DELIVERY_RETENTION
+    remediation_audit: timedelta = timedelta(days=400)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -41,6 +61,7 @@ class StageSettings:
     telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
     notifier: NotifierSettings = field(default_factory=NotifierSettings)
     remediation: RemediationSettings = field(default_factory=RemediationSettings)
+    retention: Retention = field(default_factory=Retention)
 
 
 class Stages:
@@ -68,6 +89,7 @@ class Stages:
             clock=clock,
         )
         self._db = db
+        self._clock = clock
 
     @property
     def downstream(self) -> list[Downstream]:
@@ -89,7 +111,39 @@ class Stages:
             "alarms": self.alarms.run(),
             "remediation": self.remediation.run(),
             "notifier": self.notifier.run(),
+            "housekeeping": self.housekeeping(),
         }
+
+    async def housekeeping(self, interval: float = HOUSEKEEPING_INTERVAL) -> None:
+        """Prune the state history, the delivery log and the remediation audit, hourly."""
+        while True:
+            try:
+                await self.prune(self._clock())
+            except StoreError as exc:  # the store is down: the next round catches up
+                logger.warning("cannot prune old records: %s", exc.message)
+            await asyncio.sleep(interval)
+
+    async def prune(self, now: float) -> dict[str, int]:
+        """Delete what is older than its retention; returns how many rows of each went."""
+        retention = self.settings.retention
+
+        def before(age: timedelta) -> datetime:
+            return datetime.fromtimestamp(now, UTC) - age
+
+        pruned = {
+            "state_history": await store.prune_state_history(
+                self._db, older_than=before(retention.state_history)
+            ),
+            "deliveries": await delivery_store.prune_deliveries(
+                self._db, older_than=before(retention.deliveries)
+            ),
+            "remediation_audit": await remediation_store.prune_audit(
+                self._db, before=before(retention.remediation_audit).timestamp()
+            ),
+        }
+        if any(pruned.values()):
+            logger.info("pruned old records: %s", pruned, extra={"action": "pruned"})
+        return pruned
 
     async def configure_from_store(self) -> None:
         async with self._db.session() as session:

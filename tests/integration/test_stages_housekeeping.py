@@ -1,0 +1,62 @@
+"""The manager prunes the logs that grow without bound, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from watchkeeper import store
+from watchkeeper.engine import StateChange, StateType
+from watchkeeper.manager.stages import Stages
+from watchkeeper.results import CheckState
+from watchkeeper.store import notifications as delivery_store
+from watchkeeper.store import remediation as remediation_store
+
+NOW = datetime(2026, 12, 1, tzinfo=UTC)
+DAY = timedelta(days=1)
+
+
+def change(at: datetime) -> StateChange:
+    return StateChange(
+        key="h1!web", at=at.timestamp(), from_state=CheckState.OK, from_type=StateType.HARD,
+        to_state=CheckState.CRITICAL, to_type=StateType.HARD, attempt=1, hard=True,
+        output="down",
+    )  # fmt: skip
+
+
+def delivery(at: datetime) -> delivery_store.DeliveryAttempt:
+    return delivery_store.DeliveryAttempt(
+        notification_kind="problem", key="h1!web", state="CRITICAL", channel="ops",
+        attempt=1, at=at, success=True, duration=0.1,
+    )  # fmt: skip
+
+
+def audit(at: datetime) -> remediation_store.AuditEntry:
+    return remediation_store.AuditEntry(
+        at=at.timestamp(), rule="restart", target="h1!web", event="queued", output=""
+    )
+
+
+async def test_records_older_than_their_retention_go_and_newer_ones_stay(
+    db: store.Database,
+) -> None:
+    ages = (500 * DAY, 100 * DAY, DAY)
+    await store.save_check_states(db, [], [change(NOW - age) for age in ages])
+    await delivery_store.record_deliveries(db, [delivery(NOW - age) for age in ages])
+    await remediation_store.record_audit(db, [audit(NOW - age) for age in ages])
+
+    stages = Stages(db)  # defaults: history 400 d, deliveries 90 d, audit 400 d
+    assert await stages.prune(NOW.timestamp()) == {
+        "state_history": 1,
+        "deliveries": 2,
+        "remediation_audit": 1,
+    }
+    assert await stages.prune(NOW.timestamp()) == dict.fromkeys(
+        ("state_history", "deliveries", "remediation_audit"), 0
+    )
+    async with db.session() as session:
+        history = await store.list_state_history(session)
+        deliveries = await delivery_store.list_deliveries(session)
+        entries = await remediation_store.list_audit(session)
+    assert sorted(NOW - h.at for h in history) == [DAY, 100 * DAY]
+    assert [NOW - d.at for d in deliveries] == [DAY]
+    assert sorted(round((NOW.timestamp() - e.at) / 86400) for e in entries) == [1, 100]
