@@ -113,3 +113,18 @@ async def test_a_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
         return Path(f"/proc/{child}/stat").read_text().split()[2] == "Z"  # killed, not reaped
 
     await wait_until(gone, what=f"the backgrounded child {child} to be killed")
+
+
+async def test_notifications_appended_to_a_file_stay_one_per_line(
+    context: ChannelContext, tmp_path: Path
+) -> None:
+    log = tmp_path / "notifications.jsonl"
+    channel = build_channel(
+        {"name": "log", "kind": "command", "command": ["/bin/sh", "-c", f"cat >> {log}"]},
+        context,
+    )
+    for _ in range(2):
+        outcome = await channel.deliver(NOTE)
+        assert outcome.result is DeliveryResult.DELIVERED
+    lines = log.read_text().splitlines()
+    assert [orjson.loads(line) for line in lines] == [NOTE.as_dict(), NOTE.as_dict()]

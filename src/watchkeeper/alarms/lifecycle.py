@@ -242,7 +242,8 @@ class AlarmBook:
         self._flaps: dict[str, FlapDetector] = {}
         self._last_check: dict[str, float] = {}
         #: Keys resolved while flapping after a PROBLEM went out: RECOVERY when it stops.
-        self._owed_recovery: dict[str, Alarm] = {}
+        #: A recovery held while flapping: the resolved alarm and the recovery's output.
+        self._owed_recovery: dict[str, tuple[Alarm, str]] = {}
         self._downtimes: dict[int, Downtime] = {}
         self._started: set[int] = set()
         self._dirty: dict[int, Alarm] = {}
@@ -579,14 +580,17 @@ class AlarmBook:
             return
         if not self._open.get(key):
             self._open.pop(key, None)
-        alarm = self._alarms.pop(alarm_id).evolve(resolved_at=now, output=output)
+        # The alarm keeps the problem's output; the recovery's goes to its event and message.
+        alarm = self._alarms.pop(alarm_id).evolve(resolved_at=now)
         self._dirty[alarm.id] = alarm
         self._event(alarm, now, EventKind.RESOLVED, output)
         if notify and alarm.notified and self._downtime(alarm, now) is None:
             if self._flapping(key):
-                self._owed_recovery[key] = alarm
+                self._owed_recovery[key] = (alarm, output)
             else:
-                alarm = self._send(NotificationKind.RECOVERY, alarm, now, state=_ok(alarm))
+                alarm = self._send(
+                    NotificationKind.RECOVERY, alarm, now, state=_ok(alarm), output=output
+                )
         self._recent[alarm.id] = alarm
         while len(self._recent) > RECENT_RESOLVED:
             del self._recent[next(iter(self._recent))]
@@ -679,7 +683,8 @@ class AlarmBook:
         )
         owed = self._owed_recovery.pop(key, None)
         if owed is not None and (status is None or not status.state.is_problem):
-            self._send(NotificationKind.RECOVERY, owed, now, state=_ok(owed))
+            alarm, output = owed
+            self._send(NotificationKind.RECOVERY, alarm, now, state=_ok(alarm), output=output)
 
     def _flap_notice(self, kind: NotificationKind, key: str, percent: float, now: float) -> None:
         check = self._check(key)
@@ -778,6 +783,7 @@ class AlarmBook:
         *,
         state: str | None = None,
         details: dict[str, Any] | None = None,
+        output: str | None = None,
     ) -> Alarm:
         check = self._check(alarm.key)
         extra = dict(details or {})
@@ -790,7 +796,7 @@ class AlarmBook:
                 host=alarm.host,
                 service=alarm.service,
                 state=state or alarm.state,
-                output=alarm.output,
+                output=alarm.output if output is None else output,
                 at=now,
                 channels=check.channels,
                 alarm_id=alarm.id,

@@ -98,6 +98,19 @@ def test_a_severity_change_keeps_the_alarm_and_notifies_the_new_state() -> None:
     ]
 
 
+def test_a_resolved_alarm_keeps_the_problems_output_and_the_recovery_says_its_own() -> None:
+    book, inbox = book_with()
+    book.state_change(change(KEY, CRIT, T0, output="CRITICAL - disk full"), T0)
+    [opened] = book.alarms()
+    book.state_change(change(KEY, OK, T0 + 60, frm=CRIT, output="OK - 40% free"), T0 + 60)
+    resolved = book.get(opened.id)
+    assert resolved is not None and resolved.output == "CRITICAL - disk full"
+    assert [(n.kind, n.output) for n in inbox.sent] == [
+        (N.PROBLEM, "CRITICAL - disk full"),
+        (N.RECOVERY, "OK - 40% free"),
+    ]
+
+
 def test_recovery_resolves_and_a_new_problem_is_a_new_alarm() -> None:
     book, inbox = book_with()
     critical(book, T0)

@@ -1,6 +1,7 @@
 """The command channel: run the document's ``command`` with the notification on stdin.
 
-Standard input is `Notification.as_dict` as JSON (the webhook's body), closed after it.
+Standard input is `Notification.as_dict` as JSON (the webhook's body) and a newline, closed
+after it: ``cat >> notifications.jsonl`` keeps one notification per line.
 The environment is the manager's (or the context's ``environ``) plus ``WATCHKEEPER_KIND``,
 ``WATCHKEEPER_KEY``, ``WATCHKEEPER_HOST``, ``WATCHKEEPER_SERVICE``, ``WATCHKEEPER_STATE``
 and ``WATCHKEEPER_SUBJECT``, for scripts that would rather not parse JSON.
@@ -79,7 +80,7 @@ class CommandSender:
         seconds = self._context.timeout
         try:
             async with asyncio.timeout(seconds):
-                stdout, stderr = await _communicate(process, encode(notification))
+                stdout, stderr = await _communicate(process, encode(notification) + b"\n")
         except TimeoutError:
             await _kill(process)
             return DeliveryOutcome.retry(
