@@ -18,6 +18,7 @@ from watchkeeper.manager.intake import ConfigIntake
 from watchkeeper.manager.jobs import EngineRunner
 from watchkeeper.manager.stages import Stages
 from watchkeeper.web.accounts_api import create_accounts_router
+from watchkeeper.web.inventory_api import config_diff_router, inventory_router
 from watchkeeper.web.login import create_login_router
 from watchkeeper.web.metrics import metrics_router
 from watchkeeper.web.operations import operations_router
@@ -198,8 +199,10 @@ def create_app(
     app.include_router(api)
     app.include_router(create_login_router(security))
     app.include_router(create_accounts_router(security))
+    app.include_router(config_diff_router(db, viewer=viewer))
     if runner is not None and stages is not None:
         app.include_router(operations_router(db, runner, stages, viewer=viewer, operator=operator))
+        app.include_router(inventory_router(runner, stages, viewer=viewer))
         engine = runner.engine
         app.include_router(
             metrics_router(
@@ -213,4 +216,14 @@ def create_app(
             ),
             dependencies=[Depends(viewer)],
         )
+    # --- web pages ---
+    # Imported here so that this block is the only place the pages touch the app.
+    from fastapi.staticfiles import StaticFiles
+
+    from watchkeeper.web.ui import STATIC, create_ui_router
+
+    if runner is not None and stages is not None:
+        app.include_router(create_ui_router(db, runner, stages, security))
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")  # public: no data
+    # --- end web pages ---
     return app

@@ -27,6 +27,8 @@ from watchkeeper.store import notifications as delivery_store
 from watchkeeper.store import remediation as remediation_store
 from watchkeeper.store import telemetry as telemetry_store
 from watchkeeper.telemetry.rollup import Tier
+from watchkeeper.web import views
+from watchkeeper.web.inventory_api import ERRORS, ServicePage, Sort, service_out, states_arg
 from watchkeeper.web.security import Principal
 from watchkeeper.web.security.guard import STATE_KEY
 
@@ -124,27 +126,48 @@ def operations_router(
 
     # --- checks -----------------------------------------------------------------------------
 
-    @api.get("/checks")
+    @api.get("/checks", response_model=ServicePage, responses=ERRORS)
     async def checks(
+        q: str | None = Query(None, description="part of the key or the output, any case"),
         host: str | None = None,
-        state: str | None = Query(None, description="OK, WARNING, CRITICAL, UNKNOWN, PENDING"),
+        zone: str | None = None,
+        state: Annotated[
+            list[str] | None,
+            Query(description="OK, WARNING, CRITICAL, UNKNOWN, PENDING (repeat or A,B)"),
+        ] = None,
         problems: bool = Query(False, description="only non-OK checks"),
+        unhandled: bool = Query(
+            False, description="only HARD problems not acknowledged, in downtime or host-down"
+        ),
+        sort: Annotated[
+            Sort, Query(description="name, severity, age (oldest first), recent")
+        ] = "name",
         limit: int = Query(500, ge=1, le=10_000),
         offset: int = Query(0, ge=0),
-    ) -> dict[str, Any]:
-        rows = []
-        for key in sorted(runner.engine.statuses):
-            if key not in runner.engine.scheduler:
-                continue
-            item = check_out(runner.engine.statuses[key], runner)
-            if host is not None and item["host"] != host:
-                continue
-            if state is not None and item["state"] != state.upper():
-                continue
-            if problems and item["state"] in ("OK", "PENDING"):
-                continue
-            rows.append(item)
-        return {"total": len(rows), "items": rows[offset : offset + limit]}
+    ) -> ServicePage:
+        try:
+            page = views.service_rows(
+                runner,
+                stages,
+                now=time.time(),
+                q=q,
+                host=host,
+                zone=zone,
+                states=states_arg(state),
+                problems=problems,
+                unhandled=unhandled,
+                sort=sort,
+                offset=offset,
+                limit=limit,
+            )
+        except views.ViewArgumentError as exc:
+            raise _unprocessable(exc.argument, str(exc).partition(": ")[2]) from exc
+        return ServicePage(
+            total=page.total,
+            offset=page.offset,
+            limit=page.limit,
+            items=[service_out(row) for row in page.items],
+        )
 
     @api.get("/checks/{key}")
     async def check(key: str) -> dict[str, Any]:
@@ -173,7 +196,7 @@ def operations_router(
             found = await telemetry_store.list_metrics(session, key)
         return [jsonable(m) for m in found]
 
-    @api.get("/checks/{key}/metrics/{metric}")
+    @api.get("/checks/{key}/metrics/{metric}", responses=ERRORS)
     async def series(
         key: str,
         metric: str,
@@ -226,7 +249,7 @@ def operations_router(
         out: dict[str, Any] = jsonable(found)
         return out | {"phase": found.phase.value, "events": jsonable(events)}
 
-    @api.post("/checks/{key}/acknowledge", dependencies=acts)
+    @api.post("/checks/{key}/acknowledge", dependencies=acts, responses=ERRORS)
     async def acknowledge(key: str, body: AcknowledgeIn, request: Request) -> list[dict[str, Any]]:
         known(key)
         try:
@@ -242,7 +265,10 @@ def operations_router(
     @api.delete("/checks/{key}/acknowledge", dependencies=acts)
     async def unacknowledge(key: str, request: Request) -> list[dict[str, Any]]:
         known(key)
-        return [jsonable(a) for a in await alarms.unacknowledge(key)]
+        try:
+            return [jsonable(a) for a in await alarms.unacknowledge(key)]
+        except AlarmNotFound as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
 
     # --- downtimes --------------------------------------------------------------------------
 
@@ -250,7 +276,9 @@ def operations_router(
     async def downtimes(include_past: bool = False) -> list[dict[str, Any]]:
         return [jsonable(d) for d in await alarms.list_downtimes(include_past=include_past)]
 
-    @api.post("/downtimes", status_code=status.HTTP_201_CREATED, dependencies=acts)
+    @api.post(
+        "/downtimes", status_code=status.HTTP_201_CREATED, dependencies=acts, responses=ERRORS
+    )
     async def schedule(body: DowntimeIn, request: Request) -> dict[str, Any]:
         try:
             made = await alarms.schedule_downtime(
@@ -269,7 +297,7 @@ def operations_router(
 
     # --- remediation ------------------------------------------------------------------------
 
-    @api.get("/remediation/jobs")
+    @api.get("/remediation/jobs", responses=ERRORS)
     async def remediation_jobs(
         state: Annotated[list[str] | None, Query()] = None,
         rule: str | None = None,

@@ -1,0 +1,281 @@
+"""``/api/v1`` reads of what the manager watches: overview, hosts, zones, workers, config diff.
+
+Thin routes over the read models of `watchkeeper.web.views` (memory only, one pass) and,
+for the diff, the store's stored documents. Viewers may read all of it. A bad argument is a
+422 naming it; an unknown host or version a 404 naming it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, status
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from watchkeeper import store
+from watchkeeper.manager.jobs import EngineRunner
+from watchkeeper.manager.stages import Stages
+from watchkeeper.web import views
+from watchkeeper.web.security import Principal
+
+#: The largest page a list route gives.
+MAX_LIMIT = 10_000
+
+#: A route dependency that admits callers with a role and returns who they are.
+Requirement = Callable[..., Awaitable[Principal]]
+Sort = Literal["name", "severity", "age", "recent"]
+
+
+class ErrorOut(BaseModel):
+    """An error: a message naming the argument at fault (FastAPI's own request validation
+    gives a list of problems, each with its location, instead)."""
+
+    detail: str | list[dict[str, Any]]
+
+
+#: The error answers of a route that checks its arguments itself as well.
+ERRORS: dict[int | str, dict[str, Any]] = {422: {"model": ErrorOut}}
+
+
+class ServiceOut(BaseModel):
+    """One check now (`views.ServiceRow`)."""
+
+    key: str
+    host: str
+    service: str | None
+    zone: str
+    state: str
+    state_type: str
+    attempt: int
+    max_attempts: int
+    output: str
+    last_check: float | None
+    last_state_change: float
+    next_check: float | None
+    acknowledged: bool
+    in_downtime: bool
+    flapping: bool
+    stale: bool
+    host_problem: bool
+    silenced: str | None
+    alarm_id: int | None
+    severity: int
+
+
+class ServicePage(BaseModel):
+    total: int
+    offset: int
+    limit: int
+    items: list[ServiceOut]
+
+
+class HostOut(BaseModel):
+    """One host now (`views.HostRow`)."""
+
+    name: str
+    address: str
+    zone: str
+    labels: dict[str, str]
+    state: str
+    output: str
+    last_state_change: float | None
+    services: dict[str, int]
+    has_check: bool
+    in_downtime: bool
+
+
+class HostPage(BaseModel):
+    total: int
+    offset: int
+    limit: int
+    items: list[HostOut]
+
+
+class HostDetail(HostOut):
+    checks: list[ServiceOut]
+
+
+class Overview(BaseModel):
+    """Counts by state and the problems, worst and most urgent first (`views.problems`)."""
+
+    services: dict[str, int]
+    hosts: dict[str, int]
+    #: Problems that are HARD, not acknowledged, not in downtime, their host up.
+    unhandled: int
+    problems: list[ServiceOut]
+
+
+class ZoneOut(BaseModel):
+    name: str
+    hosts: int
+    checks: int
+    workers_online: int
+
+
+class WorkerOut(BaseModel):
+    """A connected worker: what it is enrolled for, what it claims, and how busy it is."""
+
+    name: str
+    zones: list[str]
+    labels: dict[str, str]
+    agent_for: str | None
+    claimed_zones: list[str]
+    claimed_labels: dict[str, str]
+    version: str
+    concurrency: int
+    in_flight: int
+    load: float
+    #: Epoch seconds of its last message.
+    last_seen: float
+    accepting: bool
+    #: Why it refuses jobs, when it does.
+    reason: str
+    draining: bool
+
+
+class FieldChangeOut(BaseModel):
+    pointer: str
+    change: Literal["added", "removed", "changed"]
+    old: Any = None
+    new: Any = None
+
+
+class ObjectChangeOut(BaseModel):
+    name: str
+    fields: list[FieldChangeOut]
+
+
+class SectionDiffOut(BaseModel):
+    section: str
+    added: list[str]
+    removed: list[str]
+    changed: list[ObjectChangeOut]
+
+
+class DiffOut(BaseModel):
+    """How version ``to`` differs from version ``from``."""
+
+    from_version: int
+    to_version: int
+    sections: list[SectionDiffOut]
+    fields: list[FieldChangeOut]
+
+
+def service_out(row: views.ServiceRow) -> ServiceOut:
+    return ServiceOut.model_validate(row, from_attributes=True)
+
+
+def host_out(row: views.HostRow) -> HostOut:
+    return HostOut.model_validate(row, from_attributes=True)
+
+
+def states_arg(values: list[str] | None) -> list[str]:
+    """``?state=A&state=B`` and ``?state=A,B`` alike."""
+    return [part.strip() for value in values or () for part in value.split(",") if part.strip()]
+
+
+def unprocessable(exc: views.ViewArgumentError) -> HTTPException:
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc))
+
+
+def inventory_router(runner: EngineRunner, stages: Stages, *, viewer: Requirement) -> APIRouter:
+    """Overview, hosts, zones and workers of the running manager, for viewers."""
+    api = APIRouter(prefix="/api/v1", dependencies=[Depends(viewer)], tags=["inventory"])
+
+    @api.get("/overview", response_model=Overview)
+    async def overview(
+        limit: int = Query(200, ge=0, le=MAX_LIMIT, description="most problems listed"),
+    ) -> Overview:
+        found = views.overview(runner, stages, now=time.time(), limit=limit)
+        return Overview(
+            services=found.services,
+            hosts=found.hosts,
+            unhandled=found.unhandled,
+            problems=[service_out(r) for r in found.problems],
+        )
+
+    @api.get("/hosts", response_model=HostPage, responses=ERRORS)
+    async def hosts(
+        q: str | None = Query(None, description="part of the name or the address"),
+        zone: str | None = None,
+        state: Annotated[
+            list[str] | None, Query(description="UP, DOWN, UNREACHABLE, PENDING (repeat or A,B)")
+        ] = None,
+        offset: int = Query(0, ge=0),
+        limit: int = Query(100, ge=1, le=MAX_LIMIT),
+    ) -> HostPage:
+        try:
+            page = views.host_rows(
+                runner,
+                stages,
+                now=time.time(),
+                q=q,
+                zone=zone,
+                states=states_arg(state),
+                offset=offset,
+                limit=limit,
+            )
+        except views.ViewArgumentError as exc:
+            raise unprocessable(exc) from exc
+        return HostPage(
+            total=page.total,
+            offset=page.offset,
+            limit=page.limit,
+            items=[host_out(h) for h in page.items],
+        )
+
+    @api.get("/hosts/{name}", response_model=HostDetail, responses={404: {"model": ErrorOut}})
+    async def host(name: str) -> HostDetail:
+        found = views.host_detail(runner, stages, name, now=time.time())
+        if found is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no host {name!r}")
+        row, checks = found
+        return HostDetail(**host_out(row).model_dump(), checks=[service_out(c) for c in checks])
+
+    @api.get("/zones", response_model=list[ZoneOut])
+    async def zones() -> list[ZoneOut]:
+        return [ZoneOut.model_validate(z, from_attributes=True) for z in views.zone_rows(runner)]
+
+    @api.get("/workers", response_model=list[WorkerOut])
+    async def workers() -> list[WorkerOut]:
+        return [
+            WorkerOut.model_validate(w, from_attributes=True) for w in views.worker_rows(runner)
+        ]
+
+    return api
+
+
+def config_diff_router(db: store.Database, *, viewer: Requirement) -> APIRouter:
+    """``GET /api/v1/config/diff``: needs only the store, so it is served without a runner."""
+    api = APIRouter(prefix="/api/v1", dependencies=[Depends(viewer)], tags=["config"])
+
+    @api.get("/config/diff", response_model=DiffOut, responses={404: {"model": ErrorOut}})
+    async def config_diff(
+        from_version: int = Query(alias="from", ge=1, description="the older version id"),
+        to_version: int = Query(alias="to", ge=1, description="the newer version id"),
+    ) -> DiffOut:
+        async with db.session() as session:
+            old = await _document(session, "from", from_version)
+            new = await _document(session, "to", to_version)
+        found_diff = views.config_diff(old, new)
+        return DiffOut.model_validate(
+            {
+                "from_version": from_version,
+                "to_version": to_version,
+                "sections": found_diff.sections,
+                "fields": found_diff.fields,
+            },
+            from_attributes=True,
+        )
+
+    return api
+
+
+async def _document(session: AsyncSession, argument: str, version_id: int) -> dict[str, Any]:
+    found = await store.get_version(session, version_id)
+    if found is None or found.document is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"{argument}: no version {version_id}")
+    return found.document

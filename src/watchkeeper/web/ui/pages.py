@@ -1,0 +1,240 @@
+"""The pages of what is running now: overview, services, hosts, one host, one service.
+
+Lists come from the read models in `watchkeeper.web.views` (memory only; one page of
+rows is built per request), the service page adds the stored state history and the
+metric list. Live blocks (counts, problems, a list's table, a service's state) are the
+same templates rendered alone: htmx polls them, so a refresh costs one read-model call.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+
+from watchkeeper import store
+from watchkeeper.manager.jobs import EngineRunner
+from watchkeeper.manager.stages import Stages
+from watchkeeper.store import telemetry as telemetry_store
+from watchkeeper.web import views
+from watchkeeper.web.security import Principal
+from watchkeeper.web.ui.formatting import split_output
+from watchkeeper.web.ui.requirements import Requirement, principal_of
+from watchkeeper.web.ui.templating import is_htmx, render
+
+#: Rows per page of the service and host lists.
+PAGE_SIZE = 100
+#: The overview lists at most this many problems (the service list has them all).
+PROBLEMS_SHOWN = 200
+#: State history entries shown on a host or service page.
+HISTORY_SHOWN = 50
+#: The graph ranges the service page offers, in seconds; the API picks the tier by range.
+RANGES = {"6h": 6 * 3600, "1d": 86_400, "7d": 7 * 86_400, "30d": 30 * 86_400, "1y": 365 * 86_400}
+DEFAULT_RANGE = "1d"
+SORT_LABELS = {"name": "name", "severity": "severity", "age": "oldest change", "recent": "newest"}
+
+
+def _states(values: list[str] | None) -> list[str]:
+    """``state=CRITICAL&state=WARNING`` or ``state=CRITICAL,WARNING``, upper-cased."""
+    found: list[str] = []
+    for value in values or []:
+        found.extend(part.strip().upper() for part in value.split(",") if part.strip())
+    return found
+
+
+def _blank(value: str | None) -> str | None:
+    return value if value else None
+
+
+def pages_router(
+    db: store.Database, runner: EngineRunner, stages: Stages, *, viewer: Requirement
+) -> APIRouter:
+    """``/``, ``/services``, ``/hosts``, ``/hosts/{name}``, ``/services/{key}`` and parts."""
+    router = APIRouter(dependencies=[Depends(viewer)], include_in_schema=False)
+
+    def overview_context() -> dict[str, Any]:
+        # One pass over the checks for counts and problems: the page everyone keeps open.
+        summary = views.overview(runner, stages, now=time.time(), limit=PROBLEMS_SHOWN)
+        rows = summary.problems
+        unhandled = [r for r in rows if r.state_type == "HARD" and not r.handled]
+        others = [r for r in rows if not (r.state_type == "HARD" and not r.handled)]
+        return {
+            "service_counts": summary.services,
+            "host_counts": summary.hosts,
+            "unhandled": unhandled,
+            "others": others,
+            "shown_limit": PROBLEMS_SHOWN,
+        }
+
+    @router.get("/")
+    async def overview(request: Request) -> Response:
+        return render(request, "ui/overview.html", principal_of(request), **overview_context())
+
+    @router.get("/parts/overview")
+    async def overview_part(request: Request) -> Response:
+        return render(
+            request, "ui/parts/overview_live.html", principal_of(request), **overview_context()
+        )
+
+    @router.get("/services")
+    async def services(
+        request: Request,
+        q: str | None = None,
+        state: Annotated[list[str] | None, Query()] = None,
+        host: str | None = None,
+        zone: str | None = None,
+        unhandled: bool = False,
+        sort: str = "name",
+        page: Annotated[int, Query(ge=1)] = 1,
+    ) -> Response:
+        wanted = _states(state)
+        try:
+            found = views.service_rows(
+                runner,
+                stages,
+                now=time.time(),
+                q=_blank(q),
+                host=_blank(host),
+                zone=_blank(zone),
+                states=wanted,
+                unhandled=unhandled,
+                sort=sort,
+                offset=(page - 1) * PAGE_SIZE,
+                limit=PAGE_SIZE,
+            )
+        except views.ViewArgumentError as exc:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+        template = "ui/parts/service_table.html" if is_htmx(request) else "ui/services.html"
+        return render(
+            request,
+            template,
+            principal_of(request),
+            rows=found,
+            page=page,
+            pages=max(1, -(-found.total // PAGE_SIZE)),
+            filters={"q": q or "", "state": wanted, "host": host or "", "zone": zone or "",
+                     "unhandled": unhandled, "sort": sort},
+            zones=[z.name for z in views.zone_rows(runner)],
+            sorts=SORT_LABELS,
+        )  # fmt: skip
+
+    @router.get("/hosts")
+    async def hosts(
+        request: Request,
+        q: str | None = None,
+        state: Annotated[list[str] | None, Query()] = None,
+        zone: str | None = None,
+        page: Annotated[int, Query(ge=1)] = 1,
+    ) -> Response:
+        wanted = _states(state)
+        try:
+            found = views.host_rows(
+                runner,
+                stages,
+                now=time.time(),
+                q=_blank(q),
+                zone=_blank(zone),
+                states=wanted,
+                offset=(page - 1) * PAGE_SIZE,
+                limit=PAGE_SIZE,
+            )
+        except views.ViewArgumentError as exc:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+        template = "ui/parts/host_table.html" if is_htmx(request) else "ui/hosts.html"
+        return render(
+            request,
+            template,
+            principal_of(request),
+            rows=found,
+            page=page,
+            pages=max(1, -(-found.total // PAGE_SIZE)),
+            filters={"q": q or "", "state": wanted, "zone": zone or ""},
+            zones=[z.name for z in views.zone_rows(runner)],
+        )
+
+    @router.get("/hosts/{name}")
+    async def host(request: Request, name: str) -> Response:
+        principal = principal_of(request)
+        now = time.time()
+        found = views.host_detail(runner, stages, name, now=now)
+        if found is None:
+            return _not_found(request, principal, f"No host {name!r} is running.")
+        row, checks = found
+        own = next((c for c in checks if c.service is None), None)
+        async with db.session() as session:
+            history = await store.list_state_history(session, check_key=name, limit=HISTORY_SHOWN)
+        downtimes = [d for d in await stages.alarms.list_downtimes() if d.host == name]
+        if is_htmx(request):
+            return render(
+                request, "ui/parts/host_checks.html", principal, host=row, checks=checks, own=own
+            )
+        return render(
+            request,
+            "ui/host.html",
+            principal,
+            host=row,
+            checks=checks,
+            own=own,
+            history=history,
+            downtimes=downtimes,
+        )
+
+    @router.get("/services/{key}")
+    async def service(
+        request: Request, key: str, range_: Annotated[str, Query(alias="range")] = DEFAULT_RANGE
+    ) -> Response:
+        principal = principal_of(request)
+        row = views.service_detail(runner, stages, key, now=time.time())
+        if row is None:
+            return _not_found(request, principal, f"No check {key!r} is running.")
+        async with db.session() as session:
+            history = await store.list_state_history(session, check_key=key, limit=HISTORY_SHOWN)
+            metrics = await telemetry_store.list_metrics(session, key)
+        alarms = await stages.alarms.list_alarms(open_only=True, key=key)
+        downtimes = [
+            d for d in await stages.alarms.list_downtimes() if d.covers(row.host, row.service)
+        ]
+        record = runner.engine.scheduler.record(key)
+        labels = record.spec.get("labels") or {}
+        return render(
+            request,
+            "ui/service.html",
+            principal,
+            row=row,
+            output=split_output(row.output),
+            history=history,
+            metrics=metrics,
+            alarms=alarms,
+            downtimes=downtimes,
+            labels={str(k): str(v) for k, v in labels.items()},
+            interval=record.spec.get("interval"),
+            ranges=list(RANGES),
+            range=range_ if range_ in RANGES else DEFAULT_RANGE,
+            range_seconds=RANGES.get(range_, RANGES[DEFAULT_RANGE]),
+        )
+
+    @router.get("/parts/services/{key}/state")
+    async def service_state(request: Request, key: str) -> Response:
+        principal = principal_of(request)
+        row = views.service_detail(runner, stages, key, now=time.time())
+        if row is None:
+            return _not_found(request, principal, f"No check {key!r} is running.")
+        alarms = await stages.alarms.list_alarms(open_only=True, key=key)
+        return render(
+            request,
+            "ui/parts/service_state.html",
+            principal,
+            row=row,
+            output=split_output(row.output),
+            alarms=alarms,
+        )
+
+    return router
+
+
+def _not_found(request: Request, principal: Principal, message: str) -> Response:
+    return render(
+        request, "ui/not_found.html", principal, status_code=status.HTTP_404_NOT_FOUND,
+        message=message,
+    )  # fmt: skip

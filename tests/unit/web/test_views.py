@@ -1,0 +1,340 @@
+"""The read models over a runner fed with results by hand, on a clock the test moves."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from watchkeeper import store
+from watchkeeper.document.diff import ConfigDiff, Delta
+from watchkeeper.manager.intake import IntakeOutcome, check_candidate
+from watchkeeper.manager.jobs import EngineRunner
+from watchkeeper.manager.stages import Stages
+from watchkeeper.transport.protocol import Job, Result
+from watchkeeper.transport.workers import WorkerInfo
+from watchkeeper.web import views
+
+T0 = 1_764_000_000.0
+OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
+
+
+def worker(name: str, zones: tuple[str, ...], agent_for: str | None = None) -> WorkerInfo:
+    return WorkerInfo(
+        name=name, zones=zones, labels={}, agent_for=agent_for, claimed_zones=zones,
+        claimed_labels={}, version="1", concurrency=4, in_flight=0, load=0.1,
+        last_seen=T0, accepting=True, reason="", draining=False,
+    )  # fmt: skip
+
+
+class FakeServer:
+    """Every zone is online; jobs are kept for the test to answer."""
+
+    def __init__(self) -> None:
+        self.jobs: list[Job] = []
+        self.connected = [worker("w1", ("core",)), worker("w2", ("core", "dmz"))]
+
+    async def start(self) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        pass
+
+    async def submit(self, job: Job) -> bool:
+        self.jobs.append(job)
+        return True
+
+    def zone_online(self, zone: str) -> bool:
+        return True
+
+    def workers(self) -> list[WorkerInfo]:
+        return list(self.connected)
+
+
+DOC = {
+    "schema": "watchkeeper/v1",
+    "zones": [{"name": "core"}, {"name": "dmz"}],
+    "hosts": [
+        {"name": "web1", "address": "10.0.0.1", "zone": "core", "labels": {"role": "web"},
+         "check": {"check": {"kind": "tcp", "port": 22}, "interval": "1d", "max_attempts": 1}},
+        {"name": "web2", "address": "10.0.0.2", "zone": "core", "labels": {"role": "web"}},
+        {"name": "db1", "address": "10.0.1.1", "zone": "core"},
+        {"name": "edge1", "address": "192.168.9.1", "zone": "dmz"},
+    ],
+    "services": [
+        {"name": "ssh", "hosts": ["web1", "web2", "db1", "edge1"], "interval": "1d",
+         "max_attempts": 1, "check": {"kind": "tcp", "port": 22}},
+        {"name": "http", "hosts": ["web1", "web2"], "interval": "1d", "max_attempts": 3,
+         "check": {"kind": "tcp", "port": 80}},
+    ],
+}  # fmt: skip
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Setup:
+    runner: EngineRunner
+    stages: Stages
+    server: FakeServer
+    clock: Clock
+
+    async def report(self, results: dict[str, tuple[int, str]]) -> None:
+        """Run the checks named now and answer them, one second after the last report."""
+        self.clock.now += 1
+        for key in results:
+            assert self.runner.check_now(key)
+        await self.runner._turn()
+        jobs = {job.check: job for job in self.server.jobs}
+        for key, (state, output) in results.items():
+            job = jobs[key]
+            self.runner.result_received(
+                "w1",
+                Result(job_id=job.job_id, token=job.token, state=state, output=output,
+                       started=self.clock.now, finished=self.clock.now),
+            )  # fmt: skip
+        await self.runner._turn()
+
+    def rows(self, **filters: object) -> views.Page[views.ServiceRow]:
+        return views.service_rows(self.runner, self.stages, now=self.clock.now, **filters)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def setup(tmp_path: Path) -> AsyncIterator[Setup]:
+    db = store.Database.for_data_dir(tmp_path)
+    await db.migrate()
+    clock, server = Clock(), FakeServer()
+    stages = Stages(db, clock=clock)
+    runner = EngineRunner(
+        db,
+        lambda _: server,  # type: ignore[arg-type,return-value]
+        clock=clock,
+        downstream=stages.downstream,
+        interpret=stages.alarms.interpret,
+    )
+    await stages.start()
+    await runner.start()
+    snap = check_candidate(json.dumps(DOC).encode()).snapshot
+    assert snap is not None
+    diff = ConfigDiff(objects={}, checks=Delta(added=list(snap.checks)))
+    outcome = IntakeOutcome(source="t", content_hash="x", accepted=True, diff=diff, created=True)
+    runner.config_imported(outcome, snap)
+    await runner._turn()
+    yield Setup(runner, stages, server, clock)
+    await db.aclose()
+
+
+async def problems_reported(s: Setup) -> None:
+    """db1!ssh CRITICAL first (oldest), then web1!ssh CRITICAL, edge1!ssh UNKNOWN,
+    web2!ssh WARNING, web1!http a SOFT CRITICAL; the rest OK (web2!http stays PENDING)."""
+    await s.report({"web1": (OK, "ssh up"), "web2!ssh": (OK, "fine"), "edge1!ssh": (OK, "ok")})
+    await s.report({"db1!ssh": (CRITICAL, "connection refused")})
+    await s.report({"web1!ssh": (CRITICAL, "connection refused")})
+    await s.report({"edge1!ssh": (UNKNOWN, "no route")})
+    await s.report({"web2!ssh": (WARNING, "slow answer")})
+    await s.report({"web1!http": (CRITICAL, "timed out")})
+
+
+async def test_rows_carry_state_and_record_fields(setup: Setup) -> None:
+    await problems_reported(setup)
+    row = views.service_detail(setup.runner, setup.stages, "web1!http", now=setup.clock.now)
+    assert row is not None
+    assert (row.host, row.service, row.zone) == ("web1", "http", "core")
+    assert (row.state, row.state_type, row.attempt, row.max_attempts) == ("CRITICAL", "SOFT", 1, 3)
+    assert row.output == "timed out" and row.last_check == setup.clock.now
+    assert row.severity == 3 and not row.acknowledged and row.alarm_id is None
+    pending = views.service_detail(setup.runner, setup.stages, "web2!http", now=setup.clock.now)
+    assert pending is not None and pending.state == "PENDING" and pending.severity == 0
+    hard = views.service_detail(setup.runner, setup.stages, "db1!ssh", now=setup.clock.now)
+    assert hard is not None and hard.alarm_id is not None and hard.state_type == "HARD"
+    assert views.service_detail(setup.runner, setup.stages, "nope!x", now=setup.clock.now) is None
+
+
+async def test_filters_search_and_pagination(setup: Setup) -> None:
+    await problems_reported(setup)
+    everything = setup.rows(limit=100)
+    assert everything.total == 7  # 4 ssh, 2 http and web1's host check
+    assert [r.key for r in everything.items][:3] == ["db1!ssh", "edge1!ssh", "web1"]
+    page = setup.rows(offset=2, limit=3)
+    assert (page.total, page.offset, page.limit) == (7, 2, 3)
+    assert [r.key for r in page.items] == ["web1", "web1!http", "web1!ssh"]
+    assert setup.rows(offset=50).items == [] and setup.rows(offset=50).total == 7
+
+    assert {r.key for r in setup.rows(q="REFUSED").items} == {"db1!ssh", "web1!ssh"}
+    assert {r.key for r in setup.rows(q="web2").items} == {"web2!ssh", "web2!http"}
+    assert {r.key for r in setup.rows(host="web1").items} == {"web1", "web1!ssh", "web1!http"}
+    assert {r.key for r in setup.rows(zone="dmz").items} == {"edge1!ssh"}
+    assert {r.key for r in setup.rows(states=["critical"]).items} == {
+        "db1!ssh", "web1!ssh", "web1!http"
+    }  # fmt: skip
+    assert [r.key for r in setup.rows(states=["PENDING"]).items] == ["web2!http"]
+    assert {r.key for r in setup.rows(problems=True).items} == {
+        "db1!ssh", "web1!ssh", "edge1!ssh", "web2!ssh", "web1!http"
+    }  # fmt: skip
+    both = setup.rows(q="ssh", states=["CRITICAL", "WARNING"], zone="core")
+    assert {r.key for r in both.items} == {"db1!ssh", "web1!ssh", "web2!ssh"}
+
+
+async def test_unhandled_leaves_out_soft_acknowledged_and_downtimed_problems(
+    setup: Setup,
+) -> None:
+    await problems_reported(setup)
+    assert {r.key for r in setup.rows(unhandled=True).items} == {
+        "db1!ssh", "web1!ssh", "edge1!ssh", "web2!ssh"
+    }  # fmt: skip
+    await setup.stages.alarms.acknowledge("db1!ssh", "ann", "on it")
+    await setup.stages.alarms.schedule_downtime(
+        "web2", None, setup.clock.now - 1, setup.clock.now + 3600, "ann", "maintenance"
+    )
+    now = setup.clock.now
+    assert {r.key for r in setup.rows(unhandled=True).items} == {"web1!ssh", "edge1!ssh"}
+    acked = views.service_detail(setup.runner, setup.stages, "db1!ssh", now=now)
+    assert acked is not None and acked.acknowledged and acked.silenced == "acknowledged by ann"
+    down = views.service_detail(setup.runner, setup.stages, "web2!ssh", now=now)
+    assert down is not None and down.in_downtime and down.silenced is not None
+    hosts = views.host_rows(setup.runner, setup.stages, now=now, q="web2")
+    assert [h.in_downtime for h in hosts.items] == [True]
+
+
+async def test_problems_put_hard_unhandled_worst_and_oldest_first(setup: Setup) -> None:
+    await problems_reported(setup)
+    await setup.stages.alarms.acknowledge("db1!ssh", "ann", "on it")
+    found = views.problems(setup.runner, setup.stages, now=setup.clock.now)
+    assert [r.key for r in found] == [
+        "web1!ssh",  # HARD, unacknowledged, CRITICAL
+        "edge1!ssh",  # HARD, unacknowledged, UNKNOWN
+        "web2!ssh",  # HARD, unacknowledged, WARNING
+        "db1!ssh",  # HARD CRITICAL and the oldest, but acknowledged
+        "web1!http",  # SOFT
+    ]
+    assert [r.key for r in views.problems(setup.runner, setup.stages, now=0, limit=2)] == [
+        "web1!ssh",
+        "edge1!ssh",
+    ]
+    summary = views.overview(setup.runner, setup.stages, now=setup.clock.now, limit=3)
+    assert summary.problems == found[:3]
+    assert summary.services == views.state_counts(setup.runner)
+    assert summary.hosts == views.host_counts(setup.runner)
+    assert summary.unhandled == setup.rows(unhandled=True).total == 3
+
+
+async def test_sorts_by_severity_then_age_and_by_age(setup: Setup) -> None:
+    await problems_reported(setup)
+    worst = [r.key for r in setup.rows(problems=True, sort="severity").items]
+    assert worst == ["db1!ssh", "web1!ssh", "web1!http", "edge1!ssh", "web2!ssh"]
+    oldest = [r.key for r in setup.rows(problems=True, sort="age").items]
+    assert oldest == ["db1!ssh", "web1!ssh", "edge1!ssh", "web2!ssh", "web1!http"]
+    newest = [r.key for r in setup.rows(problems=True, sort="recent").items]
+    assert newest == list(reversed(oldest))
+
+
+async def test_bad_arguments_name_themselves(setup: Setup) -> None:
+    with pytest.raises(views.ViewArgumentError) as bad_sort:
+        setup.rows(sort="colour")
+    assert bad_sort.value.argument == "sort"
+    with pytest.raises(views.ViewArgumentError) as bad_state:
+        setup.rows(states=["SIDEWAYS"])
+    assert bad_state.value.argument == "state" and "SIDEWAYS" in str(bad_state.value)
+    with pytest.raises(views.ViewArgumentError):
+        views.host_rows(setup.runner, setup.stages, now=0, states=["OK"])
+
+
+async def test_counts_of_services_and_hosts(setup: Setup) -> None:
+    assert views.state_counts(setup.runner) == {
+        "OK": 0, "WARNING": 0, "CRITICAL": 0, "UNKNOWN": 0, "PENDING": 7
+    }  # fmt: skip
+    # web1 has a host check, still pending; the others have none and are UP.
+    assert views.host_counts(setup.runner) == {"UP": 3, "DOWN": 0, "UNREACHABLE": 0, "PENDING": 1}
+    await problems_reported(setup)
+    assert views.state_counts(setup.runner) == {
+        "OK": 1, "WARNING": 1, "CRITICAL": 3, "UNKNOWN": 1, "PENDING": 1
+    }  # fmt: skip
+    assert views.host_counts(setup.runner)["UP"] == 4
+    await setup.report({"web1": (CRITICAL, "no answer")})
+    assert views.host_counts(setup.runner) == {"UP": 3, "DOWN": 1, "UNREACHABLE": 0, "PENDING": 0}
+    web1_ssh = views.service_detail(setup.runner, setup.stages, "web1!ssh", now=setup.clock.now)
+    assert web1_ssh is not None and web1_ssh.host_problem
+    assert "web1!ssh" not in {r.key for r in setup.rows(unhandled=True).items}
+
+
+async def test_host_rows_and_detail(setup: Setup) -> None:
+    await problems_reported(setup)
+    now = setup.clock.now
+    page = views.host_rows(setup.runner, setup.stages, now=now)
+    assert [h.name for h in page.items] == ["db1", "edge1", "web1", "web2"] and page.total == 4
+    web1 = page.items[2]
+    assert (web1.address, web1.zone, web1.labels, web1.state) == (
+        "10.0.0.1", "core", {"role": "web"}, "UP"
+    )  # fmt: skip
+    assert web1.has_check and web1.output == "ssh up"
+    assert web1.services == {"OK": 0, "WARNING": 0, "CRITICAL": 2, "UNKNOWN": 0, "PENDING": 0}
+    by_address = views.host_rows(setup.runner, setup.stages, now=now, q="192.168")
+    assert [h.name for h in by_address.items] == ["edge1"]
+    assert views.host_rows(setup.runner, setup.stages, now=now, zone="core", limit=2).total == 3
+    paged = views.host_rows(setup.runner, setup.stages, now=now, offset=1, limit=2)
+    assert [h.name for h in paged.items] == ["edge1", "web1"] and paged.total == 4
+    assert views.host_rows(setup.runner, setup.stages, now=now, states=["down"]).total == 0
+
+    detail = views.host_detail(setup.runner, setup.stages, "web1", now=now)
+    assert detail is not None
+    host, checks = detail
+    assert host == web1
+    assert [c.key for c in checks] == ["web1", "web1!http", "web1!ssh"]
+    assert views.host_detail(setup.runner, setup.stages, "nope", now=now) is None
+
+
+async def test_zones_and_workers(setup: Setup) -> None:
+    setup.server.connected.append(worker("agent-web1", (), agent_for="web1"))
+    assert views.zone_rows(setup.runner) == [
+        views.ZoneRow(name="core", hosts=3, checks=6, workers_online=2),
+        views.ZoneRow(name="dmz", hosts=1, checks=1, workers_online=1),
+    ]
+    assert [w.name for w in views.worker_rows(setup.runner)] == ["w1", "w2", "agent-web1"]
+
+
+def test_config_diff_names_objects_and_changed_fields() -> None:
+    old = {
+        "schema": "watchkeeper/v1",
+        "hosts": [
+            {"name": "a", "address": "10.0.0.1", "zone": "core", "labels": {"x/y": "1"}},
+            {"name": "gone", "address": "10.0.0.9", "zone": "core"},
+        ],
+        "services": [{"name": "ssh", "hosts": ["a"], "check": {"kind": "tcp", "port": 22}}],
+    }
+    new = {
+        "schema": "watchkeeper/v2",
+        "hosts": [
+            {"name": "a", "address": "10.0.0.2", "zone": "core", "labels": {}},
+            {"name": "b", "address": "10.0.0.3", "zone": "core"},
+        ],
+        "services": [{"name": "ssh", "hosts": ["a", "b"], "check": {"kind": "tcp", "port": 2222}}],
+        "zones": [{"name": "core"}],
+    }
+    found = views.config_diff(old, new)
+    hosts, services, zones = found.sections
+    assert (hosts.section, hosts.added, hosts.removed) == ("hosts", ["b"], ["gone"])
+    assert [c.name for c in hosts.changed] == ["a"]
+    assert hosts.changed[0].fields == [
+        views.FieldChange(pointer="/address", change="changed", old="10.0.0.1", new="10.0.0.2"),
+        views.FieldChange(pointer="/labels/x~1y", change="removed", old="1"),
+    ]
+    assert services.changed[0].fields == [
+        views.FieldChange(pointer="/check/port", change="changed", old=22, new=2222),
+        views.FieldChange(pointer="/hosts/1", change="added", new="b"),
+    ]
+    assert (zones.added, zones.removed, zones.changed) == (["core"], [], [])
+    assert found.fields == [
+        views.FieldChange(
+            pointer="/schema", change="changed", old="watchkeeper/v1", new="watchkeeper/v2"
+        )
+    ]
+    assert views.config_diff(old, old).empty

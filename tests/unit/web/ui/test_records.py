@@ -1,0 +1,63 @@
+"""Alarms, remediation, workers and configuration pages for a viewer."""
+
+from __future__ import annotations
+
+import json
+
+from tests.unit.web.ui.conftest import CRITICAL, OK, Env, document
+from watchkeeper.clock import utcnow
+from watchkeeper.manager.intake import ConfigIntake
+from watchkeeper.web.security import Role
+
+
+async def test_alarms_show_open_then_resolved(env: Env) -> None:
+    await env.report({"db1!ssh": (CRITICAL, "refused")})
+    await env.login(Role.VIEWER)
+    opened = await env.http.get("/alarms")
+    assert opened.status_code == 200
+    assert 'id="open-alarms"' in opened.text and 'data-key="db1!ssh"' in opened.text
+    await env.report({"db1!ssh": (OK, "back")})
+    resolved = await env.http.get("/alarms", headers={"HX-Request": "true"})
+    assert "No open alarms." in resolved.text and 'id="resolved-alarms"' in resolved.text
+
+
+async def test_workers_and_zones(env: Env) -> None:
+    await env.login(Role.VIEWER)
+    page = await env.http.get("/workers")
+    assert page.status_code == 200
+    assert "w1" in page.text and "site=a" in page.text and "1/4" in page.text
+    assert 'id="zones"' in page.text and "dmz" in page.text
+
+
+async def test_remediation_page_without_jobs(env: Env) -> None:
+    await env.login(Role.VIEWER)
+    page = await env.http.get("/remediation")
+    assert page.status_code == 200 and "No remediation has run." in page.text
+
+
+async def test_config_versions_rejections_and_a_readable_diff(env: Env) -> None:
+    intake = ConfigIntake(env.db, clock=utcnow)
+    first = await intake.submit(json.dumps(document(2)).encode(), source="test")
+    changed = document(2)
+    changed["hosts"][1]["address"] = "10.0.1.2"
+    changed["services"].append(dict(changed["services"][1], name="extra"))
+    second = await intake.submit(json.dumps(changed).encode(), source="test")
+    refused = await intake.submit(b'{"schema": "watchkeeper/v1", "hosts": 3}', source="test")
+    assert first.accepted and second.accepted and not refused.accepted
+    await env.login(Role.VIEWER)
+
+    page = await env.http.get("/config")
+    assert page.status_code == 200
+    assert f'href="/config/versions/{second.version_id}"' in page.text
+    assert f"/config/diff?from={first.version_id}&amp;to={second.version_id}" in page.text
+    assert 'id="rejected"' in page.text and "/hosts" in page.text
+
+    version = await env.http.get(f"/config/versions/{second.version_id}")
+    assert version.status_code == 200 and "10.0.1.2" in version.text
+
+    diff = await env.http.get(f"/config/diff?to={second.version_id}")  # from: the one before
+    assert diff.status_code == 200
+    assert "10.0.1.2" in diff.text and "10.0.1.1" in diff.text and "extra" in diff.text
+    assert "/api/v1/config/diff?from=" in diff.text
+    assert (await env.http.get("/config/diff?from=99&to=98")).status_code == 404
+    assert (await env.http.get("/config/versions/99")).status_code == 404
