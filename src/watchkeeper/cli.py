@@ -216,6 +216,22 @@ def build_parser() -> argparse.ArgumentParser:
             help="address:port of the SSH job server (default 127.0.0.1:4730; remote workers "
             "need e.g. 0.0.0.0:4730)",
         )
+        _env_arg(
+            p,
+            "--tls-cert",
+            env="TLS_CERT",
+            type=Path,
+            metavar="FILE",
+            help="serve HTTPS with this PEM certificate (chain); needs --tls-key",
+        )
+        _env_arg(
+            p,
+            "--tls-key",
+            env="TLS_KEY",
+            type=Path,
+            metavar="FILE",
+            help="the PEM private key of --tls-cert",
+        )
         p.set_defaults(func=run_cmds.up if name == "up" else run_cmds.manager)
 
     p = sub.add_parser("worker", help="run checks for a manager: dial its job server over SSH")

@@ -38,7 +38,13 @@ def _settings(
         jobs_host=jobs_host,
         jobs_port=jobs_port,
         embedded_worker=embedded_worker,
+        tls_cert=_absolute(getattr(args, "tls_cert", None)),
+        tls_key=_absolute(getattr(args, "tls_key", None)),
     )
+
+
+def _absolute(path: Path | None) -> Path | None:
+    return None if path is None else Path(path).absolute()
 
 
 def _say(message: str) -> None:

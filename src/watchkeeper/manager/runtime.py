@@ -11,6 +11,7 @@ import contextlib
 import ipaddress
 import logging
 import socket
+import ssl
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -35,6 +36,7 @@ from watchkeeper.transport.server import DEFAULT_PORT, JobServer
 from watchkeeper.web.app import create_app
 from watchkeeper.web.auth import TOKEN_FILE, load_or_create_token
 from watchkeeper.web.security import Security, ensure_first_admin
+from watchkeeper.web.security.sessions import CookiePolicy
 from watchkeeper.worker.executors import install_child_watcher
 
 logger = logging.getLogger(__name__)
@@ -64,6 +66,38 @@ class ManagerSettings:
     demo: bool = False
     #: Telemetry retention, notification retries, remediation limits.
     stages: StageSettings = field(default_factory=StageSettings)
+    #: PEM certificate (chain) and private key: HTTPS instead of HTTP when both are given.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
+
+
+def check_tls_files(cert: Path | None, key: Path | None) -> None:
+    """Both or neither, each a readable PEM file that loads as a pair; `UsageError` naming
+    the flag otherwise, before anything binds a port."""
+    if cert is not None and key is None:
+        raise UsageError("--tls-key: required with --tls-cert")
+    if key is not None and cert is None:
+        raise UsageError("--tls-cert: required with --tls-key")
+    if cert is None or key is None:
+        return
+    for flag, path in (("--tls-cert", cert), ("--tls-key", key)):
+        try:
+            with path.open("rb") as handle:
+                handle.read(1)
+        except OSError as exc:
+            raise UsageError(f"{flag}: cannot read {path}: {exc.strerror}") from exc
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(cert, key)
+    except ssl.SSLError as exc:
+        raise UsageError(
+            f"--tls-cert/--tls-key: {cert} and {key} are not a PEM certificate and its "
+            f"private key ({exc.reason or exc})"
+        ) from exc
 
 
 def parse_listen(value: str, flag: str = "--http", example: int = 8470) -> tuple[str, int]:
@@ -155,10 +189,12 @@ class Manager:
     def url(self) -> str:
         host = self.settings.http_host
         shown = f"[{host}]" if ":" in host else host
-        return f"http://{shown}:{self.port}"
+        scheme = "https" if self.settings.tls else "http"
+        return f"{scheme}://{shown}:{self.port}"
 
     async def run(self, started: Callable[[], Awaitable[None]] | None = None) -> None:
         """Run until cancelled or until a part fails."""
+        check_tls_files(self.settings.tls_cert, self.settings.tls_key)
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         await self.db.migrate()
         self.token = load_or_create_token(self.settings.data_dir)
@@ -200,17 +236,23 @@ class Manager:
             on_status=self._record_status,
         )
         runner = await self._start_engine()
-        security = Security(self.db, manager_token=self.token)
+        # Over TLS every request is https: the session cookie is Secure (it would be anyway,
+        # by the request's scheme; saying so keeps it Secure behind any misreported scheme).
+        cookie = CookiePolicy(secure=True) if self.settings.tls else None
+        security = Security(self.db, manager_token=self.token, cookie=cookie)
         app = create_app(
             self.db, self.intake, self.token, runner=runner, stages=self.stages, security=security
         )
+        tls = self.settings
         config = uvicorn.Config(
             app,
             log_level="warning",
             lifespan="off",
+            ssl_certfile=str(tls.tls_cert) if tls.tls_cert is not None else None,
+            ssl_keyfile=str(tls.tls_key) if tls.tls_key is not None else None,
         )
         self.server = _EmbeddedServer(config)
-        if not is_loopback(self.settings.http_host):
+        if not is_loopback(self.settings.http_host) and not self.settings.tls:
             logger.warning(
                 "HTTP listens on %s, beyond this machine; put TLS in front of it",
                 self.settings.http_host,
