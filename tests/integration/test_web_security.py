@@ -31,6 +31,7 @@ from watchkeeper.web.security import (
     SessionPolicy,
     accounts,
 )
+from watchkeeper.web.security.guard import SESSION_CACHE_SECONDS
 
 T = 1_767_268_800.0  # 2026-01-01 12:00 UTC
 MANAGER = "manager-secret-token-for-tests"
@@ -442,3 +443,28 @@ async def test_the_manager_token_makes_tokens_for_a_named_owner(env: Env) -> Non
         "/api/v1/tokens", json={"name": "x", "owner": "ghost"}, headers=manager()
     )
     assert ghost.status_code == 404
+
+
+async def test_a_change_elsewhere_ends_a_session_within_seconds_one_here_at_once(
+    env: Env,
+) -> None:
+    await env.user("ann", Role.OPERATOR)
+    await env.user("bob", Role.OPERATOR)
+    await env.login("ann")
+    assert (await env.client.get("/api/v1/things")).status_code == 200
+    # Another process (`watchkeeper user ...`) disables ann: this manager trusts the
+    # session it read for at most SESSION_CACHE_SECONDS, then reads it again.
+    await users_store.update_user(env.db, "ann", now=env.security.now(), disabled=True)
+    assert (await env.client.get("/api/v1/things")).status_code == 200
+    env.clock.now += SESSION_CACHE_SECONDS + 0.1
+    assert (await env.client.get("/api/v1/things")).status_code == 401
+    # Through this manager's API the change applies at the next request.
+    env.client.cookies.clear()
+    await env.login("bob")
+    assert (await env.client.get("/api/v1/things")).status_code == 200
+    demoted = await env.client.patch(
+        "/api/v1/users/bob", json={"role": "viewer"}, headers=manager()
+    )
+    assert demoted.status_code == 200, demoted.text
+    answer = await env.client.get("/api/v1/things")
+    assert answer.status_code == 200 and answer.json()["role"] == "viewer"

@@ -260,6 +260,8 @@ def create_accounts_router(security: Security) -> APIRouter:
                 )
         except ACCOUNT_ERRORS as exc:
             raise _http_error(exc) from None
+        finally:
+            security.forget_sessions()  # a role, a disable or a password: applies at once
         logger.info(
             "%s changed user %s",
             principal.name,
@@ -285,6 +287,8 @@ def create_accounts_router(security: Security) -> APIRouter:
             await users_store.remove_user(security.db, name)
         except ACCOUNT_ERRORS as exc:
             raise _http_error(exc) from None
+        finally:
+            security.forget_sessions()
         logger.info(
             "%s removed user %s",
             principal.name,

@@ -17,6 +17,7 @@ redirect to ``/login?next=...`` (pages, ``page=True``), callers without the role
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hmac
 import logging
 import time
@@ -55,6 +56,13 @@ TOKEN_TOUCH_EVERY = 60.0
 MAX_CSRF_FORM_BYTES = 1024 * 1024
 #: Where `Security` keeps the request's principal once found (``request.state``).
 STATE_KEY = "principal"
+#: Seconds a session read from the store is trusted before it is read again. A page polls
+#: a few fragments every few seconds; without this each request costs a store read. It bounds
+#: how long a change made by another process (`watchkeeper user passwd`, `remove`) takes
+#: to end a session; changes through this manager's API and logouts apply at once.
+SESSION_CACHE_SECONDS = 2.0
+#: Sessions remembered at most (the cache is emptied when full).
+SESSION_CACHE_SIZE = 10_000
 
 #: Declared for the OpenAPI document; both are optional here, `Security` decides.
 _BEARER = HTTPBearer(auto_error=False, description="the manager token or a user's wk_ token")
@@ -115,6 +123,12 @@ class Security:
         self.throttle = throttle or LoginThrottle()
         self.clock = clock
         self._requires: dict[tuple[Role, bool], Callable[..., Awaitable[Principal]]] = {}
+        #: Sessions read from the store lately: id hash -> (when read, record).
+        self._seen: dict[str, tuple[float, users_store.SessionRecord]] = {}
+
+    def forget_sessions(self) -> None:
+        """Read every session from the store again: a user changed through this manager."""
+        self._seen.clear()
 
     def now(self) -> datetime:
         """The injected clock as an aware UTC datetime, for the store."""
@@ -257,6 +271,7 @@ class Security:
         """Delete the browser's session (if any) and its cookie."""
         sid = request.cookies.get(self.cookie.name)
         if sid:
+            self._seen.pop(tokens.digest(sid), None)
             await users_store.delete_session(self.db, tokens.digest(sid))
         self.clear_cookie(request, response)
 
@@ -333,21 +348,35 @@ class Security:
         if not sid or len(sid) > 128:
             return None
         id_hash = tokens.digest(sid)
-        async with self.db.session() as session:
-            record = await users_store.get_session(session, id_hash)
+        now = self.clock()
+        seen = self._seen.get(id_hash)
+        if seen is not None and 0 <= now - seen[0] < SESSION_CACHE_SECONDS:
+            record: users_store.SessionRecord | None = seen[1]
+        else:
+            async with self.db.session() as session:
+                record = await users_store.get_session(session, id_hash)
+            if len(self._seen) >= SESSION_CACHE_SIZE:
+                self._seen.clear()
+            if record is None:
+                self._seen.pop(id_hash, None)
+            else:
+                self._seen[id_hash] = (now, record)
         if record is None or record.disabled:
             return None
-        now = self.clock()
         times = SessionTimes(
             created=record.created_at.timestamp(),
             last_seen=record.last_seen_at.timestamp(),
             expires=record.expires_at.timestamp(),
         )
         if expired(times, self.sessions, now) is not None:
+            self._seen.pop(id_hash, None)
             await users_store.delete_session(self.db, id_hash)
             return None
         if needs_touch(times, self.sessions, now):
             await users_store.touch_session(self.db, id_hash, now=_at(now))
+            if id_hash in self._seen:
+                touched = dataclasses.replace(record, last_seen_at=_at(now))
+                self._seen[id_hash] = (self._seen[id_hash][0], touched)
         return Principal(
             record.user_name, Role(record.role), "session", csrf_token=record.csrf_token
         )
