@@ -82,6 +82,32 @@ def _format_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=("text", "json"), default="text")
 
 
+def _stage_args(parser: argparse.ArgumentParser) -> None:
+    """Telemetry retention and the remediation limit: the manager's own settings."""
+    for flag, env, default, what in (
+        ("--retention-raw", "RETENTION_RAW", "48h", "raw telemetry points"),
+        ("--retention-5m", "RETENTION_5M", "30d", "5-minute telemetry buckets"),
+        ("--retention-1h", "RETENTION_1H", "400d", "hourly telemetry buckets"),
+    ):
+        _env_arg(
+            parser,
+            flag,
+            env=env,
+            default=default,
+            metavar="DURATION",
+            help=f"how long {what} are kept (default {default})",
+        )
+    _env_arg(
+        parser,
+        "--remediation-concurrency",
+        env="REMEDIATION_CONCURRENCY",
+        type=int,
+        default=10,
+        metavar="N",
+        help="remediation actions running at once over every rule (default 10)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="watchkeeper",
@@ -232,6 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="FILE",
             help="the PEM private key of --tls-cert",
         )
+        _stage_args(p)
         p.set_defaults(func=run_cmds.up if name == "up" else run_cmds.manager)
 
     p = sub.add_parser("worker", help="run checks for a manager: dial its job server over SSH")

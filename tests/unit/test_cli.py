@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from watchkeeper.cli import main
+from watchkeeper.cli import build_parser, main
+from watchkeeper.commands.run_cmds import stage_settings
 from watchkeeper.document.jsonschema import json_schema_text
 
 REPO = Path(__file__).resolve().parents[2]
@@ -204,3 +205,32 @@ def test_env_variables_set_flags(
     monkeypatch.setenv("WATCHKEEPER_DATA_DIR", str(tmp_path / "from-env"))
     assert run(capsys, "import", write(tmp_path, doc()))[0] == 0
     assert (tmp_path / "from-env" / "watchkeeper.db").exists()
+
+
+def test_retention_and_remediation_flags_reach_the_stage_settings() -> None:
+    args = build_parser().parse_args(
+        ["up", "--retention-raw", "6h", "--retention-5m", "7d", "--remediation-concurrency", "3"]
+    )
+    settings = stage_settings(args)
+    assert settings.telemetry.retention.raw == 6 * 3600
+    assert settings.telemetry.retention.five_minute == 7 * 86400
+    assert settings.telemetry.retention.hourly == 400 * 86400  # the default
+    assert settings.remediation.global_concurrency == 3
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--retention-raw", "forever"], "--retention-raw: 'forever' is not a duration"),
+        (["--retention-5m", "0s"], "--retention-5m: must be longer than zero"),
+        (["--retention-raw", "40d"], "each must be at least the one before it, got 40d, 30d"),
+        (["--remediation-concurrency", "0"], "--remediation-concurrency: must be at least 1"),
+    ],
+)
+def test_bad_stage_flags_exit_2_naming_the_flag(
+    argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["up", "--data-dir", str(tmp_path), *argv])
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "watchkeeper.db").exists()  # nothing started, nothing written

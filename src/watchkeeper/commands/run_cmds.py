@@ -10,9 +10,13 @@ from datetime import datetime
 from pathlib import Path
 
 from watchkeeper.commands.common import EXIT_OK
+from watchkeeper.document.durations import parse_duration
 from watchkeeper.errors import UsageError
 from watchkeeper.manager.demo import bundled_example
 from watchkeeper.manager.runtime import Manager, ManagerSettings, parse_listen
+from watchkeeper.manager.stages import StageSettings
+from watchkeeper.remediation.service import RemediationSettings
+from watchkeeper.telemetry.recorder import TelemetrySettings
 from watchkeeper.transport import sensors
 from watchkeeper.transport.client import WorkerConnection, WorkerSettings
 from watchkeeper.transport.server import DEFAULT_PORT
@@ -40,7 +44,49 @@ def _settings(
         embedded_worker=embedded_worker,
         tls_cert=_absolute(getattr(args, "tls_cert", None)),
         tls_key=_absolute(getattr(args, "tls_key", None)),
+        stages=stage_settings(args),
     )
+
+
+def stage_settings(args: argparse.Namespace) -> StageSettings:
+    """Retention and the remediation limit from the flags; `UsageError` names the flag."""
+    seconds = {
+        flag: _duration(flag, getattr(args, name))
+        for flag, name in (
+            ("--retention-raw", "retention_raw"),
+            ("--retention-5m", "retention_5m"),
+            ("--retention-1h", "retention_1h"),
+        )
+    }
+    try:
+        telemetry = TelemetrySettings(
+            raw_retention=seconds["--retention-raw"],
+            five_minute_retention=seconds["--retention-5m"],
+            hourly_retention=seconds["--retention-1h"],
+        )
+    except ValueError:
+        raise UsageError(
+            "--retention-raw, --retention-5m, --retention-1h: each must be at least the one "
+            f"before it, got {args.retention_raw}, {args.retention_5m}, {args.retention_1h}"
+        ) from None
+    if args.remediation_concurrency < 1:
+        raise UsageError(
+            f"--remediation-concurrency: must be at least 1, got {args.remediation_concurrency}"
+        )
+    return StageSettings(
+        telemetry=telemetry,
+        remediation=RemediationSettings(global_concurrency=args.remediation_concurrency),
+    )
+
+
+def _duration(flag: str, text: str) -> float:
+    try:
+        value = parse_duration(text).total_seconds()
+    except ValueError as exc:
+        raise UsageError(f"{flag}: {exc}") from None
+    if value <= 0:
+        raise UsageError(f"{flag}: must be longer than zero, got {text!r}")
+    return value
 
 
 def _absolute(path: Path | None) -> Path | None:
