@@ -28,16 +28,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from watchkeeper import store
-from watchkeeper.alarms.lifecycle import (
-    Alarm,
-    AlarmBook,
-    AlarmEvent,
-    AlarmNotFound,
-    AlarmRequestError,
-    Downtime,
-)
+from watchkeeper.alarms.lifecycle import AlarmBook
 from watchkeeper.alarms.notification import Notify
 from watchkeeper.alarms.thresholds import MetricSignal, ThresholdInterpreter
+from watchkeeper.alarms.values import Alarm, AlarmEvent, AlarmNotFound, AlarmRequestError, Downtime
 from watchkeeper.document.normalize import CheckRecord
 from watchkeeper.engine import CheckStatus
 from watchkeeper.errors import StoreError

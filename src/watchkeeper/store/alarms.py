@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from watchkeeper.alarms.lifecycle import (
+from watchkeeper.alarms.values import (
     Acknowledgement,
     Alarm,
     AlarmEvent,

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from pydantic import BaseModel, Field
 
 from watchkeeper import store
-from watchkeeper.alarms.lifecycle import AlarmNotFound, AlarmRequestError
+from watchkeeper.alarms.values import AlarmNotFound, AlarmRequestError
 from watchkeeper.engine import CheckStatus
 from watchkeeper.manager.jobs import EngineRunner
 from watchkeeper.manager.stages import Stages

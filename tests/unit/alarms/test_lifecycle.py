@@ -18,9 +18,11 @@ from tests.unit.alarms.helpers import (
     rec,
     status,
 )
-from watchkeeper.alarms.lifecycle import (
+from watchkeeper.alarms.lifecycle import AlarmBook
+from watchkeeper.alarms.notification import NotificationKind as N
+from watchkeeper.alarms.thresholds import ThresholdInterpreter
+from watchkeeper.alarms.values import (
     Alarm,
-    AlarmBook,
     AlarmKind,
     AlarmNotFound,
     AlarmPhase,
@@ -28,8 +30,6 @@ from watchkeeper.alarms.lifecycle import (
     Downtime,
     EventKind,
 )
-from watchkeeper.alarms.notification import NotificationKind as N
-from watchkeeper.alarms.thresholds import ThresholdInterpreter
 from watchkeeper.engine import HostState
 from watchkeeper.results import CheckOutcome, CheckState, Metric
 

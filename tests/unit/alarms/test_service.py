@@ -19,9 +19,9 @@ from tests.unit.alarms.helpers import (
 )
 from tests.waiting import wait_until
 from watchkeeper import store
-from watchkeeper.alarms.lifecycle import AlarmNotFound, AlarmRequestError
 from watchkeeper.alarms.notification import NotificationKind as N
 from watchkeeper.alarms.service import AlarmService
+from watchkeeper.alarms.values import AlarmNotFound, AlarmRequestError
 from watchkeeper.manager.downstream import Observed
 from watchkeeper.results import CheckOutcome, CheckState, Metric
 from watchkeeper.store import alarms as alarm_store

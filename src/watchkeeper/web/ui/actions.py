@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.responses import RedirectResponse
 
-from watchkeeper.alarms.lifecycle import AlarmNotFound, AlarmRequestError
+from watchkeeper.alarms.values import AlarmNotFound, AlarmRequestError
 from watchkeeper.document.durations import parse_duration
 from watchkeeper.manager.jobs import EngineRunner
 from watchkeeper.manager.stages import Stages
