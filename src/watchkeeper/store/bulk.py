@@ -17,10 +17,14 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from watchkeeper.store.db import Database
+
 #: Keys per ``IN (...)`` list: well under SQLite's bound-variable limit.
 CHUNK = 500
 #: Rows per ``executemany`` on SQLite: rows are encoded a batch at a time, not all at once.
 BATCH = 5000
+#: Rows per transaction when pruning a log: writers get the database between batches.
+PRUNE_BATCH = 10_000
 
 Row = Sequence[Any]
 
@@ -87,6 +91,28 @@ async def delete(
     """Delete the rows whose ``column`` is in ``keys`` (and match ``where``), in chunks."""
     for chunk in chunks(keys):
         await session.execute(sa.delete(table).where(table.c[column].in_(chunk), *where))
+
+
+async def prune(db: Database, table: sa.Table, *, older_than: Any, batch: int = PRUNE_BATCH) -> int:
+    """Delete the rows of a log whose ``at`` is before ``older_than``; returns how many went.
+
+    For the append-only logs (state history, deliveries, remediation audit), which have an
+    increasing ``id`` and a time ``at``: oldest first, one transaction per ``batch`` rows,
+    so the writers of the log are never held up for long.
+    """
+    if batch < 1:
+        raise ValueError(f"batch must be positive, not {batch}")
+    c = table.c
+    oldest = sa.select(c.id).where(c.at < older_than).order_by(c.id).limit(batch)
+    stmt = sa.delete(table).where(c.id.in_(oldest.scalar_subquery()))
+    deleted = 0
+    while True:
+        async with db.begin() as session:
+            result = await session.execute(stmt)
+        assert isinstance(result, sa.CursorResult), "a DELETE gives a cursor result"
+        deleted += result.rowcount
+        if result.rowcount < batch:
+            return deleted
 
 
 async def fetch(session: AsyncSession, stmt: sa.Select[Any]) -> list[tuple[Any, ...]]:

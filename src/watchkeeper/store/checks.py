@@ -43,7 +43,7 @@ ROWS_PER_STATEMENT = 1000
 HISTORY_RETENTION = timedelta(days=400)
 #: Rows per prune transaction: a large first prune must not hold SQLite's write lock past
 #: the other writers' busy timeout.
-PRUNE_BATCH = 10_000
+PRUNE_BATCH = bulk.PRUNE_BATCH
 
 #: What the engine hands over as history.
 HistoryChange = StateChange | HostStateChange
@@ -246,22 +246,9 @@ async def prune_state_history(
 ) -> int:
     """Delete history entries from before ``older_than``; returns how many went.
 
-    One transaction per ``batch`` rows, so writers (the runner's flushes) get the database
-    between batches. `HISTORY_RETENTION` is the usual age: ``older_than=now - retention``.
+    `HISTORY_RETENTION` is the usual age: ``older_than=now - retention``.
     """
-    if batch < 1:
-        raise ValueError(f"batch must be positive, not {batch}")
-    h = tables.state_history.c
-    oldest = sa.select(h.id).where(h.at < older_than).order_by(h.id).limit(batch)
-    stmt = sa.delete(tables.state_history).where(h.id.in_(oldest.scalar_subquery()))
-    deleted = 0
-    while True:
-        async with db.begin() as session:
-            result = await session.execute(stmt)
-        count = _rowcount(result)
-        deleted += count
-        if count < batch:
-            return deleted
+    return await bulk.prune(db, tables.state_history, older_than=older_than, batch=batch)
 
 
 def _row(status: CheckStatus) -> dict[str, object]:
@@ -322,11 +309,6 @@ def _bind(column: sa.Column[Any], dialect: Dialect) -> Callable[[Any], Any]:
 
 def _same(value: Any) -> Any:
     return value
-
-
-def _rowcount(result: object) -> int:
-    assert isinstance(result, sa.CursorResult), "a DELETE gives a cursor result"
-    return result.rowcount
 
 
 def _spec(value: object) -> dict[str, object]:

@@ -16,13 +16,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from watchkeeper.store import tables
+from watchkeeper.store import bulk, tables
 from watchkeeper.store.db import Database
 
 #: How long the log is kept by default (`prune_deliveries`).
 DELIVERY_RETENTION = timedelta(days=90)
 #: Rows per prune transaction, so writers get the database between batches.
-PRUNE_BATCH = 10_000
+PRUNE_BATCH = bulk.PRUNE_BATCH
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -147,19 +147,7 @@ async def list_deliveries(
 
 async def prune_deliveries(db: Database, *, older_than: datetime, batch: int = PRUNE_BATCH) -> int:
     """Delete attempts from before ``older_than``; returns how many went."""
-    if batch < 1:
-        raise ValueError(f"batch must be positive, not {batch}")
-    d = tables.notification_deliveries.c
-    oldest = sa.select(d.id).where(d.at < older_than).order_by(d.id).limit(batch)
-    stmt = sa.delete(tables.notification_deliveries).where(d.id.in_(oldest.scalar_subquery()))
-    deleted = 0
-    while True:
-        async with db.begin() as session:
-            result = await session.execute(stmt)
-        assert isinstance(result, sa.CursorResult), "a DELETE gives a cursor result"
-        deleted += result.rowcount
-        if result.rowcount < batch:
-            return deleted
+    return await bulk.prune(db, tables.notification_deliveries, older_than=older_than, batch=batch)
 
 
 def _row(attempt: DeliveryAttempt) -> dict[str, Any]:

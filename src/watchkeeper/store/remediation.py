@@ -21,6 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from watchkeeper.store import bulk
 from watchkeeper.store.db import Database
 from watchkeeper.store.tables import (
     RemediationAuditRow,
@@ -392,11 +393,7 @@ async def list_audit(
 
 async def prune_audit(db: Database, *, before: float) -> int:
     """Delete audit entries older than ``before``; returns how many."""
-    async with db.begin() as session:
-        result = await session.execute(
-            sa.delete(remediation_audit).where(remediation_audit.c.at < _dt(before))
-        )
-    return int(getattr(result, "rowcount", 0) or 0)
+    return await bulk.prune(db, remediation_audit, older_than=_dt(before))
 
 
 __all__ = [
