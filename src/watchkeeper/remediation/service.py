@@ -557,19 +557,28 @@ class RemediationService:
                 await self._expire(live, now, f"not dispatched within {s.queue_ttl:g}s")
 
     async def _expire(self, live: _Live, now: float, why: str) -> None:
-        expired = await rstore.transition(
+        expired = await self._close(live, now, JobState.EXPIRED, "expired", why)
+        if expired is not None:
+            self._escalate(expired, now, f"expired: {why}")
+
+    async def _close(
+        self, live: _Live, now: float, to: JobState, event: str, why: str, author: str | None = None
+    ) -> RemediationJob | None:
+        """End a job that never ran (expired, skipped), from whatever state it is in now."""
+        closed = await rstore.transition(
             self.db,
             live.job.id,
             from_states=[live.job.state],
-            to=JobState.EXPIRED,
+            to=to,
             now=now,
-            event="expired",
+            event=event,
             audit_output=why,
             output=why,
+            author=author,
         )
-        if expired is not None:
-            self._track(expired)
-            self._escalate(expired, now, f"expired: {why}")
+        if closed is not None:
+            self._track(closed)
+        return closed
 
     # --- matching and guardrails ----------------------------------------------------------
 
@@ -886,19 +895,7 @@ class RemediationService:
         return True
 
     async def _skip(self, live: _Live, now: float, why: str) -> None:
-        skipped = await rstore.transition(
-            self.db,
-            live.job.id,
-            from_states=[live.job.state],
-            to=JobState.SKIPPED,
-            now=now,
-            event="skipped",
-            audit_output=why,
-            output=why,
-            author="system",
-        )
-        if skipped is not None:
-            self._track(skipped)
+        await self._close(live, now, JobState.SKIPPED, "skipped", why, author="system")
 
     # --- bookkeeping ----------------------------------------------------------------------
 
