@@ -82,13 +82,21 @@ def state_name(record: CheckRecord, state: CheckState) -> str:
 def problem_of(
     record: CheckRecord, state: CheckState, *, hard: bool, metric: str | None = None
 ) -> Problem:
+    name = state_name(record, state) if metric is None else state.name
+    return problem_named(record, name, hard=hard, metric=metric)
+
+
+def problem_named(
+    record: CheckRecord, state: str, *, hard: bool, metric: str | None = None
+) -> Problem:
+    """A check's problem under the state name rules match (``CRITICAL``, ``DOWN``...)."""
     labels = record.spec.get("labels")
     return Problem(
         key=record.key,
         host=record.host,
         service=record.service,
         labels=labels if isinstance(labels, dict) else {},
-        state=state_name(record, state) if metric is None else state.name,
+        state=state,
         hard=hard,
         metric=metric,
     )

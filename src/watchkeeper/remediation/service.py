@@ -41,7 +41,14 @@ from watchkeeper.errors import StoreError, WatchkeeperError
 from watchkeeper.manager.downstream import Observed
 from watchkeeper.remediation import guardrails
 from watchkeeper.remediation.guardrails import Attempt, Hold
-from watchkeeper.remediation.rules import Problem, Rule, matches, parse_rules, state_name
+from watchkeeper.remediation.rules import (
+    Problem,
+    Rule,
+    matches,
+    parse_rules,
+    problem_named,
+    state_name,
+)
 from watchkeeper.results import CheckState
 from watchkeeper.store import remediation as rstore
 from watchkeeper.store.remediation import AuditEntry, JobState, NewJob, RemediationJob
@@ -277,39 +284,44 @@ class RemediationService:
 
     async def run_pending(self, job_id: int, author: str) -> RemediationJob:
         """Approve a pending job: it is queued and runs once a worker and a slot are free."""
-        job = await rstore.transition(
-            self.db,
-            job_id,
-            from_states=[JobState.PENDING],
-            to=JobState.QUEUED,
-            now=self._clock(),
-            event="approved",
-            audit_output=f"run by {author}",
-            author=author,
-        )
-        if job is None:
-            await self._not_movable(job_id, "run")
-        assert job is not None
-        self._track(job)
-        self._wake.set()
-        return job
+        return await self._operator_move(
+            job_id, "run", [JobState.PENDING], JobState.QUEUED, "approved",
+            f"run by {author}", author, output=None,
+        )  # fmt: skip
 
     async def skip_pending(self, job_id: int, author: str, reason: str = "") -> RemediationJob:
         """Skip a pending (or still queued) job: it never runs."""
         why = f"skipped by {author}" + (f": {reason}" if reason else "")
+        return await self._operator_move(
+            job_id, "skip", [JobState.PENDING, JobState.QUEUED], JobState.SKIPPED, "skipped",
+            why, author, output=why,
+        )  # fmt: skip
+
+    async def _operator_move(
+        self,
+        job_id: int,
+        verb: str,
+        from_states: list[JobState],
+        to: JobState,
+        event: str,
+        why: str,
+        author: str,
+        *,
+        output: str | None,
+    ) -> RemediationJob:
         job = await rstore.transition(
             self.db,
             job_id,
-            from_states=[JobState.PENDING, JobState.QUEUED],
-            to=JobState.SKIPPED,
+            from_states=from_states,
+            to=to,
             now=self._clock(),
-            event="skipped",
+            event=event,
             audit_output=why,
-            output=why,
+            output=output,
             author=author,
         )
         if job is None:
-            await self._not_movable(job_id, "skip")
+            await self._not_movable(job_id, verb)
         assert job is not None
         self._track(job)
         self._wake.set()
@@ -594,24 +606,12 @@ class RemediationService:
             word = state_name(record, status.state)
             if record.service is None and record.host in self._unreachable:
                 word = HostState.UNREACHABLE.name
-            out.append(self._problem(record, word, status.state_type is StateType.HARD))
+            out.append(problem_named(record, word, hard=status.state_type is StateType.HARD))
         for (key, metric), state in self._metrics.items():
             record = self._checks.get(key)
             if record is not None and state != "OK":
-                out.append(replace(self._problem(record, state, True), metric=metric))
+                out.append(problem_named(record, state, hard=True, metric=metric))
         return out
-
-    @staticmethod
-    def _problem(record: CheckRecord, state: str, hard: bool) -> Problem:
-        labels = record.spec.get("labels")
-        return Problem(
-            key=record.key,
-            host=record.host,
-            service=record.service,
-            labels=labels if isinstance(labels, dict) else {},
-            state=state,
-            hard=hard,
-        )
 
     async def _evaluate(self, now: float) -> None:
         problems = self.problems()
