@@ -2,57 +2,23 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.fixtures.engine import (
+    CRITICAL,
+    OK,
+    UNKNOWN,
+    WARNING,
+    FakeServer,
+    Fed,
+    fed_runner,
+    worker_info,
+)
 from watchkeeper import store
-from watchkeeper.document.diff import ConfigDiff, Delta
-from watchkeeper.manager.intake import IntakeOutcome, check_candidate
-from watchkeeper.manager.jobs import EngineRunner
-from watchkeeper.manager.stages import Stages
-from watchkeeper.transport.protocol import Job, Result
-from watchkeeper.transport.workers import WorkerInfo
 from watchkeeper.web import views
-
-T0 = 1_764_000_000.0
-OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
-
-
-def worker(name: str, zones: tuple[str, ...], agent_for: str | None = None) -> WorkerInfo:
-    return WorkerInfo(
-        name=name, zones=zones, labels={}, agent_for=agent_for, claimed_zones=zones,
-        claimed_labels={}, version="1", concurrency=4, in_flight=0, load=0.1,
-        last_seen=T0, accepting=True, reason="", draining=False,
-    )  # fmt: skip
-
-
-class FakeServer:
-    """Every zone is online; jobs are kept for the test to answer."""
-
-    def __init__(self) -> None:
-        self.jobs: list[Job] = []
-        self.connected = [worker("w1", ("core",)), worker("w2", ("core", "dmz"))]
-
-    async def start(self) -> None:
-        pass
-
-    async def aclose(self) -> None:
-        pass
-
-    async def submit(self, job: Job) -> bool:
-        self.jobs.append(job)
-        return True
-
-    def zone_online(self, zone: str) -> bool:
-        return True
-
-    def workers(self) -> list[WorkerInfo]:
-        return list(self.connected)
-
 
 DOC = {
     "schema": "watchkeeper/v1",
@@ -73,37 +39,7 @@ DOC = {
 }  # fmt: skip
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@dataclass
-class Setup:
-    runner: EngineRunner
-    stages: Stages
-    server: FakeServer
-    clock: Clock
-
-    async def report(self, results: dict[str, tuple[int, str]]) -> None:
-        """Run the checks named now and answer them, one second after the last report."""
-        self.clock.now += 1
-        for key in results:
-            assert self.runner.check_now(key)
-        await self.runner._turn()
-        jobs = {job.check: job for job in self.server.jobs}
-        for key, (state, output) in results.items():
-            job = jobs[key]
-            self.runner.result_received(
-                "w1",
-                Result(job_id=job.job_id, token=job.token, state=state, output=output,
-                       started=self.clock.now, finished=self.clock.now),
-            )  # fmt: skip
-        await self.runner._turn()
-
+class Setup(Fed):
     def rows(self, **filters: object) -> views.Page[views.ServiceRow]:
         return views.service_rows(self.runner, self.stages, now=self.clock.now, **filters)  # type: ignore[arg-type]
 
@@ -112,24 +48,9 @@ class Setup:
 async def setup(tmp_path: Path) -> AsyncIterator[Setup]:
     db = store.Database.for_data_dir(tmp_path)
     await db.migrate()
-    clock, server = Clock(), FakeServer()
-    stages = Stages(db, clock=clock)
-    runner = EngineRunner(
-        db,
-        lambda _: server,  # type: ignore[arg-type,return-value]
-        clock=clock,
-        downstream=stages.downstream,
-        interpret=stages.alarms.interpret,
-    )
-    await stages.start()
-    await runner.start()
-    snap = check_candidate(json.dumps(DOC).encode()).snapshot
-    assert snap is not None
-    diff = ConfigDiff(objects={}, checks=Delta(added=list(snap.checks)))
-    outcome = IntakeOutcome(source="t", content_hash="x", accepted=True, diff=diff, created=True)
-    runner.config_imported(outcome, snap)
-    await runner._turn()
-    yield Setup(runner, stages, server, clock)
+    server = FakeServer([worker_info("w1", ("core",)), worker_info("w2", ("core", "dmz"))])
+    fed = await fed_runner(db, DOC, server)
+    yield Setup(db, fed.runner, fed.stages, fed.server, fed.clock)
     await db.aclose()
 
 
@@ -293,7 +214,7 @@ async def test_host_rows_and_detail(setup: Setup) -> None:
 
 
 async def test_zones_and_workers(setup: Setup) -> None:
-    setup.server.connected.append(worker("agent-web1", (), agent_for="web1"))
+    setup.server.connected.append(worker_info("agent-web1", (), agent_for="web1"))
     assert views.zone_rows(setup.runner) == [
         views.ZoneRow(name="core", hosts=3, checks=6, workers_online=2),
         views.ZoneRow(name="dmz", hosts=1, checks=1, workers_online=1),

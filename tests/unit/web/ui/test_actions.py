@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tests.unit.web.ui.conftest import CRITICAL, OK, Env
+from tests.fixtures.engine import CRITICAL, OK
+from tests.unit.web.ui.conftest import Env
 from watchkeeper.web.security import Role
 
 HTMX = {"HX-Request": "true"}

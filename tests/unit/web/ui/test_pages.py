@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.web.ui.conftest import CRITICAL, OK, UNKNOWN, WARNING, Env, build
+from tests.fixtures.engine import CRITICAL, OK, UNKNOWN, WARNING
+from tests.unit.web.ui.conftest import Env, build
 from watchkeeper.store import telemetry as telemetry_store
 from watchkeeper.web.security import Role
 

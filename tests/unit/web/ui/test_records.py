@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from tests.unit.web.ui.conftest import CRITICAL, OK, Env, document
+from tests.fixtures.engine import CRITICAL, OK
+from tests.unit.web.ui.conftest import Env, document
 from watchkeeper.clock import utcnow
 from watchkeeper.manager.intake import ConfigIntake
 from watchkeeper.web.security import Role
