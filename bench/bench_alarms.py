@@ -42,9 +42,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # the repository: the tests' listener process
 
 from tests.fixtures.listener import Service  # noqa: E402
+from tests.fixtures.manager import running_manager  # noqa: E402
 
 from watchkeeper import store  # noqa: E402
-from watchkeeper.manager.runtime import Manager, ManagerSettings  # noqa: E402
+from watchkeeper.manager.runtime import Manager  # noqa: E402
 from watchkeeper.store import remediation as remediation_store  # noqa: E402
 from watchkeeper.worker.executors import install_child_watcher  # noqa: E402
 
@@ -145,72 +146,59 @@ async def main(args: argparse.Namespace) -> None:
     victim.start()
     source = base / "doc.json"
     source.write_text(json.dumps(document(args.services, port, victim)))
-    settings = ManagerSettings(
-        source=str(source),
-        data_dir=base / "data",
-        database=args.database_url,
-        http_port=0,
-        jobs_port=0,
-        poll_interval=3600,
-        embedded_worker=True,
-    )
-    manager = Manager(settings)
-    ready = asyncio.Event()
-
-    async def started() -> None:
-        ready.set()
-
-    task = asyncio.create_task(manager.run(started))
     rows: list[tuple[float, float, float]] = []
     try:
-        await asyncio.wait_for(ready.wait(), 60)
-        runner = manager.runner
-        assert runner is not None
-        submit = runner.submit_action
+        async with running_manager(
+            source, base / "data", ready_within=60, database=args.database_url,
+            poll_interval=3600,
+        ) as manager:  # fmt: skip
+            runner = manager.runner
+            assert runner is not None
+            submit = runner.submit_action
 
-        async def timed(job: Any, done: Any) -> bool:
-            SENT.append(time.time())
-            return await submit(job, done)
+            async def timed(job: Any, done: Any) -> bool:
+                SENT.append(time.time())
+                return await submit(job, done)
 
-        runner.submit_action = timed  # type: ignore[method-assign]
-        checks = args.services + 1
-        print(
-            f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; {checks} checks "
-            f"({args.services} tcp on 60 s, 1 victim on 1 s); warm-up {args.warmup:g} s",
-            flush=True,
-        )
-        await until(lambda: _is(manager, "OK"), 120, "the victim's first OK")
-        await asyncio.sleep(args.warmup)  # every service has run once: the load is steady
-        for n in range(args.rounds):
-            since = time.time()
-            victim.stop()
-            try:
-                await until(
-                    lambda since=since: _dispatched(manager, since), 30, f"round {n + 1} dispatch"
-                )
-            except SystemExit:
-                if args.explain:
-                    await explain(manager, since)
-                raise
-            figures = await round_figures(manager, since)
-            assert figures is not None
-            hard, alarm, dispatch = figures
-            await until(lambda: _resolved(manager), 60, f"round {n + 1} recovery")
-            resolved = time.time()
-            rows.append((alarm - hard, dispatch - hard, resolved - hard))
+            runner.submit_action = timed  # type: ignore[method-assign]
+            checks = args.services + 1
             print(
-                f"  round {n + 1}: alarm {1000 * (alarm - hard):7.1f} ms, "
-                f"dispatch {1000 * (dispatch - hard):7.1f} ms after the hard state; "
-                f"resolved after {resolved - hard:5.2f} s",
+                f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; {checks} checks "
+                f"({args.services} tcp on 60 s, 1 victim on 1 s); warm-up {args.warmup:g} s",
                 flush=True,
             )
-            if args.explain and dispatch - hard > TARGET_DISPATCH:
-                await explain(manager, since)
-        running = len(runner.engine.statuses)
-        ran = sum(1 for s in runner.engine.statuses.values() if not s.pending)
+            await until(lambda: _is(manager, "OK"), 120, "the victim's first OK")
+            await asyncio.sleep(args.warmup)  # every service has run once: the load is steady
+            for n in range(args.rounds):
+                since = time.time()
+                victim.stop()
+                try:
+                    await until(
+                        lambda since=since: _dispatched(manager, since),
+                        30,
+                        f"round {n + 1} dispatch",
+                    )
+                except SystemExit:
+                    if args.explain:
+                        await explain(manager, since)
+                    raise
+                figures = await round_figures(manager, since)
+                assert figures is not None
+                hard, alarm, dispatch = figures
+                await until(lambda: _resolved(manager), 60, f"round {n + 1} recovery")
+                resolved = time.time()
+                rows.append((alarm - hard, dispatch - hard, resolved - hard))
+                print(
+                    f"  round {n + 1}: alarm {1000 * (alarm - hard):7.1f} ms, "
+                    f"dispatch {1000 * (dispatch - hard):7.1f} ms after the hard state; "
+                    f"resolved after {resolved - hard:5.2f} s",
+                    flush=True,
+                )
+                if args.explain and dispatch - hard > TARGET_DISPATCH:
+                    await explain(manager, since)
+            running = len(runner.engine.statuses)
+            ran = sum(1 for s in runner.engine.statuses.values() if not s.pending)
     finally:
-        manager.stop()
-        await asyncio.wait_for(task, 60)
         farm.close()
         victim.stop()
         shutil.rmtree(base, ignore_errors=True)

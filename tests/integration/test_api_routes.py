@@ -22,8 +22,9 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.fixtures.manager import api_client, running_manager
 from tests.waiting import wait_until
-from watchkeeper.manager.runtime import Manager, ManagerSettings
+from watchkeeper.manager.runtime import Manager
 
 CHECK_DUMMY = "/usr/lib/nagios/plugins/check_dummy"
 pytestmark = pytest.mark.skipif(
@@ -91,43 +92,23 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
     port = int(listener.sockets[0].getsockname()[1])
     source = tmp_path / "doc.json"
     source.write_text(json.dumps(document(port)))
-    manager = Manager(
-        ManagerSettings(
-            source=str(source),
-            data_dir=tmp_path / "data",
-            http_port=0,
-            jobs_port=0,
-            poll_interval=0.2,
-            embedded_worker=True,
-        )
-    )
-    ready = asyncio.Event()
-
-    async def started() -> None:
-        ready.set()
-
-    task = asyncio.create_task(manager.run(started))
-    async with asyncio.timeout(20):
-        await ready.wait()
-    headers = {"Authorization": f"Bearer {manager.token}"}
-    api = httpx.AsyncClient(base_url=manager.url, headers=headers, timeout=10)
-    world = World(manager, api, port)
-    try:
-        world.clients["anonymous"] = httpx.AsyncClient(base_url=manager.url, timeout=10)
-        for role in ("viewer", "operator", "admin"):
-            world.clients[role] = await world.login(role)
-        await wait_until(lambda: _alarm_open(api, "h1!flag"), within=20, what="flag alarm")
-        await wait_until(lambda: _has_points(api), within=20, what="web's time points")
-        await wait_until(lambda: _state(api, "h1!calm", "OK"), within=20, what="calm OK")
-        yield world
-    finally:
-        for client in world.clients.values():
-            await client.aclose()
-        await api.aclose()
-        manager.stop()
-        await asyncio.wait_for(task, 20)
-        listener.close()
-        await listener.wait_closed()
+    async with running_manager(source, tmp_path / "data") as manager:
+        api = api_client(manager)
+        world = World(manager, api, port)
+        try:
+            world.clients["anonymous"] = httpx.AsyncClient(base_url=manager.url, timeout=10)
+            for role in ("viewer", "operator", "admin"):
+                world.clients[role] = await world.login(role)
+            await wait_until(lambda: _alarm_open(api, "h1!flag"), within=20, what="flag alarm")
+            await wait_until(lambda: _has_points(api), within=20, what="web's time points")
+            await wait_until(lambda: _state(api, "h1!calm", "OK"), within=20, what="calm OK")
+            yield world
+        finally:
+            for client in world.clients.values():
+                await client.aclose()
+            await api.aclose()
+            listener.close()
+            await listener.wait_closed()
 
 
 async def _alarm_open(api: httpx.AsyncClient, key: str) -> bool:

@@ -12,7 +12,6 @@ Skipped without Playwright or chromium, except with ``CI=true``, where it must r
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
@@ -24,8 +23,9 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.fixtures.manager import api_client, running_manager
 from tests.waiting import wait_until
-from watchkeeper.manager.runtime import Manager, ManagerSettings
+from watchkeeper.manager.runtime import Manager
 
 CHROMIUM = os.environ.get("WATCHKEEPER_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -98,30 +98,8 @@ class Running:
 async def running(tmp_path: Path) -> AsyncIterator[Running]:
     source = tmp_path / "doc.json"
     source.write_text(json.dumps(document(tmp_path)))
-    settings = ManagerSettings(
-        source=str(source),
-        data_dir=tmp_path / "data",
-        http_port=0,
-        jobs_port=0,
-        poll_interval=0.2,
-        embedded_worker=True,
-    )
-    manager = Manager(settings)
-    ready = asyncio.Event()
-
-    async def started() -> None:
-        ready.set()
-
-    task = asyncio.create_task(manager.run(started))
-    async with asyncio.timeout(20):
-        await ready.wait()
-    headers = {"Authorization": f"Bearer {manager.token}"}
-    async with httpx.AsyncClient(base_url=manager.url, headers=headers, timeout=10) as api:
-        try:
-            yield Running(manager, api)
-        finally:
-            manager.stop()
-            await asyncio.wait_for(task, 20)
+    async with running_manager(source, tmp_path / "data") as manager, api_client(manager) as api:
+        yield Running(manager, api)
 
 
 async def has_points(api: httpx.AsyncClient) -> bool:

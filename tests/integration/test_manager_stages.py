@@ -22,8 +22,9 @@ import httpx
 import pytest
 
 from tests.fixtures.listener import Service
+from tests.fixtures.manager import api_client, running_manager
 from tests.waiting import wait_until
-from watchkeeper.manager.runtime import Manager, ManagerSettings
+from watchkeeper.manager.runtime import Manager
 
 CHECK_DUMMY = "/usr/lib/nagios/plugins/check_dummy"
 
@@ -98,32 +99,15 @@ async def running(tmp_path: Path) -> AsyncIterator[Running]:
     service.start()
     source = tmp_path / "doc.json"
     source.write_text(json.dumps(document(service, port)))
-    settings = ManagerSettings(
-        source=str(source),
-        data_dir=tmp_path / "data",
-        http_port=0,
-        jobs_port=0,
-        poll_interval=0.2,
-        embedded_worker=True,
-    )
-    manager = Manager(settings)
-    ready = asyncio.Event()
-
-    async def started() -> None:
-        ready.set()
-
-    task = asyncio.create_task(manager.run(started))
-    async with asyncio.timeout(20):
-        await ready.wait()
-    headers = {"Authorization": f"Bearer {manager.token}"}
-    async with httpx.AsyncClient(base_url=manager.url, headers=headers, timeout=10) as api:
-        try:
+    try:
+        async with (
+            running_manager(source, tmp_path / "data") as manager,
+            api_client(manager) as api,
+        ):
             yield Running(manager, service, hook, api)
-        finally:
-            manager.stop()
-            await asyncio.wait_for(task, 20)
-            service.stop()
-            await hook.aclose()
+    finally:
+        service.stop()
+        await hook.aclose()
 
 
 async def state_of(api: httpx.AsyncClient, key: str) -> str | None:

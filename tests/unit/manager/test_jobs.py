@@ -167,7 +167,9 @@ async def _started(db: store.Database, clock: Clock) -> tuple[EngineRunner, Fake
 async def _stopped(r: EngineRunner) -> None:
     """Stop ``run`` the way the manager does: by cancelling it (it saves what is left)."""
     task = asyncio.create_task(r.run())
-    await asyncio.sleep(0)  # into its loop
+    # One yield runs the new task up to its first await: deterministic, not a timing guess
+    # (cancelled before that, run() would never start, and nothing would be saved).
+    await asyncio.sleep(0)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -298,7 +300,7 @@ class Recorder:
             raise RuntimeError("a bug in a stage")
 
     async def run(self) -> None:
-        pass
+        """A recorder has nothing slow to do."""
 
 
 async def _seam_runner(

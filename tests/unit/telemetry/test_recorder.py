@@ -168,7 +168,9 @@ async def test_run_writes_what_is_left_when_cancelled(db: store.Database) -> Non
 
     recorder = TelemetryRecorder(db, TelemetrySettings(flush_interval=3600), clock=clock)
     task = asyncio.create_task(recorder.run())
-    await asyncio.sleep(0)  # let it reach its wait
+    # One yield runs the new task up to its first await (asyncio runs ready tasks in
+    # order): deterministic, not a timing guess. Cancelled before that, run() never starts.
+    await asyncio.sleep(0)
     recorder.observe(turn(result(NOW, Metric(label="x", value=1.0))), NOW)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -187,7 +189,6 @@ async def test_run_writes_early_when_enough_points_wait(db: store.Database) -> N
     settings = TelemetrySettings(flush_interval=3600, flush_points=2)
     recorder = TelemetryRecorder(db, settings, clock=clock)
     task = asyncio.create_task(recorder.run())
-    await asyncio.sleep(0)
     for i in range(2):
         recorder.observe(turn(result(NOW + i, Metric(label="x", value=i))), NOW)
     await asyncio.wait_for(maintained.wait(), timeout=10)

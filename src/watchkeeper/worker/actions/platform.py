@@ -63,7 +63,7 @@ class PlatformActionRunner:
     Config: ClassVar[type[BaseModel]] = PlatformAction
 
     def __init__(self, executors: Executors | None = None) -> None:
-        pass
+        """The registry builds every action with the executors; a hook needs none."""
 
     async def run(self, spec: PlatformAction, target: ActionTarget) -> CheckOutcome:
         platform = target.platform

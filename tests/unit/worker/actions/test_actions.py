@@ -125,7 +125,7 @@ class FakeSsh:
         return CheckOutcome(state=CheckState.CRITICAL, output="Job for nginx failed")
 
     async def aclose(self) -> None:
-        pass
+        """Holds no connections."""
 
 
 async def test_ssh_runs_through_the_shared_ssh_executor_strictly() -> None:
