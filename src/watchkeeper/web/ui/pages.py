@@ -77,6 +77,22 @@ def pages_router(
             request, "ui/parts/overview_live.html", principal_of(request), **overview_context()
         )
 
+    def list_page(
+        request: Request, kind: str, found: views.Page[Any], page: int, **context: Any
+    ) -> Response:
+        """A page of the service or host list; htmx asks for the table alone (live updates)."""
+        template = f"ui/parts/{kind[:-1]}_table.html" if is_htmx(request) else f"ui/{kind}.html"
+        return render(
+            request,
+            template,
+            principal_of(request),
+            rows=found,
+            page=page,
+            pages=max(1, -(-found.total // PAGE_SIZE)),
+            zones=sorted(runner.zones),  # the zones checks run in: no walk over the checks
+            **context,
+        )
+
     @router.get("/services")
     async def services(
         request: Request,
@@ -105,17 +121,10 @@ def pages_router(
             )
         except views.ViewArgumentError as exc:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
-        template = "ui/parts/service_table.html" if is_htmx(request) else "ui/services.html"
-        return render(
-            request,
-            template,
-            principal_of(request),
-            rows=found,
-            page=page,
-            pages=max(1, -(-found.total // PAGE_SIZE)),
+        return list_page(
+            request, "services", found, page,
             filters={"q": q or "", "state": wanted, "host": host or "", "zone": zone or "",
                      "unhandled": unhandled, "sort": sort},
-            zones=[z.name for z in views.zone_rows(runner)],
             sorts=SORT_LABELS,
         )  # fmt: skip
 
@@ -141,17 +150,8 @@ def pages_router(
             )
         except views.ViewArgumentError as exc:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
-        template = "ui/parts/host_table.html" if is_htmx(request) else "ui/hosts.html"
-        return render(
-            request,
-            template,
-            principal_of(request),
-            rows=found,
-            page=page,
-            pages=max(1, -(-found.total // PAGE_SIZE)),
-            filters={"q": q or "", "state": wanted, "zone": zone or ""},
-            zones=[z.name for z in views.zone_rows(runner)],
-        )
+        filters = {"q": q or "", "state": wanted, "zone": zone or ""}
+        return list_page(request, "hosts", found, page, filters=filters)
 
     @router.get("/hosts/{name}")
     async def host(request: Request, name: str) -> Response:
