@@ -32,12 +32,14 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_import import drop_pg_database, pg_database
 from watchkeeper import store
 from watchkeeper.store import tables
 from watchkeeper.store import telemetry as ts
@@ -54,26 +56,6 @@ TARGET_INGEST = 50_000
 TARGET_QUERY_MS = 100.0
 DAY_MS = 86_400_000
 BATCH = 20_000  # the recorder's default flush_points
-
-
-def pg_database(admin_url: str) -> tuple[str, str]:
-    """Create a scratch database; return its URL and name."""
-    import psycopg
-
-    name = f"wk_bench_{uuid.uuid4().hex[:8]}"
-    plain = admin_url.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(plain, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base = admin_url.rsplit("/", 1)[0]
-    return f"{base}/{name}", name
-
-
-def drop_pg_database(admin_url: str, name: str) -> None:
-    import psycopg
-
-    plain = admin_url.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(plain, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def ingest(db: store.Database, series: int, steps: int, now_ms: int) -> dict[str, float]:
@@ -94,11 +76,12 @@ async def ingest(db: store.Database, series: int, steps: int, now_ms: int) -> di
         await ts.write_points(db, points[start : start + BATCH], ids)
     t2 = time.perf_counter()
     warm = len(points) - BATCH
-    return {
-        "points": len(points),
-        "first_batch_s": t1 - t0,
-        "rate": warm / (t2 - t1) if warm else 0.0,
-    }
+    if warm <= 0:
+        raise SystemExit(
+            f"bench: {len(points)} points fit in the first batch ({BATCH}), which registers the "
+            "series and is timed apart: raise --series or --steps to measure ingest"
+        )
+    return {"points": len(points), "first_batch_s": t1 - t0, "rate": warm / (t2 - t1)}
 
 
 async def maintenance(db: store.Database, now: float) -> dict[str, float]:
