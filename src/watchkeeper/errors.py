@@ -5,6 +5,11 @@ Each class's docstring is its default message, so ``raise SourceTimeout`` explai
     WatchkeeperError
      ├── DocumentError            a candidate document cannot be accepted
      │    └── DocumentUnreadable  not JSON, not an object, or too large to consider
+     ├── RequestError             what an operator asked of the running system cannot be done
+     │    ├── NotFound            no such thing (the API answers 404)
+     │    ├── Conflict            it is not in a state that allows this (409)
+     │    ├── InvalidArgument     an argument has a value that cannot be used (422)
+     │    └── Forbidden           the caller's role does not allow it (403)
      ├── SecretError              a secret reference cannot be resolved on this machine
      ├── SourceError              a source could not deliver a candidate (retried with backoff)
      │    ├── SourceUnavailable   connection refused, DNS, 5xx, missing file
@@ -36,6 +41,34 @@ class DocumentError(WatchkeeperError):
 
 class DocumentUnreadable(DocumentError):
     """The candidate document cannot be read as a JSON object."""
+
+
+class RequestError(WatchkeeperError):
+    """The request cannot be done."""
+
+
+class NotFound(RequestError, LookupError):
+    """No such thing."""
+
+
+class Conflict(RequestError):
+    """It is not in a state that allows this."""
+
+
+class InvalidArgument(RequestError, ValueError):
+    """An argument has a value that cannot be used.
+
+    ``argument`` names it (a field, a query parameter, a form field); the message starts
+    with it, so one line tells an operator what to fix.
+    """
+
+    def __init__(self, argument: str | None, message: str) -> None:
+        super().__init__(message if argument is None else f"{argument}: {message}")
+        self.argument = argument
+
+
+class Forbidden(RequestError):
+    """The caller's role does not allow this."""
 
 
 class SecretError(WatchkeeperError):

@@ -44,7 +44,7 @@ from watchkeeper.alarms.channels import (
 from watchkeeper.alarms.notification import Notification
 from watchkeeper.document.normalize import ObjectRecord
 from watchkeeper.errors import StoreError
-from watchkeeper.sources.backoff import backoff_delay
+from watchkeeper.backoff import backoff_delay
 from watchkeeper.store import notifications as notifications_store
 from watchkeeper.store.db import Database
 from watchkeeper.store.notifications import DeliveryAttempt

@@ -35,7 +35,8 @@ from watchkeeper.alarms.values import Alarm, AlarmEvent, AlarmNotFound, AlarmReq
 from watchkeeper.document.normalize import CheckRecord
 from watchkeeper.engine import CheckStatus
 from watchkeeper.errors import StoreError
-from watchkeeper.manager.downstream import Observed
+from watchkeeper.latch import FailureLatch
+from watchkeeper.engine.observed import Observed
 from watchkeeper.results import CheckOutcome
 from watchkeeper.store import alarms as alarm_store
 from watchkeeper.store.db import Database
@@ -82,7 +83,12 @@ class AlarmService:
         self._saved: list[CheckStatus] = []
         self._unsaved: dict[int, Alarm] = {}
         self._unsaved_events: list[AlarmEvent] = []
-        self._store_failing = False
+        self._latch = FailureLatch(
+            logger,
+            "cannot save alarms, will retry: %s",
+            "saving alarms recovered",
+            action="alarms_store",
+        )
         self._lock = asyncio.Lock()
 
     def _signalled(self, signal: MetricSignal, now: float) -> None:
@@ -192,22 +198,14 @@ class AlarmService:
             try:
                 await alarm_store.save_alarms(self.db, alarms, events)
             except StoreError as exc:
-                if not self._store_failing:
-                    logger.warning(
-                        "cannot save alarms, will retry: %s",
-                        exc.message,
-                        extra={"action": "alarms_unsaved"},
-                    )
-                self._store_failing = True
+                self._latch.failed(exc.message)
                 raise
             # Only what was sent is done: alarms changed meanwhile stay queued by id.
             for alarm in alarms:
                 if self._unsaved.get(alarm.id) is alarm:
                     del self._unsaved[alarm.id]
             self._unsaved_events = self._unsaved_events[len(events) :]
-            if self._store_failing:
-                logger.info("saving alarms recovered", extra={"action": "alarms_saved"})
-            self._store_failing = False
+            self._latch.succeeded()
 
     # --- operators --------------------------------------------------------------------------
 

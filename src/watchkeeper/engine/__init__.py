@@ -5,12 +5,15 @@
      ├── apply (statemachine)         soft/hard states, attempts, history entries
      └── HostGraph (reachability)     UP / DOWN / UNREACHABLE through parents
 
+    Observed (observed)  what one turn produced, handed to every Downstream stage
+
 Time is a float of seconds on one clock, passed in as ``now`` to every call.
 """
 
 from __future__ import annotations
 
 from watchkeeper.engine.core import DEFAULT_WORKER_GRACE, Engine, Step
+from watchkeeper.engine.observed import CheckResult, Downstream, Observed
 from watchkeeper.engine.reachability import (
     HostGraph,
     HostStateChange,
@@ -33,13 +36,16 @@ from watchkeeper.engine.states import HostState, StateType
 __all__ = [
     "DEFAULT_DEADLINE_GRACE",
     "DEFAULT_WORKER_GRACE",
+    "CheckResult",
     "CheckStatus",
     "DispatchDecision",
+    "Downstream",
     "Engine",
     "HostGraph",
     "HostState",
     "HostStateChange",
     "HostStatus",
+    "Observed",
     "Scheduler",
     "StateChange",
     "StateType",

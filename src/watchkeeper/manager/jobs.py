@@ -48,7 +48,8 @@ from watchkeeper.engine import (
     Step,
 )
 from watchkeeper.errors import StoreError
-from watchkeeper.manager.downstream import CheckResult, Downstream, Observed
+from watchkeeper.latch import FailureLatch
+from watchkeeper.engine.observed import CheckResult, Downstream, Observed
 from watchkeeper.manager.intake import IntakeOutcome
 from watchkeeper.results import CheckOutcome, CheckState
 from watchkeeper.transport.protocol import Job, Result
@@ -161,7 +162,12 @@ class EngineRunner:
         self._summary = ""
         self._last_flush = 0.0
         self._last_prune = 0.0
-        self._store_failing = False
+        self._latch = FailureLatch(
+            logger,
+            "cannot save check states, will retry: %s",
+            "saving check states recovered",
+            action="states_store",
+        )
         self.loaded = asyncio.Event()
         self.downstream = list(downstream)
         self._interpret = interpret
@@ -461,23 +467,15 @@ class EngineRunner:
             self._unsaved_changes = changes
             if force or not isinstance(exc, StoreError):
                 raise
-            if not self._store_failing:
-                logger.warning(
-                    "cannot save check states, will retry: %s",
-                    exc.message,
-                    extra={"action": "states_unsaved"},
-                )
-            self._store_failing = True
+            self._latch.failed(exc.message)
             return
-        if self._store_failing:
-            logger.info("saving check states recovered", extra={"action": "states_saved"})
+        self._latch.succeeded()
         if self._dropped_changes:
             logger.warning(
                 "%d state change(s) were dropped from the history while the store failed",
                 self._dropped_changes,
                 extra={"action": "history_dropped"},
             )
-        self._store_failing = False
         self._dropped_changes = 0
 
 

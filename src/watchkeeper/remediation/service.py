@@ -38,7 +38,7 @@ from watchkeeper.document import models
 from watchkeeper.document.normalize import CheckRecord, ObjectRecord
 from watchkeeper.engine import CheckStatus, HostState, StateType
 from watchkeeper.errors import StoreError, WatchkeeperError
-from watchkeeper.manager.downstream import Observed
+from watchkeeper.engine.observed import Observed
 from watchkeeper.remediation import guardrails
 from watchkeeper.remediation.guardrails import Attempt, Hold
 from watchkeeper.remediation.rules import (

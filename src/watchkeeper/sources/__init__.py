@@ -7,7 +7,6 @@ open_source(spec) ──▶ Source.fetch() ──▶ Candidate | None ──▶ 
 
 from __future__ import annotations
 
-from watchkeeper.sources.backoff import backoff_ceiling, backoff_delay
 from watchkeeper.sources.base import DEFAULT_MAX_BYTES, Candidate, Source
 from watchkeeper.sources.factory import open_source
 from watchkeeper.sources.file import FileSource
@@ -22,8 +21,6 @@ __all__ = [
     "Poller",
     "Source",
     "SourceStatus",
-    "backoff_ceiling",
-    "backoff_delay",
     "display_url",
     "open_source",
 ]

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 
 from watchkeeper.clock import Clock
 from watchkeeper.errors import DocumentError, SourceError, UsageError
-from watchkeeper.sources.backoff import backoff_delay
+from watchkeeper.backoff import backoff_delay
 from watchkeeper.sources.base import Candidate, Source
 
 logger = logging.getLogger(__name__)

@@ -25,15 +25,13 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from watchkeeper.engine.observed import Observed
 from watchkeeper.errors import StoreError
+from watchkeeper.latch import FailureLatch
 from watchkeeper.store import telemetry as telemetry_store
 from watchkeeper.store.db import Database
 from watchkeeper.telemetry.rollup import Retention
-
-if TYPE_CHECKING:  # the manager imports this stage: no import cycle at run time
-    from watchkeeper.manager.downstream import Observed
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +104,12 @@ class TelemetryRecorder:
         self._latest: dict[tuple[str, str], LatestMetric] = {}
         self._wake = asyncio.Event()
         self._dropped = 0
-        self._failing = False
+        self._latch = FailureLatch(
+            logger,
+            "cannot write telemetry, will retry: %s",
+            "writing telemetry recovered",
+            action="telemetry_store",
+        )
         self._last_maintenance: float | None = None
 
     # --- the engine loop's side (cheap, synchronous) ------------------------------------------
@@ -238,22 +241,14 @@ class TelemetryRecorder:
         self._dropped += excess
 
     def _store_failed(self, exc: StoreError) -> None:
-        if not self._failing:
-            logger.warning(
-                "cannot write telemetry, will retry: %s",
-                exc.message,
-                extra={"action": "telemetry_unsaved"},
-            )
-        self._failing = True
+        self._latch.failed(exc.message)
 
     def _store_recovered(self) -> None:
-        if self._failing:
-            logger.info("writing telemetry recovered", extra={"action": "telemetry_saved"})
+        self._latch.succeeded()
         if self._dropped:
             logger.warning(
                 "%d telemetry point(s) were dropped while the store failed",
                 self._dropped,
                 extra={"action": "telemetry_dropped"},
             )
-        self._failing = False
         self._dropped = 0

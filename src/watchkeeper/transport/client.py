@@ -29,7 +29,7 @@ import asyncssh
 
 from watchkeeper import __version__
 from watchkeeper.results import CheckOutcome, CheckState
-from watchkeeper.sources.backoff import backoff_delay
+from watchkeeper.backoff import backoff_delay
 from watchkeeper.transport import protocol, sensors
 from watchkeeper.transport.errors import (
     AuthRefused,

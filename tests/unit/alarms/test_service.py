@@ -22,7 +22,7 @@ from watchkeeper import store
 from watchkeeper.alarms.notification import NotificationKind as N
 from watchkeeper.alarms.service import AlarmService
 from watchkeeper.alarms.values import AlarmNotFound, AlarmRequestError
-from watchkeeper.manager.downstream import Observed
+from watchkeeper.engine.observed import Observed
 from watchkeeper.results import CheckOutcome, CheckState, Metric
 from watchkeeper.store import alarms as alarm_store
 

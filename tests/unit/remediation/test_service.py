@@ -12,7 +12,7 @@ from watchkeeper import store
 from watchkeeper.alarms.notification import Notification, NotificationKind
 from watchkeeper.document.normalize import CheckRecord, ObjectRecord
 from watchkeeper.engine import CheckStatus, StateType
-from watchkeeper.manager.downstream import CheckResult, Observed
+from watchkeeper.engine.observed import CheckResult, Observed
 from watchkeeper.remediation.service import (
     ActionDone,
     RemediationJobConflict,

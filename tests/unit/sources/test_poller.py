@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from watchkeeper.errors import DocumentUnreadable, SourceTimeout, SourceUnavailable, UsageError
-from watchkeeper.sources.backoff import backoff_delay
+from watchkeeper.backoff import backoff_delay
 from watchkeeper.sources.base import Candidate
 from watchkeeper.sources.poller import Poller, SourceStatus
 from watchkeeper.sources.testing import ScriptedSource, Step

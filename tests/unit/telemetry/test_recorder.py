@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from watchkeeper import store
 from watchkeeper.document.normalize import CheckRecord
-from watchkeeper.manager.downstream import CheckResult, Observed
+from watchkeeper.engine.observed import CheckResult, Observed
 from watchkeeper.results import CheckOutcome, CheckState, Metric
 from watchkeeper.store import tables
 from watchkeeper.store import telemetry as ts

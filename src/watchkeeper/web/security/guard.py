@@ -30,6 +30,7 @@ from fastapi import Depends, HTTPException, Request, Response, status
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
 from watchkeeper.errors import StoreError
+from watchkeeper.latch import FailureLatch
 from watchkeeper.store import users as users_store
 from watchkeeper.store.db import Database
 from watchkeeper.web.security import csrf, tokens
@@ -307,19 +308,16 @@ class Security:
 
     async def run(self, interval: float = 600.0) -> None:
         """Prune every ``interval`` seconds until cancelled; a failing database is logged once."""
-        failing = False
+        latch = FailureLatch(
+            logger, "cannot prune sessions: %s", "session pruning recovered", action="prune"
+        )
         while True:
             try:
                 await self.prune()
-                if failing:
-                    logger.info("session pruning recovered", extra={"action": "prune_recovered"})
-                failing = False
             except StoreError as exc:
-                if not failing:
-                    logger.warning(
-                        "cannot prune sessions: %s", exc.message, extra={"action": "prune_failed"}
-                    )
-                failing = True
+                latch.failed(exc.message)
+            else:
+                latch.succeeded()
             await asyncio.sleep(interval)
 
     # --- inside -----------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from watchkeeper.sources.backoff import backoff_ceiling, backoff_delay
+from watchkeeper.backoff import backoff_ceiling, backoff_delay
 
 
 def test_ceiling_doubles_from_base_until_the_cap() -> None:

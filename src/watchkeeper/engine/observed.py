@@ -1,6 +1,7 @@
 """The seam between the engine loop and the stages after it (telemetry, alarms, remediation).
 
-`EngineRunner` collects what each turn produced into one `Observed` value and hands it to
+It lives with the engine, so the stages depend on the engine and never on the manager
+that runs it. The manager's `EngineRunner` collects what each turn produced into one `Observed` value and hands it to
 every `Downstream` in order, synchronously, inside its loop: observing must be cheap (queue,
 count, decide in memory). Anything slow (database writes, HTTP, SMTP) happens in the
 stage's own `run` task, which the manager starts beside the runner and cancels at stop.
@@ -9,11 +10,12 @@ stage's own `run` task, which the manager starts beside the runner and cancels a
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from watchkeeper.document.normalize import CheckRecord
-from watchkeeper.engine import CheckStatus, HostStateChange, HostStatus, StateChange
+from watchkeeper.engine.reachability import HostStateChange, HostStatus
+from watchkeeper.engine.statemachine import CheckStatus, StateChange
 from watchkeeper.results import CheckOutcome
 
 
@@ -46,7 +48,6 @@ class Observed:
     checks: Mapping[str, CheckRecord] | None = None
     #: Set on the turn of `EngineRunner.start`: statuses are the saved ones, not news.
     loading: bool = False
-    extra: dict[str, object] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(
