@@ -42,9 +42,9 @@ from watchkeeper.alarms.channels import (
     build_channel,
 )
 from watchkeeper.alarms.notification import Notification
+from watchkeeper.backoff import backoff_delay
 from watchkeeper.document.normalize import ObjectRecord
 from watchkeeper.errors import StoreError
-from watchkeeper.backoff import backoff_delay
 from watchkeeper.store import notifications as notifications_store
 from watchkeeper.store.db import Database
 from watchkeeper.store.notifications import DeliveryAttempt

@@ -34,9 +34,9 @@ from watchkeeper.alarms.thresholds import MetricSignal, ThresholdInterpreter
 from watchkeeper.alarms.values import Alarm, AlarmEvent, AlarmNotFound, AlarmRequestError, Downtime
 from watchkeeper.document.normalize import CheckRecord
 from watchkeeper.engine import CheckStatus
+from watchkeeper.engine.observed import Observed
 from watchkeeper.errors import StoreError
 from watchkeeper.latch import FailureLatch
-from watchkeeper.engine.observed import Observed
 from watchkeeper.results import CheckOutcome
 from watchkeeper.store import alarms as alarm_store
 from watchkeeper.store.db import Database

@@ -1,10 +1,11 @@
 """The seam between the engine loop and the stages after it (telemetry, alarms, remediation).
 
 It lives with the engine, so the stages depend on the engine and never on the manager
-that runs it. The manager's `EngineRunner` collects what each turn produced into one `Observed` value and hands it to
-every `Downstream` in order, synchronously, inside its loop: observing must be cheap (queue,
-count, decide in memory). Anything slow (database writes, HTTP, SMTP) happens in the
-stage's own `run` task, which the manager starts beside the runner and cancels at stop.
+that runs it. The manager's `EngineRunner` collects what each turn produced into one
+`Observed` value and hands it to every `Downstream` in order, synchronously, inside its
+loop: observing must be cheap (queue, count, decide in memory). Anything slow (database
+writes, HTTP, SMTP) happens in the stage's own `run` task, which the manager starts beside
+the runner and cancels at stop.
 """
 
 from __future__ import annotations

@@ -47,9 +47,9 @@ from watchkeeper.engine import (
     StateChange,
     Step,
 )
+from watchkeeper.engine.observed import CheckResult, Downstream, Observed
 from watchkeeper.errors import StoreError
 from watchkeeper.latch import FailureLatch
-from watchkeeper.engine.observed import CheckResult, Downstream, Observed
 from watchkeeper.manager.intake import IntakeOutcome
 from watchkeeper.results import CheckOutcome, CheckState
 from watchkeeper.transport.protocol import Job, Result

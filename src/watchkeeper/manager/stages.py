@@ -27,8 +27,8 @@ from watchkeeper.alarms.notifier import Notifier, NotifierSettings
 from watchkeeper.alarms.service import AlarmService
 from watchkeeper.alarms.thresholds import MetricSignal
 from watchkeeper.document.normalize import ObjectRecord
-from watchkeeper.errors import StoreError
 from watchkeeper.engine.observed import Downstream
+from watchkeeper.errors import StoreError
 from watchkeeper.manager.jobs import EngineRunner
 from watchkeeper.remediation.service import RemediationService, RemediationSettings
 from watchkeeper.store import notifications as delivery_store

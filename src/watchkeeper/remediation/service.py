@@ -37,8 +37,8 @@ from watchkeeper.alarms.notification import Notification, NotificationKind, Noti
 from watchkeeper.document import models
 from watchkeeper.document.normalize import CheckRecord, ObjectRecord
 from watchkeeper.engine import CheckStatus, HostState, StateType
-from watchkeeper.errors import StoreError, WatchkeeperError
 from watchkeeper.engine.observed import Observed
+from watchkeeper.errors import StoreError, WatchkeeperError
 from watchkeeper.remediation import guardrails
 from watchkeeper.remediation.guardrails import Attempt, Hold
 from watchkeeper.remediation.rules import (

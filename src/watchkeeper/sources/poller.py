@@ -17,9 +17,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from watchkeeper.backoff import backoff_delay
 from watchkeeper.clock import Clock
 from watchkeeper.errors import DocumentError, SourceError, UsageError
-from watchkeeper.backoff import backoff_delay
 from watchkeeper.sources.base import Candidate, Source
 
 logger = logging.getLogger(__name__)

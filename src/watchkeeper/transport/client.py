@@ -28,8 +28,8 @@ from pathlib import Path
 import asyncssh
 
 from watchkeeper import __version__
-from watchkeeper.results import CheckOutcome, CheckState
 from watchkeeper.backoff import backoff_delay
+from watchkeeper.results import CheckOutcome, CheckState
 from watchkeeper.transport import protocol, sensors
 from watchkeeper.transport.errors import (
     AuthRefused,

@@ -14,8 +14,8 @@ from watchkeeper import store
 from watchkeeper.document.diff import ConfigDiff, Delta
 from watchkeeper.document.normalize import CheckRecord
 from watchkeeper.engine import CheckStatus, StateChange, StateType, Step
-from watchkeeper.errors import StoreError
 from watchkeeper.engine.observed import Observed
+from watchkeeper.errors import StoreError
 from watchkeeper.manager.intake import IntakeOutcome, check_candidate
 from watchkeeper.manager.jobs import EngineRunner, Interpret, summarize
 from watchkeeper.results import CheckOutcome, CheckState

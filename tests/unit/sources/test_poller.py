@@ -11,8 +11,8 @@ from typing import Any
 import orjson
 import pytest
 
-from watchkeeper.errors import DocumentUnreadable, SourceTimeout, SourceUnavailable, UsageError
 from watchkeeper.backoff import backoff_delay
+from watchkeeper.errors import DocumentUnreadable, SourceTimeout, SourceUnavailable, UsageError
 from watchkeeper.sources.base import Candidate
 from watchkeeper.sources.poller import Poller, SourceStatus
 from watchkeeper.sources.testing import ScriptedSource, Step
