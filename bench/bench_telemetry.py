@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_import import drop_pg_database, pg_database
 from watchkeeper import store
 from watchkeeper.store import tables
-from watchkeeper.store import telemetry as ts
+from watchkeeper.telemetry import repository as ts
 from watchkeeper.telemetry.rollup import (
     FIVE_MINUTES_MS,
     HOUR_MS,

@@ -12,8 +12,8 @@ import orjson
 import pytest
 
 from tests.waiting import wait_until
-from watchkeeper.alarms.channels import ChannelContext, DeliveryResult, build_channel
-from watchkeeper.alarms.notification import Notification, NotificationKind
+from watchkeeper.notify.channels import ChannelContext, DeliveryResult, build_channel
+from watchkeeper.notify.notification import Notification, NotificationKind
 
 NOTE = Notification(
     kind=NotificationKind.PROBLEM,

@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from watchkeeper.alarms.notification import Notification, NotificationKind
-from watchkeeper.alarms.notifier import Notifier, NotifierSettings
-from watchkeeper.store.notifications import DeliveryAttempt
+from watchkeeper.notify.notification import Notification, NotificationKind
+from watchkeeper.notify.notifier import Notifier, NotifierSettings
+from watchkeeper.notify.repository import DeliveryAttempt
 
 T0 = 1_764_000_000.0
 USER, PASSWORD = "watchkeeper", "correct horse"

@@ -18,10 +18,10 @@ import orjson
 import pytest
 
 from watchkeeper import store
-from watchkeeper.alarms.channels import sign, verify
-from watchkeeper.alarms.notification import Notification, NotificationKind
-from watchkeeper.alarms.notifier import Notifier, NotifierSettings
-from watchkeeper.store import notifications as notifications_store
+from watchkeeper.notify import repository as notifications_store
+from watchkeeper.notify.channels import sign, verify
+from watchkeeper.notify.notification import Notification, NotificationKind
+from watchkeeper.notify.notifier import Notifier, NotifierSettings
 
 T0 = 1_764_000_000.0
 SECRET = "s3cret-signing-key"

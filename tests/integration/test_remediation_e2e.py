@@ -22,10 +22,10 @@ import pytest
 from tests.fixtures.listener import Service
 from tests.waiting import wait_until
 from watchkeeper import store
-from watchkeeper.alarms.notification import Notification
 from watchkeeper.clock import utcnow
 from watchkeeper.manager.intake import ConfigIntake
 from watchkeeper.manager.jobs import EngineRunner
+from watchkeeper.notify.notification import Notification
 from watchkeeper.remediation.service import RemediationService, RemediationSettings
 from watchkeeper.results import CheckOutcome, CheckState
 from watchkeeper.store import remediation as rstore

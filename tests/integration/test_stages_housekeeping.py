@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 from watchkeeper import store
 from watchkeeper.engine import StateChange, StateType
 from watchkeeper.manager.stages import Stages
+from watchkeeper.notify import repository as delivery_store
 from watchkeeper.results import CheckState
-from watchkeeper.store import notifications as delivery_store
 from watchkeeper.store import remediation as remediation_store
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)

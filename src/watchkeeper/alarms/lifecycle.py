@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from watchkeeper.alarms.flapping import FlapChange, FlapDetector, FlapSettings
-from watchkeeper.alarms.notification import Notification, NotificationKind, Notify
 from watchkeeper.alarms.thresholds import MetricSignal, SignalKind
 from watchkeeper.alarms.values import (
     Acknowledgement,
@@ -56,6 +55,7 @@ from watchkeeper.engine import (
     StateChange,
     StateType,
 )
+from watchkeeper.notify.notification import Notification, NotificationKind, Notify
 
 #: Resolved alarms kept in memory for `AlarmBook.alarms`; older ones are in the store only.
 RECENT_RESOLVED = 1000

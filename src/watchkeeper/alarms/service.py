@@ -28,8 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from watchkeeper import store
+from watchkeeper.alarms import repository as alarm_store
 from watchkeeper.alarms.lifecycle import AlarmBook
-from watchkeeper.alarms.notification import Notify
 from watchkeeper.alarms.thresholds import MetricSignal, ThresholdInterpreter
 from watchkeeper.alarms.values import Alarm, AlarmEvent, AlarmNotFound, AlarmRequestError, Downtime
 from watchkeeper.document.normalize import CheckRecord
@@ -37,8 +37,8 @@ from watchkeeper.engine import CheckStatus
 from watchkeeper.engine.observed import Observed
 from watchkeeper.errors import StoreError
 from watchkeeper.latch import FailureLatch
+from watchkeeper.notify.notification import Notify
 from watchkeeper.results import CheckOutcome
-from watchkeeper.store import alarms as alarm_store
 from watchkeeper.store.db import Database
 
 logger = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """What the alarm book keeps and reports: alarms, acknowledgements, downtimes, events.
 
-Plain immutable values, shared by the book (`lifecycle`), its store (`store.alarms`), the
+Plain immutable values, shared by the book (`lifecycle`), its repository (`alarms.repository`), the
 service and the web; the book's decisions live in `lifecycle`.
 """
 

@@ -23,18 +23,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from watchkeeper import store
-from watchkeeper.alarms.notifier import Notifier, NotifierSettings
 from watchkeeper.alarms.service import AlarmService
 from watchkeeper.alarms.thresholds import MetricSignal
 from watchkeeper.document.normalize import ObjectRecord
 from watchkeeper.engine.observed import Downstream
 from watchkeeper.errors import StoreError
 from watchkeeper.manager.jobs import EngineRunner
+from watchkeeper.notify import repository as delivery_store
+from watchkeeper.notify.notifier import Notifier, NotifierSettings
+from watchkeeper.notify.repository import DELIVERY_RETENTION
 from watchkeeper.remediation.service import RemediationService, RemediationSettings
-from watchkeeper.store import notifications as delivery_store
 from watchkeeper.store import remediation as remediation_store
 from watchkeeper.store.checks import HISTORY_RETENTION
-from watchkeeper.store.notifications import DELIVERY_RETENTION
 from watchkeeper.telemetry.recorder import TelemetryRecorder, TelemetrySettings
 
 #: The document sections the stages are configured from.

@@ -33,12 +33,12 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from watchkeeper import store
-from watchkeeper.alarms.notification import Notification, NotificationKind, Notify
 from watchkeeper.document import models
 from watchkeeper.document.normalize import CheckRecord, ObjectRecord
 from watchkeeper.engine import CheckStatus, HostState, StateType
 from watchkeeper.engine.observed import Observed
 from watchkeeper.errors import StoreError, WatchkeeperError
+from watchkeeper.notify.notification import Notification, NotificationKind, Notify
 from watchkeeper.remediation import guardrails
 from watchkeeper.remediation.guardrails import Attempt, Hold
 from watchkeeper.remediation.rules import (

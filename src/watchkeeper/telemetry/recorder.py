@@ -3,7 +3,7 @@
     EngineRunner ──observe(Observed)──▶ queue (bounded, in memory) + latest value per metric
                                           │  run(): every flush_interval, or sooner when
                                           ▼         flush_points are waiting
-                                   store.telemetry.write_points (one transaction per batch)
+                                   telemetry.repository.write_points (one transaction per batch)
                                    every maintenance_interval: rollup + retention
 
 `observe` runs inside the engine loop, so it only appends to a deque. The slow work is in
@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from watchkeeper.engine.observed import Observed
 from watchkeeper.errors import StoreError
 from watchkeeper.latch import FailureLatch
-from watchkeeper.store import telemetry as telemetry_store
 from watchkeeper.store.db import Database
+from watchkeeper.telemetry import repository as telemetry_store
 from watchkeeper.telemetry.rollup import Retention
 
 logger = logging.getLogger(__name__)

@@ -17,15 +17,15 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from pydantic import BaseModel, Field
 
 from watchkeeper import store
+from watchkeeper.alarms import repository as alarm_store
 from watchkeeper.alarms.values import AlarmNotFound, AlarmRequestError
 from watchkeeper.engine import CheckStatus
 from watchkeeper.manager.jobs import EngineRunner
 from watchkeeper.manager.stages import Stages
+from watchkeeper.notify import repository as delivery_store
 from watchkeeper.remediation.service import RemediationJobConflict, RemediationJobNotFound
-from watchkeeper.store import alarms as alarm_store
-from watchkeeper.store import notifications as delivery_store
 from watchkeeper.store import remediation as remediation_store
-from watchkeeper.store import telemetry as telemetry_store
+from watchkeeper.telemetry import repository as telemetry_store
 from watchkeeper.telemetry.rollup import Tier
 from watchkeeper.web import views
 from watchkeeper.web.inventory_api import ERRORS, ServicePage, Sort, service_out, states_arg

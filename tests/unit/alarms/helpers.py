@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from watchkeeper.alarms.notification import Notification, NotificationKind
 from watchkeeper.document.normalize import CheckRecord, check_key, spec_hash
 from watchkeeper.engine import (
     CheckStatus,
@@ -15,6 +14,7 @@ from watchkeeper.engine import (
     StateChange,
     StateType,
 )
+from watchkeeper.notify.notification import Notification, NotificationKind
 from watchkeeper.results import CheckState
 
 T0 = 1_700_000_000.0

@@ -19,7 +19,6 @@ from tests.unit.alarms.helpers import (
     status,
 )
 from watchkeeper.alarms.lifecycle import AlarmBook
-from watchkeeper.alarms.notification import NotificationKind as N
 from watchkeeper.alarms.thresholds import ThresholdInterpreter
 from watchkeeper.alarms.values import (
     Alarm,
@@ -31,6 +30,7 @@ from watchkeeper.alarms.values import (
     EventKind,
 )
 from watchkeeper.engine import HostState
+from watchkeeper.notify.notification import NotificationKind as N
 from watchkeeper.results import CheckOutcome, CheckState, Metric
 
 KEY = "web1!http"

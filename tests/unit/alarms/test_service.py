@@ -19,12 +19,12 @@ from tests.unit.alarms.helpers import (
 )
 from tests.waiting import wait_until
 from watchkeeper import store
-from watchkeeper.alarms.notification import NotificationKind as N
+from watchkeeper.alarms import repository as alarm_store
 from watchkeeper.alarms.service import AlarmService
 from watchkeeper.alarms.values import AlarmNotFound, AlarmRequestError
 from watchkeeper.engine.observed import Observed
+from watchkeeper.notify.notification import NotificationKind as N
 from watchkeeper.results import CheckOutcome, CheckState, Metric
-from watchkeeper.store import alarms as alarm_store
 
 KEY = "web1!http"
 

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from watchkeeper import store
-from watchkeeper.alarms.notification import Notification, NotificationKind
 from watchkeeper.document.normalize import CheckRecord, ObjectRecord
 from watchkeeper.engine import CheckStatus, StateType
 from watchkeeper.engine.observed import CheckResult, Observed
+from watchkeeper.notify.notification import Notification, NotificationKind
 from watchkeeper.remediation.service import (
     ActionDone,
     RemediationJobConflict,

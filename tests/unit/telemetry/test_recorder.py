@@ -16,7 +16,7 @@ from watchkeeper.document.normalize import CheckRecord
 from watchkeeper.engine.observed import CheckResult, Observed
 from watchkeeper.results import CheckOutcome, CheckState, Metric
 from watchkeeper.store import tables
-from watchkeeper.store import telemetry as ts
+from watchkeeper.telemetry import repository as ts
 from watchkeeper.telemetry.recorder import TelemetryRecorder, TelemetrySettings
 from watchkeeper.telemetry.rollup import Tier
 

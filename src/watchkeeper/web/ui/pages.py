@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response,
 from watchkeeper import store
 from watchkeeper.manager.jobs import EngineRunner
 from watchkeeper.manager.stages import Stages
-from watchkeeper.store import telemetry as telemetry_store
+from watchkeeper.telemetry import repository as telemetry_store
 from watchkeeper.web import views
 from watchkeeper.web.security import Principal
 from watchkeeper.web.ui.formatting import split_output

@@ -10,7 +10,7 @@ import pytest
 
 from tests.fixtures.engine import CRITICAL, OK, UNKNOWN, WARNING
 from tests.unit.web.ui.conftest import Env, build
-from watchkeeper.store import telemetry as telemetry_store
+from watchkeeper.telemetry import repository as telemetry_store
 from watchkeeper.web.security import Role
 
 

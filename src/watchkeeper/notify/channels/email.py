@@ -23,14 +23,14 @@ from typing import ClassVar
 
 from pydantic import BaseModel
 
-from watchkeeper.alarms.channels.base import (
+from watchkeeper.document.models import EmailChannel
+from watchkeeper.notify.channels.base import (
     ChannelContext,
     DeliveryOutcome,
     PermanentFailure,
     register,
 )
-from watchkeeper.alarms.notification import Notification
-from watchkeeper.document.models import EmailChannel
+from watchkeeper.notify.notification import Notification
 
 
 def render_message(

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from watchkeeper import store
 from watchkeeper.store import tables
-from watchkeeper.store import telemetry as ts
+from watchkeeper.telemetry import repository as ts
 from watchkeeper.telemetry.rollup import (
     FIVE_MINUTES_MS,
     HOUR_MS,

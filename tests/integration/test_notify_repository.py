@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from watchkeeper import store
-from watchkeeper.store import notifications as notifications_store
-from watchkeeper.store.notifications import DeliveryAttempt
+from watchkeeper.notify import repository as notifications_store
+from watchkeeper.notify.repository import DeliveryAttempt
 
 T = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 

@@ -9,7 +9,7 @@ Importing this package registers the built-in channels.
 
 from __future__ import annotations
 
-from watchkeeper.alarms.channels.base import (
+from watchkeeper.notify.channels.base import (
     CHANNELS,
     Channel,
     ChannelAlreadyRegistered,
@@ -25,9 +25,9 @@ from watchkeeper.alarms.channels.base import (
     get_channel_class,
     register,
 )
-from watchkeeper.alarms.channels.command import CommandSender
-from watchkeeper.alarms.channels.email import EmailSender
-from watchkeeper.alarms.channels.webhook import WebhookSender, sign, verify
+from watchkeeper.notify.channels.command import CommandSender
+from watchkeeper.notify.channels.email import EmailSender
+from watchkeeper.notify.channels.webhook import WebhookSender, sign, verify
 
 __all__ = [
     "CHANNELS",

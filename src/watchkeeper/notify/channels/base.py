@@ -13,7 +13,7 @@ and delivery log. A channel either returns a `DeliveryOutcome` or raises one of:
                ├── TemporaryFailure      retrying later may work (5xx, 429, connection refused)
                └── PermanentFailure      retrying cannot help (4xx, a missing secret)
 
-Built-in channels register when `watchkeeper.alarms.channels` is imported.
+Built-in channels register when `watchkeeper.notify.channels` is imported.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from typing import Any, ClassVar, Protocol, TypeVar
 import httpx
 from pydantic import BaseModel
 
-from watchkeeper.alarms.notification import Notification
 from watchkeeper.errors import SecretError, WatchkeeperError
+from watchkeeper.notify.notification import Notification
 from watchkeeper.secrets import resolve_secret
 
 #: Longest error or output text kept for one attempt (the delivery log is not a log store).

@@ -32,7 +32,11 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from watchkeeper.alarms.channels import (
+from watchkeeper.backoff import backoff_delay
+from watchkeeper.document.normalize import ObjectRecord
+from watchkeeper.errors import StoreError
+from watchkeeper.notify import repository as notifications_store
+from watchkeeper.notify.channels import (
     Channel,
     ChannelContext,
     ChannelError,
@@ -41,13 +45,9 @@ from watchkeeper.alarms.channels import (
     DeliveryResult,
     build_channel,
 )
-from watchkeeper.alarms.notification import Notification
-from watchkeeper.backoff import backoff_delay
-from watchkeeper.document.normalize import ObjectRecord
-from watchkeeper.errors import StoreError
-from watchkeeper.store import notifications as notifications_store
+from watchkeeper.notify.notification import Notification
+from watchkeeper.notify.repository import DeliveryAttempt
 from watchkeeper.store.db import Database
-from watchkeeper.store.notifications import DeliveryAttempt
 
 logger = logging.getLogger(__name__)
 
@@ -289,7 +289,7 @@ class Notifier:
         limit: int = 100,
         before_id: int | None = None,
     ) -> list[DeliveryAttempt]:
-        """The delivery log, newest first (see `store.notifications.list_deliveries`)."""
+        """The delivery log, newest first (see `notify.repository.list_deliveries`)."""
         if self._db is None:
             raise StoreError("this notifier records deliveries elsewhere: it has no database")
         async with self._db.session() as session:

@@ -23,10 +23,10 @@ from typing import ClassVar
 
 from pydantic import BaseModel
 
-from watchkeeper.alarms.channels.base import ChannelContext, DeliveryOutcome, clip, register
-from watchkeeper.alarms.channels.webhook import encode
-from watchkeeper.alarms.notification import Notification
 from watchkeeper.document.models import CommandChannel
+from watchkeeper.notify.channels.base import ChannelContext, DeliveryOutcome, clip, register
+from watchkeeper.notify.channels.webhook import encode
+from watchkeeper.notify.notification import Notification
 
 #: Output kept per stream for the delivery log; the rest is read and dropped.
 MAX_OUTPUT = 4096

@@ -16,7 +16,10 @@ import pytest
 from pydantic import BaseModel
 
 from tests.waiting import wait_until
-from watchkeeper.alarms.channels import (
+from watchkeeper.document import models
+from watchkeeper.document.normalize import ObjectRecord
+from watchkeeper.errors import StoreError
+from watchkeeper.notify.channels import (
     ChannelContext,
     CommandSender,
     DeliveryOutcome,
@@ -26,12 +29,9 @@ from watchkeeper.alarms.channels import (
     WebhookSender,
     register,
 )
-from watchkeeper.alarms.notification import Notification, NotificationKind
-from watchkeeper.alarms.notifier import Notifier, NotifierSettings, retry_delay
-from watchkeeper.document import models
-from watchkeeper.document.normalize import ObjectRecord
-from watchkeeper.errors import StoreError
-from watchkeeper.store.notifications import DeliveryAttempt
+from watchkeeper.notify.notification import Notification, NotificationKind
+from watchkeeper.notify.notifier import Notifier, NotifierSettings, retry_delay
+from watchkeeper.notify.repository import DeliveryAttempt
 
 T0 = 1_764_000_000.0
 
@@ -356,7 +356,7 @@ async def test_a_full_queue_drops_with_one_warning(
 ) -> None:
     notifier = make(queue_size=2)
     notifier.configure([_scripted("ops", "ok")])
-    with caplog.at_level(logging.WARNING, logger="watchkeeper.alarms.notifier"):
+    with caplog.at_level(logging.WARNING, logger="watchkeeper.notify.notifier"):
         for key in "abcd":
             notifier.notify(_note("ops", key=key))  # returns at once even when full
     assert notifier.dropped == 2

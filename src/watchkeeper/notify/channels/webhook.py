@@ -24,9 +24,9 @@ import orjson
 from pydantic import BaseModel
 
 from watchkeeper import __version__
-from watchkeeper.alarms.channels.base import ChannelContext, DeliveryOutcome, clip, register
-from watchkeeper.alarms.notification import Notification
 from watchkeeper.document.models import WebhookChannel
+from watchkeeper.notify.channels.base import ChannelContext, DeliveryOutcome, clip, register
+from watchkeeper.notify.notification import Notification
 
 USER_AGENT = f"watchkeeper/{__version__}"
 SIGNATURE_HEADER = "X-Watchkeeper-Signature"

@@ -6,12 +6,12 @@ import pytest
 
 from tests.unit.alarms.helpers import CRIT, T0, Inbox, change, checks, rec, status
 from watchkeeper import store
+from watchkeeper.alarms import repository as alarm_store
 from watchkeeper.alarms.lifecycle import AlarmBook
-from watchkeeper.alarms.notification import NotificationKind as N
 from watchkeeper.alarms.thresholds import MetricSignal, SignalKind
 from watchkeeper.alarms.values import AlarmKind, EventKind
+from watchkeeper.notify.notification import NotificationKind as N
 from watchkeeper.results import CheckState
-from watchkeeper.store import alarms as alarm_store
 
 KEY = "web1!http"
 
