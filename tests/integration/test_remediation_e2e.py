@@ -12,20 +12,23 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import asyncssh
 import pytest
+from pydantic import BaseModel
 
 from tests.fixtures.listener import Service
 from tests.waiting import wait_until
 from watchkeeper import store
 from watchkeeper.clock import utcnow
+from watchkeeper.infra.providers import PlatformRequest
 from watchkeeper.manager.intake import ConfigIntake
 from watchkeeper.manager.jobs import EngineRunner
 from watchkeeper.notify.notification import Notification
+from watchkeeper.plugins import PROVIDERS
 from watchkeeper.remediation.service import RemediationService, RemediationSettings
 from watchkeeper.results import CheckOutcome, CheckState
 from watchkeeper.store import remediation as rstore
@@ -34,8 +37,6 @@ from watchkeeper.transport import keys
 from watchkeeper.transport.client import WorkerConnection, WorkerSettings
 from watchkeeper.transport.registry import MemoryKeyRegistry
 from watchkeeper.transport.server import JobServer
-from watchkeeper.worker.actions import PlatformRequest, register_platform_hook
-from watchkeeper.worker.actions.platform import unregister_platform_hook
 from watchkeeper.worker.executors import install_child_watcher
 from watchkeeper.worker.runner import job_runner
 
@@ -213,12 +214,27 @@ async def test_a_job_queued_across_a_manager_restart_runs_exactly_once(
     service, registry, workers = parts
     calls: list[PlatformRequest] = []
 
-    async def start_it(request: PlatformRequest) -> CheckOutcome:
-        calls.append(request)
-        await asyncio.to_thread(service.start)
-        return CheckOutcome(state=CheckState.OK, output=f"started {request.host}")
+    class LoopbackPlatform(BaseModel):
+        provider: Literal["loopback-test"]
 
-    register_platform_hook("loopback-test", start_it)
+    class Loopback:
+        """A provider whose start starts the local service the check watches."""
+
+        kind: ClassVar[str] = "loopback-test"
+        Config: ClassVar[type[BaseModel]] = LoopbackPlatform
+
+        def __init__(self, platform: Mapping[str, Any]) -> None:
+            self.platform = platform
+
+        async def operate(self, request: PlatformRequest) -> CheckOutcome:
+            calls.append(request)
+            await asyncio.to_thread(service.start)
+            return CheckOutcome(state=CheckState.OK, output=f"started {request.host}")
+
+        async def aclose(self) -> None:
+            return None
+
+    PROVIDERS.register(Loopback)
     action = {"kind": "platform", "platform": "lab", "operation": "start"}
     first = Manager(tmp_path, registry)
     await first.start()
@@ -257,6 +273,6 @@ async def test_a_job_queued_across_a_manager_restart_runs_exactly_once(
         await wait_until(lambda: second.state() is CheckState.OK, what="the check is OK")
         assert len(calls) == 1
     finally:
-        unregister_platform_hook("loopback-test")
+        PROVIDERS.unregister("loopback-test")
         await workers.stop()
         await second.stop()

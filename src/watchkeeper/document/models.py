@@ -4,208 +4,45 @@ These models guard the boundary: they check the *shape* of each object (types, p
 unknown fields). Rules that span objects (unique names, references, parent cycles) live in
 `watchkeeper.document.semantics`, so every problem can be reported, not just the first.
 Every model forbids unknown fields; the validator adds a did-you-mean hint.
+
+Checks, notification channels and remediation actions are plugins: each kind's model is
+its plugin's ``Config`` (`watchkeeper.plugins`), and the unions below are built from the
+registries when this module is imported, so an installed kind is part of the document.
+Their shared field types are in `watchkeeper.document.fields`.
 """
 
 from __future__ import annotations
 
-import re
-from datetime import timedelta
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Discriminator,
-    Field,
-    PlainSerializer,
-    Tag,
-    WithJsonSchema,
+from pydantic import ConfigDict, Discriminator, Field, Tag
+
+from watchkeeper import plugins
+from watchkeeper.document.fields import (
+    LABEL_KEY_PATTERN,
+    NAME_PATTERN,
+    Command,
+    Duration,
+    Labels,
+    Name,
+    NamedPluginSpec,
+    PluginSpec,
+    Port,
+    PositiveDuration,
+    RangeText,
+    SecretRef,
+    Strict,
 )
 
-from watchkeeper.document.durations import DURATION_PATTERN, format_duration, parse_duration
-from watchkeeper.document.ranges import parse_range
-from watchkeeper.secrets import SECRET_REF_PATTERN, is_secret_ref
-
 SCHEMA_ID = "watchkeeper/v1"
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$"
-LABEL_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,62}$"
-
-
-def _duration(value: Any) -> timedelta:
-    if isinstance(value, timedelta):
-        return value
-    return parse_duration(value)
-
-
-def _range_text(value: Any) -> str:
-    if not isinstance(value, str | int | float) or isinstance(value, bool):
-        raise ValueError('a threshold range is a string such as "10", "10:" or "@10:20"')
-    text = str(value)
-    parse_range(text)
-    return text
-
-
-def _secret(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError("a secret field takes a reference string: env:NAME or file:/path")
-    if not is_secret_ref(value):
-        raise ValueError(
-            "secret fields take a reference, never a literal value: "
-            "use env:NAME (an environment variable) or file:/path (a file on the worker)"
-        )
-    return value
-
-
-_CREDENTIAL_HEADER = re.compile(r"authorization|cookie|token|secret|api-?key|password", re.I)
-
-
-def _no_credential_headers(headers: dict[str, str]) -> dict[str, str]:
-    for name in headers:
-        if _CREDENTIAL_HEADER.search(name):
-            raise ValueError(
-                f"header {name!r} carries a credential; literal secrets are not allowed in "
-                "the document: use bearer_token (a secret reference) instead"
-            )
-    return headers
-
-
-Duration = Annotated[
-    timedelta,
-    BeforeValidator(_duration),
-    PlainSerializer(format_duration, return_type=str),
-    WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN, "examples": ["30s", "5m"]}),
-]
-
-
-def _positive(value: timedelta) -> timedelta:
-    if value <= timedelta(0):
-        raise ValueError("must be longer than 0s")
-    return value
-
-
-PositiveDuration = Annotated[Duration, AfterValidator(_positive)]
-RangeText = Annotated[
-    str,
-    BeforeValidator(_range_text),
-    WithJsonSchema(
-        {
-            "type": ["string", "number"],
-            "description": "Nagios range: 10, 10:, ~:10, 10:20, @10:20 (a bare number is 0..N)",
-        }
-    ),
-]
-SecretRef = Annotated[
-    str,
-    BeforeValidator(_secret),
-    WithJsonSchema(
-        {
-            "type": "string",
-            "pattern": SECRET_REF_PATTERN,
-            "description": "A reference to a secret: env:NAME or file:/path. Never the value.",
-        }
-    ),
-]
-Name = Annotated[str, Field(pattern=NAME_PATTERN)]
-Labels = Annotated[
-    dict[Annotated[str, Field(pattern=LABEL_KEY_PATTERN)], Annotated[str, Field(max_length=256)]],
-    WithJsonSchema(
-        {
-            "type": "object",
-            "propertyNames": {"pattern": LABEL_KEY_PATTERN},
-            "additionalProperties": {"type": "string", "maxLength": 256},
-        }
-    ),
-    Field(description="Free-form key/value labels, matched by label selectors."),
-]
-Command = Annotated[
-    list[Annotated[str, Field(min_length=1)]],
-    Field(min_length=1, description="argv: the program then its arguments; no shell."),
-]
-Port = Annotated[int, Field(ge=1, le=65535)]
-
-
-class Strict(BaseModel):
-    """Base of every document model: unknown fields are errors, values are immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
 
 # --- checks -------------------------------------------------------------------------------
 
-
-class PluginCheck(Strict):
-    """Run a Nagios-compatible plugin on the worker (exit code 0-3, output, perfdata)."""
-
-    kind: Literal["plugin"]
-    command: Command
-    timeout_state: Literal["UNKNOWN", "CRITICAL"] = Field(
-        default="UNKNOWN", description="State given when the plugin exceeds its timeout."
-    )
-
-
-class TcpCheck(Strict):
-    """Connect to a TCP port of the host; optionally send a string and expect a reply."""
-
-    kind: Literal["tcp"]
-    port: Port
-    send: str | None = None
-    expect: str | None = None
-    tls: bool = False
-
-
-class HttpCheck(Strict):
-    """Request a URL on the host; check status, body, latency and certificate lifetime."""
-
-    kind: Literal["http"]
-    port: Port | None = Field(default=None, description="Default 80, or 443 with tls.")
-    path: str = Field(default="/", pattern=r"^/")
-    tls: bool = False
-    method: Literal["GET", "HEAD", "POST"] = "GET"
-    host_header: str | None = None
-    expect_status: list[Annotated[int, Field(ge=100, le=599)]] = Field(
-        default_factory=lambda: [200]
-    )
-    body_contains: str | None = None
-    certificate_days: Annotated[int, Field(ge=0)] | None = Field(
-        default=None, description="With tls: WARNING when the certificate expires sooner."
-    )
-    bearer_token: SecretRef | None = None
-
-
-class PingCheck(Strict):
-    """ICMP echo to the host; perfdata rta and pl."""
-
-    kind: Literal["ping"]
-    count: Annotated[int, Field(ge=1, le=100)] = 3
-
-
-class SshCheck(Strict):
-    """Run a command or plugin on the host over SSH, like check_by_ssh."""
-
-    kind: Literal["ssh"]
-    command: Command
-    user: str = "watchkeeper"
-    port: Port = 22
-    key: SecretRef = Field(description="Private key the worker uses, as a secret reference.")
-    known_hosts: Literal["strict", "accept-new"] = Field(
-        default="strict", description="strict: the host key must be known; accept-new: TOFU."
-    )
-
-
-class AgentCheck(Strict):
-    """Run a local check through the Watchkeeper agent installed on the host itself."""
-
-    kind: Literal["agent"]
-    command: Command
-
-
-Check = Annotated[
-    PluginCheck | TcpCheck | HttpCheck | PingCheck | SshCheck | AgentCheck,
-    Field(discriminator="kind"),
-]
-CHECK_KINDS = ("plugin", "tcp", "http", "ping", "ssh", "agent")
+if TYPE_CHECKING:
+    Check = PluginSpec
+else:
+    Check = plugins.CHECKS.union()
+"""A check: one of the registered check kinds (`watchkeeper.plugins.CHECKS`)."""
 
 
 class Threshold(Strict):
@@ -341,86 +178,21 @@ class Service(Schedule):
 # --- notifications ------------------------------------------------------------------------
 
 
-class WebhookChannel(Strict):
-    """JSON POST to a URL, signed with HMAC-SHA256 when ``secret`` is set."""
-
-    name: Name = Field(description="Unique among objects of this kind.")
-    kind: Literal["webhook"]
-    url: str = Field(pattern=r"^https?://\S+$")
-    secret: SecretRef | None = Field(default=None, description="HMAC-SHA256 signing key.")
-    bearer_token: SecretRef | None = None
-    headers: Annotated[dict[str, str], AfterValidator(_no_credential_headers)] = Field(
-        default_factory=dict,
-        description="Extra headers; credentials go in secret or bearer_token, not here.",
-    )
-
-
-class EmailChannel(Strict):
-    """Mail through an SMTP server, with STARTTLS unless disabled."""
-
-    name: Name = Field(description="Unique among objects of this kind.")
-    kind: Literal["email"]
-    to: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]] = Field(min_length=1)
-    sender: str = Field(default="watchkeeper@localhost", alias="from")
-    smtp_host: str = "localhost"
-    smtp_port: Port = 25
-    starttls: bool = True
-    username: str | None = None
-    password: SecretRef | None = None
-
-
-class CommandChannel(Strict):
-    """Run a command with the notification as JSON on standard input."""
-
-    name: Name = Field(description="Unique among objects of this kind.")
-    kind: Literal["command"]
-    command: Command
-
-
-Channel = Annotated[WebhookChannel | EmailChannel | CommandChannel, Field(discriminator="kind")]
+if TYPE_CHECKING:
+    Channel = NamedPluginSpec
+else:
+    Channel = plugins.CHANNELS.union()
+"""A notification channel: one of the registered kinds (`watchkeeper.plugins.CHANNELS`)."""
 
 
 # --- remediation --------------------------------------------------------------------------
 
 
-class SshAction(Strict):
-    """Run a command on the target host over SSH."""
-
-    kind: Literal["ssh"]
-    command: Command
-    user: str = "watchkeeper"
-    port: Port = 22
-    key: SecretRef
-
-
-class WorkerCommandAction(Strict):
-    """Run a command on the worker that serves the target's zone."""
-
-    kind: Literal["command"]
-    command: Command
-
-
-class HttpAction(Strict):
-    """Call an HTTP endpoint (a deploy hook, an orchestrator API)."""
-
-    kind: Literal["http"]
-    url: str = Field(pattern=r"^https?://\S+$")
-    method: Literal["GET", "POST", "PUT", "DELETE"] = "POST"
-    body: dict[str, Any] | None = None
-    bearer_token: SecretRef | None = None
-
-
-class PlatformAction(Strict):
-    """Ask the target's platform to act on it (reboot, replace)."""
-
-    kind: Literal["platform"]
-    platform: Name
-    operation: Literal["reboot", "start", "stop", "replace"]
-
-
-ActionSpec = Annotated[
-    SshAction | WorkerCommandAction | HttpAction | PlatformAction, Field(discriminator="kind")
-]
+if TYPE_CHECKING:
+    ActionSpec = PluginSpec
+else:
+    ActionSpec = plugins.ACTIONS.union()
+"""A remediation action: one of the registered kinds (`watchkeeper.plugins.ACTIONS`)."""
 
 
 class Action(Strict):
@@ -537,6 +309,43 @@ class Document(Strict):
     platforms: list[Platform] = Field(default_factory=list)
     infrastructure: list[Resource] = Field(default_factory=list)
 
+
+__all__ = [
+    "LABEL_KEY_PATTERN",
+    "NAME_PATTERN",
+    "SCHEMA_ID",
+    "SECTIONS",
+    "Action",
+    "ActionRef",
+    "ActionSpec",
+    "Channel",
+    "Check",
+    "Command",
+    "Document",
+    "Duration",
+    "Flapping",
+    "Host",
+    "HostBinding",
+    "HostCheck",
+    "LabelSelector",
+    "Labels",
+    "Name",
+    "Platform",
+    "Port",
+    "PositiveDuration",
+    "RangeText",
+    "Remediation",
+    "Resource",
+    "Schedule",
+    "SecretRef",
+    "Service",
+    "Strict",
+    "Template",
+    "Threshold",
+    "Thresholds",
+    "Trigger",
+    "Zone",
+]
 
 #: Section name -> model of one item, in the order objects are validated and imported.
 SECTIONS: dict[str, Any] = {

@@ -76,12 +76,15 @@ def _references(
             yield from ref("templates", host.check.template, *base, "template", what="template")
             yield from _channel_refs(ref, host.check.notifications, *base)
             yield from _needs_check(host.check, templates, *base)
+            yield from _plugin_refs(ref, host.check.check, *base, "check")
     for i, template in sections["templates"]:
         yield from _channel_refs(ref, template.notifications, "templates", i)
+        yield from _plugin_refs(ref, template.check, "templates", i, "check")
     for i, service in sections["services"]:
         bound = service.hosts
         if (  # fast path, as for hosts
             service.check is not None
+            and not _references_of(service.check)
             and (service.template is None or service.template in known["templates"])
             and all(c in channels for c in service.notifications or ())
             and (
@@ -100,17 +103,9 @@ def _references(
         yield from ref("templates", service.template, *base, "template", what="template")
         yield from _channel_refs(ref, service.notifications, *base)
         yield from _needs_check(service, templates, *base)
+        yield from _plugin_refs(ref, service.check, *base, "check")
     for i, action in sections["actions"]:
-        if isinstance(action.action, models.PlatformAction):
-            yield from ref(
-                "platforms",
-                action.action.platform,
-                "actions",
-                i,
-                "action",
-                "platform",
-                what="platform",
-            )
+        yield from _plugin_refs(ref, action.action, "actions", i, "action")
     for i, rule in sections["remediations"]:
         base = ("remediations", i)
         yield from ref("hosts", rule.when.host, *base, "when", "host", what="host")
@@ -124,10 +119,8 @@ def _references(
             )
         if isinstance(rule.action, str):
             yield from ref("actions", rule.action, *base, "action", what="action")
-        elif isinstance(rule.action, models.PlatformAction):
-            yield from ref(
-                "platforms", rule.action.platform, *base, "action", "platform", what="platform"
-            )
+        else:
+            yield from _plugin_refs(ref, rule.action, *base, "action")
         yield from _channel_refs(ref, rule.notifications, *base)
     for i, platform in sections["platforms"]:
         yield from ref("zones", platform.zone, "platforms", i, "zone", what="zone")
@@ -135,6 +128,27 @@ def _references(
         yield from ref(
             "platforms", resource.platform, "infrastructure", i, "platform", what="platform"
         )
+
+
+#: How a problem names an object of each section.
+_WHAT = {
+    "notifications": "notification channel",
+    "infrastructure": "resource",
+    "remediations": "remediation",
+}
+
+
+def _references_of(spec: Any) -> dict[str, str]:
+    """A plugin config's ``references``: its fields that name another object, by section."""
+    found = getattr(type(spec), "references", None)
+    return found if isinstance(found, dict) else {}
+
+
+def _plugin_refs(ref: Any, spec: Any, *base: str | int) -> Iterator[Problem]:
+    """References a check, action or channel declares (``references`` on its Config)."""
+    for field, section in _references_of(spec).items():
+        what = _WHAT.get(section, section.removesuffix("s"))
+        yield from ref(section, getattr(spec, field, None), *base, field, what=what)
 
 
 def _channel_refs(ref: Any, channels: Sequence[str] | None, *base: str | int) -> Iterator[Problem]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import difflib
 import hashlib
 import re
-import typing
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from watchkeeper import plugins
 from watchkeeper.document import models, semantics
 from watchkeeper.document.problems import Problem, Severity, pointer, sort_problems
 from watchkeeper.errors import DocumentUnreadable
@@ -291,19 +291,24 @@ def _all_models(base: type[BaseModel]) -> Iterable[type[BaseModel]]:
         yield from _all_models(sub)
 
 
-_MODEL_FIELDS = [_model_fields(m) for m in _all_models(models.Strict)]
-
-
-def _union_kinds(union: Any) -> tuple[str, ...]:
-    members = typing.get_args(typing.get_args(union)[0])
-    return tuple(str(_model_fields(m)[1]) for m in members)
-
+#: The document's models and every plugin's ``Config`` (a third party's need not be Strict).
+_MODEL_FIELDS = [
+    _model_fields(m)
+    for m in dict.fromkeys(
+        [
+            *_all_models(models.Strict),
+            *plugins.CHECKS.configs(),
+            *plugins.ACTIONS.configs(),
+            *plugins.CHANNELS.configs(),
+        ]
+    )
+]
 
 # The kinds of each tagged union, by the field (or section) that holds one.
 _UNION_KINDS = {
-    "check": models.CHECK_KINDS,
-    "action": _union_kinds(models.ActionSpec),
-    "notifications": _union_kinds(models.Channel),
+    "check": plugins.CHECKS.kinds(),
+    "action": plugins.ACTIONS.kinds(),
+    "notifications": plugins.CHANNELS.kinds(),
 }
 
 

@@ -47,6 +47,7 @@ from watchkeeper.notify.channels import (
 )
 from watchkeeper.notify.notification import Notification
 from watchkeeper.notify.repository import DeliveryAttempt
+from watchkeeper.plugins import PluginError
 from watchkeeper.store.db import Database
 
 logger = logging.getLogger(__name__)
@@ -218,8 +219,8 @@ class Notifier:
             )
             try:
                 built[name] = build_channel(spec, self.context)
-            except (ChannelError, ValidationError) as exc:
-                reason = exc.message if isinstance(exc, ChannelError) else _problems(exc)
+            except (ChannelError, PluginError, ValidationError) as exc:
+                reason = _problems(exc) if isinstance(exc, ValidationError) else exc.message
                 broken[name] = reason
                 logger.error(
                     "notification channel %s cannot be used: %s",

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.fixtures import documents
+from watchkeeper import plugins
 from watchkeeper.document import models, normalize
 from watchkeeper.document.validate import (
     Validated,
@@ -89,7 +90,7 @@ domain_atoms = st.sampled_from(
         "strict",
         "/health",
         "watchkeeper/v1",
-        *models.CHECK_KINDS,
+        *plugins.CHECKS.kinds(),
         "webhook",
         "email",
         "command",

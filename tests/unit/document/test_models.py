@@ -11,9 +11,13 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from tests.fixtures import documents
+from watchkeeper import plugins
 from watchkeeper.document import models
 from watchkeeper.document.jsonschema import json_schema
+from watchkeeper.notify.channels import EmailChannel
 from watchkeeper.secrets import SECRET_REF_PATTERN
+from watchkeeper.worker.actions import WorkerCommandAction
+from watchkeeper.worker.executors import SshCheck
 
 
 def all_models() -> list[type[BaseModel]]:
@@ -42,7 +46,7 @@ def test_sections_match_the_document_fields_in_order() -> None:
 def test_check_kinds_match_the_check_union() -> None:
     union = typing.get_args(typing.get_args(models.Check)[0])
     kinds = tuple(typing.get_args(m.model_fields["kind"].annotation)[0] for m in union)
-    assert kinds == models.CHECK_KINDS
+    assert kinds == plugins.CHECKS.kinds()
 
 
 @pytest.mark.parametrize("model", all_models(), ids=lambda m: m.__name__)
@@ -73,9 +77,9 @@ def test_defaults() -> None:
     assert (rule.window, rule.cooldown) == (timedelta(hours=1), timedelta(minutes=10))
     assert (rule.max_attempts, rule.notifications) == (3, [])
     assert (rule.when.state, rule.when.hard) == ("CRITICAL", True)
-    ssh = models.SshCheck.model_validate({"kind": "ssh", "command": ["x"], "key": "env:K"})
+    ssh = SshCheck.model_validate({"kind": "ssh", "command": ["x"], "key": "env:K"})
     assert (ssh.user, ssh.port, ssh.known_hosts) == ("watchkeeper", 22, "strict")
-    mail = models.EmailChannel.model_validate({"name": "m", "kind": "email", "to": ["a@b"]})
+    mail = EmailChannel.model_validate({"name": "m", "kind": "email", "to": ["a@b"]})
     assert (mail.sender, mail.smtp_host, mail.smtp_port, mail.starttls) == (
         "watchkeeper@localhost",
         "localhost",
@@ -86,7 +90,7 @@ def test_defaults() -> None:
 
 def test_email_sender_is_written_as_from() -> None:
     raw = {"name": "m", "kind": "email", "to": ["a@b"], "from": "x@y"}
-    mail = models.EmailChannel.model_validate(raw)
+    mail = EmailChannel.model_validate(raw)
     assert mail.sender == "x@y"
     assert mail.model_dump(by_alias=True, exclude_none=True)["from"] == "x@y"
 
@@ -101,7 +105,7 @@ def test_host_binding_and_action_ref_pick_their_member() -> None:
         {"name": "r", "when": {}, "action": {"kind": "command", "command": ["x"]}}
     )
     assert named.action == "a"
-    assert isinstance(inline.action, models.WorkerCommandAction)
+    assert isinstance(inline.action, WorkerCommandAction)
 
 
 def test_threshold_ranges_are_kept_as_text() -> None:

@@ -9,6 +9,7 @@ import pytest
 
 from tests.fixtures import documents
 from tests.fixtures.documents import Invalid
+from watchkeeper import plugins
 from watchkeeper.document import models
 from watchkeeper.document import validate as validate_module
 from watchkeeper.document.problems import Severity
@@ -20,6 +21,8 @@ from watchkeeper.document.validate import (
     validate_bytes,
 )
 from watchkeeper.errors import DocumentUnreadable
+from watchkeeper.notify.channels import EmailChannel
+from watchkeeper.worker.executors import HttpCheck
 
 
 def set_at(raw: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
@@ -122,7 +125,7 @@ def test_full_document_has_no_problems_at_all() -> None:
 def test_full_document_uses_every_kind() -> None:
     raw = documents.full_document()
     checks = [s["check"]["kind"] for s in raw["services"]]
-    assert sorted(checks) == sorted(models.CHECK_KINDS) == sorted(documents.CHECK_KINDS)
+    assert sorted(checks) == sorted(plugins.CHECKS.kinds()) == sorted(documents.CHECK_KINDS)
     assert sorted(c["kind"] for c in raw["notifications"]) == sorted(documents.CHANNEL_KINDS)
     assert sorted(a["action"]["kind"] for a in raw["actions"]) == sorted(documents.ACTION_KINDS)
     assert all(raw[section] for section in models.SECTIONS)
@@ -140,7 +143,7 @@ def test_accepted_document_keeps_the_parsed_objects() -> None:
     assert result.document is not None
     assert [z.name for z in result.document.zones] == ["core", "dmz"]
     assert isinstance(result.document.services[2].hosts, models.LabelSelector)
-    assert isinstance(result.document.notifications[1], models.EmailChannel)
+    assert isinstance(result.document.notifications[1], EmailChannel)
     assert result.document.notifications[1].sender == "watchkeeper@example.net"
 
 
@@ -416,7 +419,7 @@ def test_check_defaults() -> None:
     result = validate(raw)
     assert result.document is not None
     check = result.document.services[0].check
-    assert isinstance(check, models.HttpCheck)
+    assert isinstance(check, HttpCheck)
     assert (check.port, check.path, check.method, check.expect_status) == (None, "/", "GET", [200])
 
 

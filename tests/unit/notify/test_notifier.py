@@ -16,22 +16,22 @@ import pytest
 from pydantic import BaseModel
 
 from tests.waiting import wait_until
-from watchkeeper.document import models
 from watchkeeper.document.normalize import ObjectRecord
 from watchkeeper.errors import StoreError
 from watchkeeper.notify.channels import (
     ChannelContext,
     CommandSender,
     DeliveryOutcome,
+    EmailChannel,
     EmailSender,
     PermanentFailure,
     TemporaryFailure,
     WebhookSender,
-    register,
 )
 from watchkeeper.notify.notification import Notification, NotificationKind
 from watchkeeper.notify.notifier import Notifier, NotifierSettings, retry_delay
 from watchkeeper.notify.repository import DeliveryAttempt
+from watchkeeper.plugins import CHANNELS
 
 T0 = 1_764_000_000.0
 
@@ -61,7 +61,7 @@ GATE: dict[str, asyncio.Event] = {}
 RUNNING = {"now": 0, "max": 0}
 
 
-@register
+@CHANNELS.register
 class ScriptedChannel:
     kind: ClassVar[str] = "scripted"
     Config: ClassVar[type[BaseModel]] = ScriptedSpec
@@ -430,7 +430,7 @@ async def test_configure_takes_store_records_models_and_raw_specs(make: Any) -> 
         hash="0" * 64,
         spec={"name": "ops", "kind": "webhook", "url": "https://hooks.example/ops"},
     )
-    mail = models.EmailChannel.model_validate(
+    mail = EmailChannel.model_validate(
         {"name": "mail", "kind": "email", "to": ["a@example.org"], "from": "wk@example.org"}
     )
     notifier.configure([record, mail, {"name": "page", "kind": "command", "command": ["true"]}])

@@ -4,15 +4,13 @@
                      └─▶ channel.deliver(notification) ──▶ DeliveryOutcome
                                                    (delivered | retry | failed)
 
-Importing this package registers the built-in channels.
+Each module holds one channel and the document model of its kind (``Config``).
 """
 
 from __future__ import annotations
 
 from watchkeeper.notify.channels.base import (
-    CHANNELS,
     Channel,
-    ChannelAlreadyRegistered,
     ChannelContext,
     ChannelError,
     DeliveryFailed,
@@ -20,33 +18,28 @@ from watchkeeper.notify.channels.base import (
     DeliveryResult,
     PermanentFailure,
     TemporaryFailure,
-    UnknownChannelKind,
     build_channel,
-    get_channel_class,
-    register,
 )
-from watchkeeper.notify.channels.command import CommandSender
-from watchkeeper.notify.channels.email import EmailSender
-from watchkeeper.notify.channels.webhook import WebhookSender, sign, verify
+from watchkeeper.notify.channels.command import CommandChannel, CommandSender
+from watchkeeper.notify.channels.email import EmailChannel, EmailSender
+from watchkeeper.notify.channels.webhook import WebhookChannel, WebhookSender, sign, verify
 
 __all__ = [
-    "CHANNELS",
     "Channel",
-    "ChannelAlreadyRegistered",
     "ChannelContext",
     "ChannelError",
+    "CommandChannel",
     "CommandSender",
     "DeliveryFailed",
     "DeliveryOutcome",
     "DeliveryResult",
+    "EmailChannel",
     "EmailSender",
     "PermanentFailure",
     "TemporaryFailure",
-    "UnknownChannelKind",
+    "WebhookChannel",
     "WebhookSender",
     "build_channel",
-    "get_channel_class",
-    "register",
     "sign",
     "verify",
 ]

@@ -6,31 +6,31 @@ the outcome, whether to try again later, so every channel gets the same backoff,
 and delivery log. A channel either returns a `DeliveryOutcome` or raises one of:
 
     WatchkeeperError
-     └── ChannelError                   the channel registry cannot do what was asked
-          ├── ChannelAlreadyRegistered   two channel classes claim one kind
-          ├── UnknownChannelKind         no channel class delivers a kind
+     └── ChannelError                   a channel cannot deliver
           └── DeliveryFailed             one attempt failed (raise it, or return an outcome)
                ├── TemporaryFailure      retrying later may work (5xx, 429, connection refused)
                └── PermanentFailure      retrying cannot help (4xx, a missing secret)
 
-Built-in channels register when `watchkeeper.notify.channels` is imported.
+Channels are the plugins of `watchkeeper.plugins.CHANNELS` (``@CHANNELS.register``; the
+``watchkeeper.channels`` entry point group for third parties); an unknown kind is that
+registry's `UnknownKind`.
 """
 
 from __future__ import annotations
 
 import enum
-import inspect
 import ssl
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar, Protocol, cast
 
 import httpx
 from pydantic import BaseModel
 
 from watchkeeper.errors import SecretError, WatchkeeperError
 from watchkeeper.notify.notification import Notification
+from watchkeeper.plugins import CHANNELS
 from watchkeeper.secrets import resolve_secret
 
 #: Longest error or output text kept for one attempt (the delivery log is not a log store).
@@ -38,15 +38,7 @@ MAX_DETAIL = 2000
 
 
 class ChannelError(WatchkeeperError):
-    """The notification channel registry cannot do what was asked."""
-
-
-class ChannelAlreadyRegistered(ChannelError):
-    """Two channel classes claim the same kind."""
-
-
-class UnknownChannelKind(ChannelError):
-    """No channel class delivers this kind."""
+    """The notification channel cannot deliver."""
 
 
 class DeliveryFailed(ChannelError):
@@ -172,51 +164,14 @@ class Channel(Protocol):
         ...
 
 
-C = TypeVar("C", bound=type[Any])
-
-#: Channel kind -> class. Use `register` to add, `get_channel_class` to look up.
-CHANNELS: dict[str, type[Channel]] = {}
-
-
-def register(cls: C) -> C:
-    """Class decorator: add a channel class under its ``kind``; a second claim raises."""
-    kind = getattr(cls, "kind", None)
-    if not isinstance(kind, str) or not kind:
-        raise ChannelError(f"{cls.__qualname__} has no kind: set `kind: ClassVar[str]`")
-    if not inspect.iscoroutinefunction(getattr(cls, "deliver", None)):
-        raise ChannelError(f"{cls.__qualname__}.deliver must be an async method")
-    config = getattr(cls, "Config", None)
-    if not (isinstance(config, type) and issubclass(config, BaseModel)):
-        raise ChannelError(f"{cls.__qualname__}.Config must be the pydantic model of its spec")
-    existing = CHANNELS.get(kind)
-    if existing is not None and existing is not cls:
-        raise ChannelAlreadyRegistered(
-            f"channel kind {kind!r} is already delivered by {_name(existing)}; "
-            f"{_name(cls)} cannot claim it too"
-        )
-    CHANNELS[kind] = cls
-    return cls
-
-
-def get_channel_class(kind: str) -> type[Channel]:
-    """The channel class for ``kind``; raise `UnknownChannelKind`."""
-    try:
-        return CHANNELS[kind]
-    except KeyError:
-        known = ", ".join(sorted(CHANNELS)) or "none"
-        raise UnknownChannelKind(
-            f"no notification channel delivers kind {kind!r} (known kinds: {known})"
-        ) from None
-
-
 def build_channel(spec: Mapping[str, Any] | BaseModel, context: ChannelContext) -> Channel:
     """Make the channel a document object describes (a model or its JSON as stored).
 
-    Raises `UnknownChannelKind`, or pydantic's `ValidationError` when the stored spec does
-    not fit this version's model (version skew between the store and the code).
+    Raises `UnknownKind`, or pydantic's `ValidationError` when the stored spec does not fit
+    this version's model (version skew between the store and the code).
     """
     raw = spec.model_dump(mode="json", by_alias=True) if isinstance(spec, BaseModel) else spec
-    cls = get_channel_class(str(raw.get("kind")))
+    cls = cast("type[Channel]", CHANNELS.get(str(raw.get("kind"))))
     config = spec if isinstance(spec, cls.Config) else cls.Config.model_validate(raw)
     factory: Callable[[BaseModel, ChannelContext], Channel] = cls
     return factory(config, context)
@@ -226,7 +181,3 @@ def clip(text: str, limit: int = MAX_DETAIL) -> str:
     """``text`` on at most ``limit`` characters, marked when cut."""
     text = text.strip()
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _name(cls: type[Any]) -> str:
-    return f"{cls.__module__}.{cls.__qualname__}"

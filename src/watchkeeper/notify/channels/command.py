@@ -19,14 +19,15 @@ import contextlib
 import os
 import signal
 import subprocess
-from typing import ClassVar
+from typing import ClassVar, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from watchkeeper.document.models import CommandChannel
-from watchkeeper.notify.channels.base import ChannelContext, DeliveryOutcome, clip, register
+from watchkeeper.document.fields import Command, Name, Strict
+from watchkeeper.notify.channels.base import ChannelContext, DeliveryOutcome, clip
 from watchkeeper.notify.channels.webhook import encode
 from watchkeeper.notify.notification import Notification
+from watchkeeper.plugins import CHANNELS
 
 #: Output kept per stream for the delivery log; the rest is read and dropped.
 MAX_OUTPUT = 4096
@@ -46,7 +47,15 @@ def notification_env(notification: Notification) -> dict[str, str]:
     }
 
 
-@register
+class CommandChannel(Strict):
+    """Run a command with the notification as JSON on standard input."""
+
+    name: Name = Field(description="Unique among objects of this kind.")
+    kind: Literal["command"]
+    command: Command
+
+
+@CHANNELS.register
 class CommandSender:
     """Runs ``command`` (argv, no shell) once per notification (see the module docstring)."""
 

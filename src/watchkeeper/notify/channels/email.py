@@ -19,18 +19,18 @@ import ssl
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, formatdate, make_msgid
-from typing import ClassVar
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from watchkeeper.document.models import EmailChannel
+from watchkeeper.document.fields import Name, Port, SecretRef, Strict
 from watchkeeper.notify.channels.base import (
     ChannelContext,
     DeliveryOutcome,
     PermanentFailure,
-    register,
 )
 from watchkeeper.notify.notification import Notification
+from watchkeeper.plugins import CHANNELS
 
 
 def render_message(
@@ -72,7 +72,21 @@ def render_text(notification: Notification) -> str:
     return "\n".join(lines) + "\n"
 
 
-@register
+class EmailChannel(Strict):
+    """Mail through an SMTP server, with STARTTLS unless disabled."""
+
+    name: Name = Field(description="Unique among objects of this kind.")
+    kind: Literal["email"]
+    to: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]] = Field(min_length=1)
+    sender: str = Field(default="watchkeeper@localhost", alias="from")
+    smtp_host: str = "localhost"
+    smtp_port: Port = 25
+    starttls: bool = True
+    username: str | None = None
+    password: SecretRef | None = None
+
+
+@CHANNELS.register
 class EmailSender:
     """Sends a plain-text mail to ``to`` for each notification (see the module docstring)."""
 

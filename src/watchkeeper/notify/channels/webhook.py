@@ -17,16 +17,17 @@ import hashlib
 import hmac
 from datetime import UTC
 from email.utils import parsedate_to_datetime
-from typing import ClassVar
+from typing import Annotated, ClassVar, Literal
 
 import httpx
 import orjson
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from watchkeeper import __version__
-from watchkeeper.document.models import WebhookChannel
-from watchkeeper.notify.channels.base import ChannelContext, DeliveryOutcome, clip, register
+from watchkeeper.document.fields import Name, NoCredentialHeaders, SecretRef, Strict
+from watchkeeper.notify.channels.base import ChannelContext, DeliveryOutcome, clip
 from watchkeeper.notify.notification import Notification
+from watchkeeper.plugins import CHANNELS
 
 USER_AGENT = f"watchkeeper/{__version__}"
 SIGNATURE_HEADER = "X-Watchkeeper-Signature"
@@ -67,7 +68,21 @@ def encode(notification: Notification) -> bytes:
     return orjson.dumps(notification.as_dict(), option=orjson.OPT_NON_STR_KEYS)
 
 
-@register
+class WebhookChannel(Strict):
+    """JSON POST to a URL, signed with HMAC-SHA256 when ``secret`` is set."""
+
+    name: Name = Field(description="Unique among objects of this kind.")
+    kind: Literal["webhook"]
+    url: str = Field(pattern=r"^https?://\S+$")
+    secret: SecretRef | None = Field(default=None, description="HMAC-SHA256 signing key.")
+    bearer_token: SecretRef | None = None
+    headers: Annotated[dict[str, str], NoCredentialHeaders] = Field(
+        default_factory=dict,
+        description="Extra headers; credentials go in secret or bearer_token, not here.",
+    )
+
+
+@CHANNELS.register
 class WebhookSender:
     """POSTs `Notification.as_dict` to ``url`` (see the module docstring for the contract)."""
 

@@ -3,53 +3,37 @@
     job_runner(job) ── spec has "action" ──▶ Actions().run(spec["action"], ActionTarget)
         └─▶ ssh | command | http | platform ──▶ CheckOutcome (OK succeeded, CRITICAL failed)
 
-Importing this package registers the built-in actions. ``platform`` actions run hooks
-that infrastructure providers register with `register_platform_hook`.
+Each module holds one action and the document model of its kind (``Config``);
+``platform`` actions go through the platform's provider (`watchkeeper.infra.providers`).
 """
 
 from __future__ import annotations
 
 from watchkeeper.worker.actions.base import (
-    ACTIONS,
     Action,
-    ActionAlreadyRegistered,
-    ActionError,
     Actions,
     ActionTarget,
     failed,
-    register,
     succeeded,
 )
-from watchkeeper.worker.actions.command import CommandAction, process_outcome
-from watchkeeper.worker.actions.http import HttpActionRunner
-from watchkeeper.worker.actions.platform import (
-    PLATFORM_HOOKS,
-    PlatformActionRunner,
-    PlatformHook,
-    PlatformRequest,
-    register_platform_hook,
-    unregister_platform_hook,
-)
-from watchkeeper.worker.actions.ssh import SshActionRunner
+from watchkeeper.worker.actions.command import CommandAction, WorkerCommandAction, process_outcome
+from watchkeeper.worker.actions.http import HttpAction, HttpActionRunner
+from watchkeeper.worker.actions.platform import PlatformAction, PlatformActionRunner
+from watchkeeper.worker.actions.ssh import SshAction, SshActionRunner
 
 __all__ = [
-    "ACTIONS",
-    "PLATFORM_HOOKS",
     "Action",
-    "ActionAlreadyRegistered",
-    "ActionError",
     "ActionTarget",
     "Actions",
     "CommandAction",
+    "HttpAction",
     "HttpActionRunner",
+    "PlatformAction",
     "PlatformActionRunner",
-    "PlatformHook",
-    "PlatformRequest",
+    "SshAction",
     "SshActionRunner",
+    "WorkerCommandAction",
     "failed",
     "process_outcome",
-    "register",
-    "register_platform_hook",
     "succeeded",
-    "unregister_platform_hook",
 ]

@@ -1,4 +1,7 @@
-"""What an action is, and the registry that finds one by action kind.
+"""What an action is, and how a worker finds the one of an action's kind.
+
+Actions are the plugins of `watchkeeper.plugins.ACTIONS` (``@ACTIONS.register``; the
+``watchkeeper.actions`` entry point group for third parties).
 
 An action changes something to fix a problem (restart a service, call a deploy hook) and
 reports how it went as a `CheckOutcome`: OK when it succeeded, CRITICAL when it failed,
@@ -10,24 +13,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, TypeVar
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol, cast
 
 from pydantic import BaseModel, ValidationError
 
-from watchkeeper.errors import WatchkeeperError
+from watchkeeper.plugins import ACTIONS, UnknownKind
 from watchkeeper.results import CheckOutcome, CheckState
 from watchkeeper.worker.executors import Executors
 
 logger = logging.getLogger(__name__)
-
-
-class ActionError(WatchkeeperError):
-    """The action registry cannot do what was asked."""
-
-
-class ActionAlreadyRegistered(ActionError):
-    """Two actions claim the same kind."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -41,7 +36,6 @@ class ActionTarget:
     timeout: float = 60.0
     #: The document's platform object, for platform actions.
     platform: dict[str, Any] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Action(Protocol):
@@ -58,21 +52,6 @@ class Action(Protocol):
         ...
 
     async def aclose(self) -> None: ...
-
-
-A = TypeVar("A", bound=type[Action])
-
-#: Action kind -> class. Use `register` to add.
-ACTIONS: dict[str, type[Action]] = {}
-
-
-def register(cls: A) -> A:
-    """Class decorator: add an action under its ``kind``; a second claim raises."""
-    existing = ACTIONS.get(cls.kind)
-    if existing is not None and existing is not cls:
-        raise ActionAlreadyRegistered(f"action kind {cls.kind!r} is already registered")
-    ACTIONS[cls.kind] = cls
-    return cls
 
 
 def succeeded(output: str, *, long_output: str = "", duration: float = 0.0) -> CheckOutcome:
@@ -109,8 +88,9 @@ class Actions:
         if instance is None:
             factory = self._factories.get(kind)
             if factory is None:
-                cls = ACTIONS.get(kind)
-                if cls is None:
+                try:
+                    cls = cast("type[Action]", ACTIONS.get(kind))
+                except UnknownKind:
                     return None
                 instance = cls(self.executors)
             else:
@@ -123,7 +103,7 @@ class Actions:
         kind = str(spec.get("kind"))
         action = self.get(kind)
         if action is None:
-            known = ", ".join(sorted(ACTIONS)) or "none"
+            known = ", ".join(sorted(ACTIONS.kinds())) or "none"
             return failed(f"ACTION FAILED - unknown action kind {kind!r} (known: {known})")
         try:
             config = action.Config.model_validate(spec)

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel
 
-from watchkeeper.document.models import WorkerCommandAction
+from watchkeeper.document.fields import Command, Strict
+from watchkeeper.plugins import ACTIONS
 from watchkeeper.results import CheckOutcome
-from watchkeeper.worker.actions.base import ActionTarget, failed, register, succeeded
+from watchkeeper.worker.actions.base import ActionTarget, failed, succeeded
 from watchkeeper.worker.executors import Executors, ProcessResult, run_process
 from watchkeeper.worker.executors.plugin import DEFAULT_ENV, DEFAULT_MAX_OUTPUT
 
@@ -52,7 +53,14 @@ def process_outcome(result: ProcessResult, *, timeout: float, label: str) -> Che
     )
 
 
-@register
+class WorkerCommandAction(Strict):
+    """Run a command on the worker that serves the target's zone."""
+
+    kind: Literal["command"]
+    command: Command
+
+
+@ACTIONS.register
 class CommandAction:
     """Runs ``command`` on the worker; ``env`` replaces the plugin executor's environment."""
 

@@ -10,23 +10,34 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import ClassVar
+from typing import Any, ClassVar, Literal
 
 import httpx
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from watchkeeper.document.models import HttpAction
+from watchkeeper.document.fields import SecretRef, Strict
 from watchkeeper.errors import SecretError
+from watchkeeper.plugins import ACTIONS
 from watchkeeper.results import CheckOutcome
 from watchkeeper.secrets import resolve_secret
-from watchkeeper.worker.actions.base import ActionTarget, failed, register, succeeded
+from watchkeeper.worker.actions.base import ActionTarget, failed, succeeded
 from watchkeeper.worker.executors import Executors
 
 MAX_BODY = 4096
 USER_AGENT = "watchkeeper-remediation"
 
 
-@register
+class HttpAction(Strict):
+    """Call an HTTP endpoint (a deploy hook, an orchestrator API)."""
+
+    kind: Literal["http"]
+    url: str = Field(pattern=r"^https?://\S+$")
+    method: Literal["GET", "POST", "PUT", "DELETE"] = "POST"
+    body: dict[str, Any] | None = None
+    bearer_token: SecretRef | None = None
+
+
+@ACTIONS.register
 class HttpActionRunner:
     """Calls ``url``; ``environ`` is where ``env:`` secrets are looked up."""
 

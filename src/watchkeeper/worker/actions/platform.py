@@ -1,69 +1,49 @@
-"""The platform action: ask the target's platform (a cloud API) to reboot, start, stop or
-replace it, through a hook the infrastructure support registers per provider.
-
-    register_platform_hook("ec2", hook)      # infrastructure code, at import
-    hook(PlatformRequest) -> CheckOutcome    # OK when the platform did it
+"""The platform action: ask the target's platform (a cloud or on-prem API) to reboot,
+start, stop or replace it, through the platform's provider.
 
 The manager sends the platform's document object with the job, and the job goes to a
-worker of the platform's zone (where its credentials are). With no hook for the
-provider the action fails and says so.
+worker of the platform's zone (where its credentials are). The provider is the plugin of
+`watchkeeper.plugins.PROVIDERS` named by the platform's ``provider``; it must offer the
+`PowerControl` capability. A provider is made once per platform and kept for the
+worker's life. With no such provider, or one that cannot do it, the action fails and
+says so.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, cast
 
 from pydantic import BaseModel
 
-from watchkeeper.document.models import PlatformAction
+from watchkeeper.document.fields import Name, Strict
+from watchkeeper.infra.providers.base import PlatformRequest, PowerControl, Provider
+from watchkeeper.plugins import ACTIONS, PROVIDERS, UnknownKind
 from watchkeeper.results import CheckOutcome
-from watchkeeper.worker.actions.base import ActionError, ActionTarget, failed, register
+from watchkeeper.worker.actions.base import ActionTarget, failed
 from watchkeeper.worker.executors import Executors
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PlatformRequest:
-    """What a platform hook is asked to do, and to which machine."""
+class PlatformAction(Strict):
+    """Ask the target's platform to act on it (reboot, replace)."""
 
-    operation: str
-    #: The document's platform object: name, provider, zone, credentials (a secret
-    #: reference, resolve it with `watchkeeper.secrets.resolve_secret`), options.
-    platform: dict[str, Any]
-    host: str
-    address: str
-    service: str | None = None
-    timeout: float = 60.0
-    extra: dict[str, Any] = field(default_factory=dict)
+    kind: Literal["platform"]
+    platform: Name
+    operation: Literal["reboot", "start", "stop", "replace"]
+
+    #: Fields that name another object of the document: field -> its section.
+    references: ClassVar[dict[str, str]] = {"platform": "platforms"}
 
 
-PlatformHook = Callable[[PlatformRequest], Awaitable[CheckOutcome]]
-
-#: Provider -> hook. Filled by the infrastructure providers.
-PLATFORM_HOOKS: dict[str, PlatformHook] = {}
-
-
-def register_platform_hook(provider: str, hook: PlatformHook, *, replace: bool = False) -> None:
-    """Let platform actions on ``provider`` platforms run ``hook``; a second claim raises."""
-    if provider in PLATFORM_HOOKS and PLATFORM_HOOKS[provider] is not hook and not replace:
-        raise ActionError(f"a platform hook for provider {provider!r} is already registered")
-    PLATFORM_HOOKS[provider] = hook
-
-
-def unregister_platform_hook(provider: str) -> None:
-    PLATFORM_HOOKS.pop(provider, None)
-
-
-@register
+@ACTIONS.register
 class PlatformActionRunner:
-    """Runs a ``platform`` action with the hook of the platform's provider."""
+    """Runs a ``platform`` action with the provider of the platform."""
 
     kind: ClassVar[str] = "platform"
     Config: ClassVar[type[BaseModel]] = PlatformAction
 
     def __init__(self, executors: Executors | None = None) -> None:
-        """The registry builds every action with the executors; a hook needs none."""
+        """The registry builds every action with the executors; providers need none."""
+        self._providers: dict[str, tuple[dict[str, Any], Provider]] = {}
 
     async def run(self, spec: PlatformAction, target: ActionTarget) -> CheckOutcome:
         platform = target.platform
@@ -72,15 +52,21 @@ class PlatformActionRunner:
                 f"PLATFORM ACTION FAILED - platform {spec.platform} was not sent with the "
                 "job (is it in the document?)"
             )
-        provider = str(platform.get("provider", ""))
-        hook = PLATFORM_HOOKS.get(provider)
-        if hook is None:
-            known = ", ".join(sorted(PLATFORM_HOOKS)) or "none"
+        kind = str(platform.get("provider", ""))
+        try:
+            provider = await self._provider(platform)
+        except UnknownKind:
+            known = ", ".join(PROVIDERS.kinds()) or "none"
             return failed(
-                f"PLATFORM ACTION FAILED - no platform hook for provider {provider!r} "
-                f"(platform {spec.platform}; providers with hooks: {known})"
+                f"PLATFORM ACTION FAILED - no provider {kind!r} (platform {spec.platform}; "
+                f"installed providers: {known})"
             )
-        return await hook(
+        if not isinstance(provider, PowerControl):
+            return failed(
+                f"PLATFORM ACTION FAILED - provider {kind!r} cannot {spec.operation} "
+                f"machines (platform {spec.platform})"
+            )
+        return await provider.operate(
             PlatformRequest(
                 operation=spec.operation,
                 platform=dict(platform),
@@ -91,5 +77,20 @@ class PlatformActionRunner:
             )
         )
 
+    async def _provider(self, platform: dict[str, Any]) -> Provider:
+        """The provider of this platform, made on first use and again when it changed."""
+        name = str(platform.get("name"))
+        known = self._providers.get(name)
+        if known is not None and known[0] == platform:
+            return known[1]
+        cls = cast("type[Provider]", PROVIDERS.get(str(platform.get("provider", ""))))
+        provider = cls(platform)
+        self._providers[name] = (dict(platform), provider)
+        if known is not None:
+            await known[1].aclose()
+        return provider
+
     async def aclose(self) -> None:
-        return None
+        providers, self._providers = list(self._providers.values()), {}
+        for _, provider in providers:
+            await provider.aclose()

@@ -8,13 +8,14 @@ status as a plugin's (0-3), so the failure line names the status class it saw.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel
 
-from watchkeeper.document.models import SshAction
+from watchkeeper.document.fields import Command, Port, SecretRef, Strict
+from watchkeeper.plugins import ACTIONS
 from watchkeeper.results import CheckOutcome, CheckState
-from watchkeeper.worker.actions.base import ActionTarget, failed, register, succeeded
+from watchkeeper.worker.actions.base import ActionTarget, failed, succeeded
 from watchkeeper.worker.executors import Executors
 
 #: What the ssh executor's plugin reading of an exit status says about it.
@@ -25,7 +26,17 @@ _STATUS = {
 }
 
 
-@register
+class SshAction(Strict):
+    """Run a command on the target host over SSH."""
+
+    kind: Literal["ssh"]
+    command: Command
+    user: str = "watchkeeper"
+    port: Port = 22
+    key: SecretRef
+
+
+@ACTIONS.register
 class SshActionRunner:
     """Runs an ``ssh`` action through the shared `SshExecutor`."""
 

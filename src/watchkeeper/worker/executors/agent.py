@@ -9,17 +9,25 @@ environment, process-group timeout and output parsing as the ``plugin`` executor
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel
 
-from watchkeeper.document.models import AgentCheck
+from watchkeeper.document.fields import Command, Strict
+from watchkeeper.plugins import CHECKS
 from watchkeeper.results import CheckOutcome
-from watchkeeper.worker.executors.base import SpecExecutor, register
+from watchkeeper.worker.executors.base import SpecExecutor
 from watchkeeper.worker.executors.plugin import PluginExecutor
 
 
-@register
+class AgentCheck(Strict):
+    """Run a local check through the Watchkeeper agent installed on the host itself."""
+
+    kind: Literal["agent"]
+    command: Command
+
+
+@CHECKS.register
 class AgentExecutor(SpecExecutor[AgentCheck]):
     """Runs ``command`` locally through a `PluginExecutor` (one shared, per agent)."""
 

@@ -1,48 +1,29 @@
-"""What an executor is, and the registry that finds one by check kind.
+"""What an executor is, and how a worker finds the one of a check's kind.
 
 An executor runs one kind of check (``plugin``, ``tcp``, ...) against one address and
 returns a `CheckOutcome`. A failing target is a result, not an error: executors return
 CRITICAL or UNKNOWN with a Nagios-style line ("TCP CRITICAL - connection refused on
-127.0.0.1:22") and never raise for it. Errors here are about the registry itself:
+127.0.0.1:22") and never raise for it.
 
-    WatchkeeperError
-     └── ExecutorError            the executor registry cannot do what was asked
-          ├── ExecutorAlreadyRegistered   two executors claim one kind
-          └── UnknownCheckKind            no executor, built-in or installed, runs a kind
-
-Built-in executors register when `watchkeeper.worker.executors` is imported; third-party
-ones come in through the ``watchkeeper.executors`` entry point group, loaded on first miss.
+Executors are the plugins of `watchkeeper.plugins.CHECKS`: a class decorated with
+``@CHECKS.register`` whose ``Config`` is the document model of its check, built in (named
+in that registry) or installed through the ``watchkeeper.executors`` entry point group.
+`Executors` keeps one instance per kind for a worker.
 """
 
 from __future__ import annotations
 
 import abc
-import inspect
 import logging
 from collections.abc import Callable
-from importlib.metadata import entry_points
 from typing import Any, ClassVar, Generic, Protocol, TypeVar, cast
 
 from pydantic import BaseModel, ValidationError
 
-from watchkeeper.errors import WatchkeeperError
+from watchkeeper.plugins import CHECKS, UnknownKind
 from watchkeeper.results import CheckOutcome, CheckState
 
 logger = logging.getLogger(__name__)
-
-ENTRY_POINT_GROUP = "watchkeeper.executors"
-
-
-class ExecutorError(WatchkeeperError):
-    """The executor registry cannot do what was asked."""
-
-
-class ExecutorAlreadyRegistered(ExecutorError):
-    """Two executors claim the same check kind."""
-
-
-class UnknownCheckKind(ExecutorError):
-    """No executor runs this kind of check."""
 
 
 class Executor(Protocol):
@@ -76,73 +57,12 @@ class Executor(Protocol):
         ...
 
 
-E = TypeVar("E", bound=type[Executor])
 M = TypeVar("M", bound=BaseModel)
-
-#: Check kind -> executor class. Use `register` to add, `get_executor` to look up.
-EXECUTORS: dict[str, type[Executor]] = {}
-_entry_points_loaded = False
-
-
-def register(cls: E) -> E:
-    """Class decorator: add an executor under its ``kind``; a second claim raises."""
-    kind = getattr(cls, "kind", None)
-    if not isinstance(kind, str) or not kind:
-        raise ExecutorError(f"{cls.__qualname__} has no kind: set `kind: ClassVar[str]`")
-    if not inspect.iscoroutinefunction(getattr(cls, "run", None)):
-        raise ExecutorError(f"{cls.__qualname__}.run must be an async method")
-    config = getattr(cls, "Config", None)
-    if not (isinstance(config, type) and issubclass(config, BaseModel)):
-        raise ExecutorError(f"{cls.__qualname__}.Config must be the pydantic model of its spec")
-    existing = EXECUTORS.get(kind)
-    if existing is not None and existing is not cls:
-        raise ExecutorAlreadyRegistered(
-            f"check kind {kind!r} is already run by {_name(existing)}; "
-            f"{_name(cls)} cannot claim it too"
-        )
-    EXECUTORS[kind] = cls
-    return cls
 
 
 def get_executor(kind: str) -> type[Executor]:
-    """Return the executor class for ``kind``, loading installed plugins on a first miss."""
-    if kind not in EXECUTORS:
-        load_entry_points()
-    try:
-        return EXECUTORS[kind]
-    except KeyError:
-        known = ", ".join(sorted(EXECUTORS)) or "none"
-        raise UnknownCheckKind(
-            f"no executor runs checks of kind {kind!r} (known kinds: {known}; third-party "
-            f"executors register through the {ENTRY_POINT_GROUP!r} entry point group)"
-        ) from None
-
-
-def load_entry_points(*, force: bool = False) -> list[str]:
-    """Register executors from installed packages once; return the kinds added.
-
-    One broken plugin must not stop the worker from running every other check, so a
-    plugin that fails to load or clashes with a registered kind is logged and skipped.
-    """
-    global _entry_points_loaded
-    if _entry_points_loaded and not force:
-        return []
-    _entry_points_loaded = True
-    added = []
-    for point in entry_points(group=ENTRY_POINT_GROUP):
-        extra = {"action": "executor_plugin_skipped", "entry_point": point.value}
-        try:
-            cls = point.load()
-            if getattr(cls, "kind", None) != point.name:
-                raise ExecutorError(f"its kind is {getattr(cls, 'kind', None)!r}")
-            register(cls)
-        except Exception as exc:
-            logger.warning(
-                "executor plugin %s (%s) skipped: %s", point.name, point.value, exc, extra=extra
-            )
-            continue
-        added.append(point.name)
-    return added
+    """The executor class for ``kind``; `watchkeeper.plugins.UnknownKind` names the known."""
+    return cast("type[Executor]", CHECKS.get(kind))
 
 
 def validate_spec(config: type[M], check: dict[str, Any], name: str) -> M | CheckOutcome:
@@ -211,7 +131,7 @@ class Executors:
         self._instances: dict[str, Executor] = {}
 
     def get(self, kind: str) -> Executor:
-        """Return the shared executor for ``kind``; raise `UnknownCheckKind`."""
+        """Return the shared executor for ``kind``; raise `UnknownKind`."""
         instance = self._instances.get(kind)
         if instance is None:
             factory = self._factories.get(kind) or get_executor(kind)
@@ -229,7 +149,7 @@ class Executors:
         kind = str(check.get("kind"))
         try:
             executor = self.get(kind)
-        except UnknownCheckKind as exc:
+        except UnknownKind as exc:
             return outcome(CheckState.UNKNOWN, f"UNKNOWN - {exc.message}")
         try:
             return await executor.run(check, address=address, timeout=timeout)
@@ -243,7 +163,3 @@ class Executors:
         instances, self._instances = list(self._instances.values()), {}
         for instance in instances:
             await instance.aclose()
-
-
-def _name(cls: type[Any]) -> str:
-    return f"{cls.__module__}.{cls.__qualname__}"

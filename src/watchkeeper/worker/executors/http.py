@@ -18,16 +18,17 @@ import ssl
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import ClassVar
+from typing import Annotated, ClassVar, Literal
 
 import httpx
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from watchkeeper.document.models import HttpCheck
+from watchkeeper.document.fields import Port, SecretRef, Strict
 from watchkeeper.errors import SecretError
+from watchkeeper.plugins import CHECKS
 from watchkeeper.results import CheckOutcome, CheckState, Metric
 from watchkeeper.secrets import resolve_secret
-from watchkeeper.worker.executors.base import SpecExecutor, outcome, register
+from watchkeeper.worker.executors.base import SpecExecutor, outcome
 from watchkeeper.worker.executors.tcp import host_port
 
 #: Decoded body bytes kept for ``body_contains``; reading stops there.
@@ -35,7 +36,26 @@ DEFAULT_MAX_BODY = 1024 * 1024
 USER_AGENT = "watchkeeper-http-check"
 
 
-@register
+class HttpCheck(Strict):
+    """Request a URL on the host; check status, body, latency and certificate lifetime."""
+
+    kind: Literal["http"]
+    port: Port | None = Field(default=None, description="Default 80, or 443 with tls.")
+    path: str = Field(default="/", pattern=r"^/")
+    tls: bool = False
+    method: Literal["GET", "HEAD", "POST"] = "GET"
+    host_header: str | None = None
+    expect_status: list[Annotated[int, Field(ge=100, le=599)]] = Field(
+        default_factory=lambda: [200]
+    )
+    body_contains: str | None = None
+    certificate_days: Annotated[int, Field(ge=0)] | None = Field(
+        default=None, description="With tls: WARNING when the certificate expires sooner."
+    )
+    bearer_token: SecretRef | None = None
+
+
+@CHECKS.register
 class HttpExecutor(SpecExecutor[HttpCheck]):
     """Checks an HTTP(S) endpoint on the host's address.
 

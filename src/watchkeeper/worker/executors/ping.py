@@ -16,13 +16,14 @@ import math
 import re
 import time
 from collections.abc import Mapping
-from typing import ClassVar
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from watchkeeper.document.models import PingCheck
+from watchkeeper.document.fields import Strict
+from watchkeeper.plugins import CHECKS
 from watchkeeper.results import CheckOutcome, CheckState, Metric
-from watchkeeper.worker.executors.base import SpecExecutor, outcome, register
+from watchkeeper.worker.executors.base import SpecExecutor, outcome
 from watchkeeper.worker.executors.plugin import DEFAULT_ENV, run_process
 
 _LOSS = re.compile(
@@ -31,7 +32,14 @@ _LOSS = re.compile(
 _RTT = re.compile(r"(?:rtt|round-trip) min/avg/max/(?:mdev|stddev) = [\d.]+/([\d.]+)/")
 
 
-@register
+class PingCheck(Strict):
+    """ICMP echo to the host; perfdata rta and pl."""
+
+    kind: Literal["ping"]
+    count: Annotated[int, Field(ge=1, le=100)] = 3
+
+
+@CHECKS.register
 class PingExecutor(SpecExecutor[PingCheck]):
     """Sends ``count`` echo requests ``interval`` seconds apart, within the check timeout.
 

@@ -27,14 +27,15 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from watchkeeper.document.models import PluginCheck
+from watchkeeper.document.fields import Command, Strict
+from watchkeeper.plugins import CHECKS
 from watchkeeper.results import CheckOutcome, CheckState
 from watchkeeper.telemetry.perfdata import parse_output
-from watchkeeper.worker.executors.base import SpecExecutor, outcome, register
+from watchkeeper.worker.executors.base import SpecExecutor, outcome
 
 #: Debian's monitoring-plugins first, so ``["check_disk", ...]`` works as in Nagios.
 DEFAULT_PATH = (
@@ -338,7 +339,17 @@ async def _kill_and_reap(
         await asyncio.wait_for(asyncio.shield(done), KILL_GRACE)
 
 
-@register
+class PluginCheck(Strict):
+    """Run a Nagios-compatible plugin on the worker (exit code 0-3, output, perfdata)."""
+
+    kind: Literal["plugin"]
+    command: Command
+    timeout_state: Literal["UNKNOWN", "CRITICAL"] = Field(
+        default="UNKNOWN", description="State given when the plugin exceeds its timeout."
+    )
+
+
+@CHECKS.register
 class PluginExecutor(SpecExecutor[PluginCheck]):
     """Runs ``command`` with a minimal, predictable environment.
 

@@ -39,16 +39,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import asyncssh
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from watchkeeper.document.models import SshCheck
+from watchkeeper.document.fields import Command, Port, SecretRef, Strict
 from watchkeeper.errors import SecretError
+from watchkeeper.plugins import CHECKS
 from watchkeeper.results import CheckOutcome, CheckState
 from watchkeeper.secrets import resolve_secret
-from watchkeeper.worker.executors.base import SpecExecutor, outcome, register
+from watchkeeper.worker.executors.base import SpecExecutor, outcome
 from watchkeeper.worker.executors.plugin import DEFAULT_MAX_OUTPUT, ProcessResult, plugin_outcome
 from watchkeeper.worker.executors.tcp import host_port
 
@@ -279,7 +280,20 @@ class _Key:
     fingerprint: str
 
 
-@register
+class SshCheck(Strict):
+    """Run a command or plugin on the host over SSH, like check_by_ssh."""
+
+    kind: Literal["ssh"]
+    command: Command
+    user: str = "watchkeeper"
+    port: Port = 22
+    key: SecretRef = Field(description="Private key the worker uses, as a secret reference.")
+    known_hosts: Literal["strict", "accept-new"] = Field(
+        default="strict", description="strict: the host key must be known; accept-new: TOFU."
+    )
+
+
+@CHECKS.register
 class SshExecutor(SpecExecutor[SshCheck]):
     """Runs ``command`` on the host over SSH, on pooled connections.
 

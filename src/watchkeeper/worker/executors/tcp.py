@@ -14,13 +14,14 @@ import asyncio
 import socket
 import ssl
 import time
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel
 
-from watchkeeper.document.models import TcpCheck
+from watchkeeper.document.fields import Port, Strict
+from watchkeeper.plugins import CHECKS
 from watchkeeper.results import CheckOutcome, CheckState, Metric
-from watchkeeper.worker.executors.base import SpecExecutor, outcome, register
+from watchkeeper.worker.executors.base import SpecExecutor, outcome
 
 #: Bytes of reply kept for ``expect``; the reply is searched within them.
 MAX_REPLY = 64 * 1024
@@ -59,7 +60,17 @@ class _Probe(asyncio.Protocol):
             self.lost.set_result(None)
 
 
-@register
+class TcpCheck(Strict):
+    """Connect to a TCP port of the host; optionally send a string and expect a reply."""
+
+    kind: Literal["tcp"]
+    port: Port
+    send: str | None = None
+    expect: str | None = None
+    tls: bool = False
+
+
+@CHECKS.register
 class TcpExecutor(SpecExecutor[TcpCheck]):
     """Checks a TCP port. ``verify`` applies to ``tls``: True (system CAs), False, or a context."""
 

@@ -5,25 +5,22 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import AsyncIterator
-from typing import Any, ClassVar
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, ClassVar, Literal
 
 import httpx
 import pytest
 from pydantic import BaseModel
 
+from watchkeeper.infra.providers import PlatformRequest
+from watchkeeper.plugins import ACTIONS, PROVIDERS
 from watchkeeper.results import CheckOutcome, CheckState
 from watchkeeper.transport.protocol import Job
 from watchkeeper.worker.actions import (
-    ACTIONS,
     Actions,
     ActionTarget,
     HttpActionRunner,
-    PlatformRequest,
-    register_platform_hook,
-    unregister_platform_hook,
 )
-from watchkeeper.worker.actions.platform import PLATFORM_HOOKS
 from watchkeeper.worker.executors import Executors
 from watchkeeper.worker.runner import job_runner
 
@@ -145,7 +142,40 @@ async def test_ssh_runs_through_the_shared_ssh_executor_strictly() -> None:
     assert bad.output == "SSH ACTION FAILED (exit status 2) - Job for nginx failed"
 
 
-async def test_platform_actions_use_the_providers_hook_or_say_there_is_none(
+class LabCloudPlatform(BaseModel):
+    provider: Literal["testcloud"]
+
+
+class LabCloud:
+    """A provider with the power-control capability, recording what it was asked."""
+
+    kind: ClassVar[str] = "testcloud"
+    Config: ClassVar[type[BaseModel]] = LabCloudPlatform
+    asked: ClassVar[list[PlatformRequest]] = []
+    closed: ClassVar[int] = 0
+
+    def __init__(self, platform: Mapping[str, Any]) -> None:
+        self.platform = platform
+
+    async def operate(self, request: PlatformRequest) -> CheckOutcome:
+        LabCloud.asked.append(request)
+        return CheckOutcome(state=CheckState.OK, output=f"rebooted {request.host}")
+
+    async def aclose(self) -> None:
+        LabCloud.closed += 1
+
+
+class Inventory(LabCloud):
+    """A provider without power control."""
+
+    kind: ClassVar[str] = "inventory-only"
+    operate = None  # type: ignore[assignment]
+
+    class Config(BaseModel):
+        provider: Literal["inventory-only"]
+
+
+async def test_platform_actions_use_the_provider_or_say_there_is_none(
     actions: Actions,
 ) -> None:
     platform = {"name": "eu", "provider": "testcloud", "zone": "core"}
@@ -153,22 +183,28 @@ async def test_platform_actions_use_the_providers_hook_or_say_there_is_none(
     spec = {"kind": "platform", "platform": "eu", "operation": "reboot"}
     none = await actions.run(spec, target)
     assert none.state is CheckState.CRITICAL
-    assert "no platform hook for provider 'testcloud' (platform eu" in none.output
-    asked: list[PlatformRequest] = []
-
-    async def hook(request: PlatformRequest) -> CheckOutcome:
-        asked.append(request)
-        return CheckOutcome(state=CheckState.OK, output=f"rebooted {request.host}")
-
-    register_platform_hook("testcloud", hook)
+    assert "no provider 'testcloud' (platform eu" in none.output
+    PROVIDERS.register(LabCloud)
+    PROVIDERS.register(Inventory)
     try:
         done = await actions.run(spec, target)
+        again = await actions.run(spec, target)
+        cannot = await actions.run(
+            {**spec, "platform": "inv"},
+            ActionTarget(host="web1", platform={"name": "inv", "provider": "inventory-only"}),
+        )
     finally:
-        unregister_platform_hook("testcloud")
-    assert done.output == "rebooted web1"
+        PROVIDERS.unregister("testcloud")
+        PROVIDERS.unregister("inventory-only")
+    assert done.output == again.output == "rebooted web1"
+    asked = LabCloud.asked
     assert (asked[0].operation, asked[0].address, asked[0].platform) == ("reboot", "10.0.0.1",
                                                                          platform)  # fmt: skip
-    assert "testcloud" not in PLATFORM_HOOKS
+    assert "provider 'inventory-only' cannot reboot machines" in cannot.output
+    assert "testcloud" not in PROVIDERS
+    closed = LabCloud.closed
+    await actions.aclose()
+    assert LabCloud.closed == closed + 2  # one provider per platform, made once, closed once
     missing = await actions.run(spec, ActionTarget(host="web1"))
     assert "was not sent with the job" in missing.output
 
