@@ -46,7 +46,7 @@ from tests.fixtures.manager import running_manager  # noqa: E402
 
 from watchkeeper import store  # noqa: E402
 from watchkeeper.manager.runtime import Manager  # noqa: E402
-from watchkeeper.store import remediation as remediation_store  # noqa: E402
+from watchkeeper.remediation import records as remediation_records  # noqa: E402
 from watchkeeper.worker.executors import install_child_watcher  # noqa: E402
 
 TARGET_DISPATCH = 1.0
@@ -122,7 +122,8 @@ async def round_figures(manager: Manager, since: float) -> tuple[float, float, f
     """(hard, alarm, dispatch) epoch seconds of the episode that started after ``since``."""
     async with manager.db.session() as session:
         history = await store.list_state_history(session, check_key=VICTIM, limit=20)
-        jobs = await remediation_store.list_jobs(session, target=VICTIM, limit=5)
+    queue = manager.stages.remediation.queue
+    jobs = await remediation_records.list_jobs(queue, target=VICTIM, limit=5)
     hard = [
         h.at.timestamp()
         for h in history
@@ -224,8 +225,7 @@ async def main(args: argparse.Namespace) -> None:
 
 async def explain(manager: Manager, since: float) -> None:
     """Print the remediation audit since ``since``: why a dispatch waited."""
-    async with manager.db.session() as session:
-        entries = await remediation_store.list_audit(session, target=VICTIM, limit=50)
+    entries = await manager.stages.remediation.queue.list_audit(subject=VICTIM, limit=50)
     for entry in reversed(entries):
         if entry.at >= since - 5:
             print(f"    {entry.at - since:+8.3f}s {entry.event}: {entry.output[:100]}")

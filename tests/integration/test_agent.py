@@ -18,6 +18,7 @@ import pytest
 
 from tests.fixtures.jobserver import CHECK_DUMMY, HAVE_CHECK_DUMMY, Harness, eventually
 from watchkeeper import store
+from watchkeeper.jobs.payloads import CheckPayload
 from watchkeeper.manager.runtime import Manager, ManagerSettings
 from watchkeeper.results import CheckState
 from watchkeeper.transport import keys
@@ -32,13 +33,13 @@ def agent_job(job_id: str, host: str, *argv: str, agent: bool = True) -> Job:
     kind = "agent" if agent else "plugin"
     return Job(
         job_id=job_id,
-        check=f"{host}!disk",
         zone="dmz",
-        spec={
-            "check": {"kind": kind, "command": [CHECK_DUMMY, *argv]},
-            "address": "127.0.0.1",
-            "timeout": 5.0,
-        },
+        payload=CheckPayload(
+            key=f"{host}!disk",
+            check={"kind": kind, "command": [CHECK_DUMMY, *argv]},
+            address="127.0.0.1",
+            timeout=5.0,
+        ),
         deadline=time.time() + 30,
         token=1,
         agent=host if agent else None,

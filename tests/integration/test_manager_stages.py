@@ -152,10 +152,11 @@ async def test_a_failing_service_alarms_notifies_is_remediated_and_resolves(
     deliveries = await api.get("/api/v1/notifications/deliveries", params={"key": "h1!web"})
     assert [d["success"] for d in deliveries.json()] == [True, True]
 
-    # The tcp check's connect time is a series with points, and /metrics publishes it.
+    # The tcp check's connect time is a series with points, and /metrics publishes it. The
+    # recorder writes about every second, so the series may come a moment after the flow.
+    await wait_until(lambda: _has_points(api, "h1!web", "time"), within=10, what="points")
     [metric] = (await api.get("/api/v1/checks/h1!web/metrics")).json()
     assert metric["metric"] == "time"
-    await wait_until(lambda: _has_points(api, "h1!web", "time"), within=10, what="points")
     exposition = (await api.get("/metrics")).text
     assert 'watchkeeper_check_state{host="h1",service="web",zone="core"} 0' in exposition
     history = (await api.get("/api/v1/checks/h1!web/history")).json()

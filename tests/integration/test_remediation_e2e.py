@@ -25,14 +25,14 @@ from tests.waiting import wait_until
 from watchkeeper import store
 from watchkeeper.clock import utcnow
 from watchkeeper.infra.providers import PlatformRequest
+from watchkeeper.jobs.states import JobState
 from watchkeeper.manager.intake import ConfigIntake
 from watchkeeper.manager.jobs import EngineRunner
 from watchkeeper.notify.notification import Notification
 from watchkeeper.plugins import PROVIDERS
+from watchkeeper.remediation import records
 from watchkeeper.remediation.service import RemediationService, RemediationSettings
 from watchkeeper.results import CheckOutcome, CheckState
-from watchkeeper.store import remediation as rstore
-from watchkeeper.store.remediation import JobState
 from watchkeeper.transport import keys
 from watchkeeper.transport.client import WorkerConnection, WorkerSettings
 from watchkeeper.transport.registry import MemoryKeyRegistry
@@ -107,13 +107,11 @@ class Manager:
         assert outcome.accepted, outcome.errors
         await self.configure()
 
-    async def jobs(self) -> list[rstore.RemediationJob]:
-        async with self.db.session() as session:
-            return list(reversed(await rstore.list_jobs(session)))
+    async def jobs(self) -> list[records.RemediationJob]:
+        return list(reversed(await records.list_jobs(self.service.queue)))
 
     async def audit(self) -> list[str]:
-        async with self.db.session() as session:
-            return [e.event for e in reversed(await rstore.list_audit(session, limit=1000))]
+        return [e.event for e in reversed(await self.service.queue.list_audit(limit=1000))]
 
     def state(self) -> CheckState | None:
         status = self.runner.engine.statuses.get("h1!web")

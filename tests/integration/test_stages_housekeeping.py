@@ -6,10 +6,11 @@ from datetime import UTC, datetime, timedelta
 
 from watchkeeper import store
 from watchkeeper.engine import StateChange, StateType
+from watchkeeper.jobs.queue import AuditEntry
 from watchkeeper.manager.stages import Stages
 from watchkeeper.notify import repository as delivery_store
 from watchkeeper.results import CheckState
-from watchkeeper.store import remediation as remediation_store
+from watchkeeper.store.jobs import SqlQueueConnector
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -30,10 +31,11 @@ def delivery(at: datetime) -> delivery_store.DeliveryAttempt:
     )  # fmt: skip
 
 
-def audit(at: datetime) -> remediation_store.AuditEntry:
-    return remediation_store.AuditEntry(
-        at=at.timestamp(), rule="restart", target="h1!web", event="queued", output=""
-    )
+def audit(at: datetime) -> AuditEntry:
+    return AuditEntry(
+        at=at.timestamp(), queue="remediation", owner="restart", subject="h1!web",
+        event="queued", output="",
+    )  # fmt: skip
 
 
 async def test_records_older_than_their_retention_go_and_newer_ones_stay(
@@ -42,21 +44,21 @@ async def test_records_older_than_their_retention_go_and_newer_ones_stay(
     ages = (500 * DAY, 100 * DAY, DAY)
     await store.save_check_states(db, [], [change(NOW - age) for age in ages])
     await delivery_store.record_deliveries(db, [delivery(NOW - age) for age in ages])
-    await remediation_store.record_audit(db, [audit(NOW - age) for age in ages])
+    await SqlQueueConnector(db).record_audit([audit(NOW - age) for age in ages])
 
     stages = Stages(db)  # defaults: history 400 d, deliveries 90 d, audit 400 d
     assert await stages.prune(NOW.timestamp()) == {
         "state_history": 1,
         "deliveries": 2,
-        "remediation_audit": 1,
+        "job_audit": 1,
     }
     assert await stages.prune(NOW.timestamp()) == dict.fromkeys(
-        ("state_history", "deliveries", "remediation_audit"), 0
+        ("state_history", "deliveries", "job_audit"), 0
     )
     async with db.session() as session:
         history = await store.list_state_history(session)
         deliveries = await delivery_store.list_deliveries(session)
-        entries = await remediation_store.list_audit(session)
     assert sorted(NOW - h.at for h in history) == [DAY, 100 * DAY]
     assert [NOW - d.at for d in deliveries] == [DAY]
+    entries = await SqlQueueConnector(db).list_audit("remediation")
     assert sorted(round((NOW.timestamp() - e.at) / 86400) for e in entries) == [1, 100]

@@ -22,6 +22,7 @@ import orjson
 
 from watchkeeper.document import models
 from watchkeeper.document.selectors import HostIndex
+from watchkeeper.jobs.pools import pool_of
 
 DEFAULT_INTERVAL = timedelta(seconds=60)
 DEFAULT_RETRY_INTERVAL = timedelta(seconds=15)
@@ -65,27 +66,7 @@ class CheckRecord:
         The engine holds back and fails checks per pool, so a missing agent on one host
         says so on that host's agent checks instead of on its whole zone.
         """
-        agent = self.agent
-        return self.zone if agent is None else agent_pool(agent)
-
-
-#: Pools of agent checks are ``agent:HOST``; zone names cannot contain a colon.
-AGENT_POOL_PREFIX = "agent:"
-
-
-def agent_pool(host: str) -> str:
-    return AGENT_POOL_PREFIX + host
-
-
-def pool_agent(pool: str) -> str | None:
-    """The host of an agent pool, or None for a zone."""
-    return pool[len(AGENT_POOL_PREFIX) :] if pool.startswith(AGENT_POOL_PREFIX) else None
-
-
-def no_worker_reason(pool: str) -> str:
-    """The UNKNOWN output of a check whose pool has nobody to run it."""
-    host = pool_agent(pool)
-    return f"no worker for zone {pool}" if host is None else f"no agent connected for host {host}"
+        return pool_of(self.zone, self.agent)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from watchkeeper.document.diff import Delta
-from watchkeeper.document.normalize import CheckRecord, no_worker_reason
+from watchkeeper.document.normalize import CheckRecord
 from watchkeeper.engine.reachability import (
     HostGraph,
     HostStateChange,
@@ -42,6 +42,7 @@ from watchkeeper.engine.reachability import (
 from watchkeeper.engine.scheduler import DEFAULT_DEADLINE_GRACE, DispatchDecision, Scheduler
 from watchkeeper.engine.statemachine import CheckStatus, StateChange, apply
 from watchkeeper.engine.states import HostState, StateType
+from watchkeeper.jobs.pools import no_worker_reason
 from watchkeeper.results import CheckOutcome, CheckState
 
 #: Seconds a zone may have no worker (after start or after its last worker left) before its

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 from watchkeeper import store
 from watchkeeper.document.diff import Delta
-from watchkeeper.document.normalize import CheckRecord, Snapshot, no_worker_reason, pool_agent
+from watchkeeper.document.normalize import CheckRecord, Snapshot
 from watchkeeper.engine import (
     DEFAULT_WORKER_GRACE,
     CheckStatus,
@@ -49,6 +49,8 @@ from watchkeeper.engine import (
 )
 from watchkeeper.engine.observed import CheckResult, Downstream, Observed
 from watchkeeper.errors import StoreError
+from watchkeeper.jobs.payloads import DEFAULT_CHECK_TIMEOUT, CheckPayload
+from watchkeeper.jobs.pools import no_worker_reason, pool_agent
 from watchkeeper.latch import FailureLatch
 from watchkeeper.manager.intake import IntakeOutcome
 from watchkeeper.results import CheckOutcome, CheckState
@@ -382,11 +384,16 @@ class EngineRunner:
 
     async def _submit(self, decision: DispatchDecision, now: float) -> None:
         job_id = f"{self._run_id}-{decision.token}"
+        spec = decision.check.spec
         job = Job(
             job_id=job_id,
-            check=decision.key,
             zone=decision.zone,
-            spec=decision.check.spec,
+            payload=CheckPayload(
+                key=decision.key,
+                check=spec["check"],
+                address=str(spec.get("address") or ""),
+                timeout=float(spec.get("timeout") or DEFAULT_CHECK_TIMEOUT),
+            ),
             deadline=decision.deadline,
             token=decision.token,
             agent=decision.check.agent,

@@ -33,8 +33,8 @@ from watchkeeper.notify import repository as delivery_store
 from watchkeeper.notify.notifier import Notifier, NotifierSettings
 from watchkeeper.notify.repository import DELIVERY_RETENTION
 from watchkeeper.remediation.service import RemediationService, RemediationSettings
-from watchkeeper.store import remediation as remediation_store
 from watchkeeper.store.checks import HISTORY_RETENTION
+from watchkeeper.store.jobs import SqlQueueConnector
 from watchkeeper.telemetry.recorder import TelemetryRecorder, TelemetrySettings
 
 #: The document sections the stages are configured from.
@@ -51,7 +51,7 @@ class Retention:
 
     state_history: timedelta = HISTORY_RETENTION
     deliveries: timedelta = DELIVERY_RETENTION
-    remediation_audit: timedelta = timedelta(days=400)
+    job_audit: timedelta = timedelta(days=400)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -115,7 +115,7 @@ class Stages:
         }
 
     async def housekeeping(self, interval: float = HOUSEKEEPING_INTERVAL) -> None:
-        """Prune the state history, the delivery log and the remediation audit, hourly."""
+        """Prune the state history, the delivery log and the job audit, hourly."""
         while True:
             try:
                 await self.prune(self._clock())
@@ -137,8 +137,8 @@ class Stages:
             "deliveries": await delivery_store.prune_deliveries(
                 self._db, older_than=before(retention.deliveries)
             ),
-            "remediation_audit": await remediation_store.prune_audit(
-                self._db, before=before(retention.remediation_audit).timestamp()
+            "job_audit": await SqlQueueConnector(self._db).prune_audit(
+                before=before(retention.job_audit).timestamp()
             ),
         }
         if any(pruned.values()):

@@ -1,8 +1,10 @@
 """Remediation: rules from the document act on hard problems, within guardrails, audited.
 
-    rules (pure match) ─▶ guardrails (pure limits) ─▶ RemediationService (persist,
-    dispatch through the engine runner, re-check, escalate, audit)
+    rules (pure match) ─▶ guardrails (pure limits) ─▶ planner (pure: a Plan of decisions)
+        ─▶ enforcer (the job queue, the job server, notifications) ─▶ service (the stage)
 
+`targets` is what the stage knows of the checks, `records` the jobs as people see them
+(the ``remediation`` queue of `watchkeeper.jobs`), `escalation` what people are told.
 See docs/remediation.md for the operator's view.
 """
 
@@ -18,10 +20,10 @@ from watchkeeper.remediation.guardrails import (
     concurrency_full,
     decide,
 )
+from watchkeeper.remediation.records import QUEUE, RemediationJob
 from watchkeeper.remediation.rules import Problem, Rule, matches, parse_rules, state_name
 from watchkeeper.remediation.service import (
     ActionRunner,
-    RemediationError,
     RemediationJobConflict,
     RemediationJobNotFound,
     RemediationService,
@@ -31,12 +33,13 @@ from watchkeeper.remediation.service import (
 
 __all__ = [
     "DEFAULT_GLOBAL_CONCURRENCY",
+    "QUEUE",
     "ActionRunner",
     "Attempt",
     "Decision",
     "Hold",
     "Problem",
-    "RemediationError",
+    "RemediationJob",
     "RemediationJobConflict",
     "RemediationJobNotFound",
     "RemediationService",

@@ -420,56 +420,82 @@ notification_deliveries = table(NotificationDeliveryRow)
 # (end of notification tables)
 
 
-# --- remediation jobs and audit (migration 0008) -------------------------------------------
-class RemediationJobRow(Base):
-    """One remediation attempt of one rule on one target, from match to outcome.
+# --- the job queue and its audit (migration 0010) ------------------------------------------
+#: The live states of a queued job (`watchkeeper.jobs.states.LIVE_STATES`): a key is unique
+#: among the live jobs of a queue.
+LIVE_JOB_STATES = ("dispatched", "pending", "queued", "verifying")
+_LIVE_KEY = sa.text("state IN ('dispatched', 'pending', 'queued', 'verifying')")
+
+
+class JobRow(Base):
+    """One queued job of one stage (``queue``), from written to its outcome.
 
     Written before dispatch and moved through its states with conditional updates
-    (``WHERE state IN ...``), so an operator's run/skip and the dispatch loop cannot both win.
+    (``WHERE state IN ...``), so an operator's run/skip and the dispatch loop cannot both
+    win. ``key`` makes enqueueing idempotent: unique among a queue's live jobs.
     """
 
-    __tablename__ = "remediation_jobs"
-    __table_args__ = (sa.Index(None, "rule", "target"), {"sqlite_autoincrement": True})
+    __tablename__ = "jobs"
+    __table_args__ = (
+        sa.Index(None, "queue", "owner", "subject"),
+        sa.Index(
+            "uq_jobs_live_key",
+            "queue",
+            "key",
+            unique=True,
+            sqlite_where=_LIVE_KEY,
+            postgresql_where=_LIVE_KEY,
+        ),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
-    rule: Mapped[str] = mapped_column(sa.String(NAME_LENGTH))
-    target: Mapped[str] = mapped_column(sa.String(CHECK_KEY_LENGTH))
-    host: Mapped[str] = mapped_column(sa.String(NAME_LENGTH))
-    service: Mapped[str | None] = mapped_column(sa.String(NAME_LENGTH))
+    #: The stage that owns it: ``remediation`` (infrastructure and deployments next).
+    queue: Mapped[str] = mapped_column(sa.String(32))
+    #: The payload kind it becomes on the wire: ``action``.
+    kind: Mapped[str] = mapped_column(sa.String(32))
+    key: Mapped[str | None] = mapped_column(sa.String(CHECK_KEY_LENGTH + NAME_LENGTH + 2))
+    #: What made it (a rule) and what it acts on (a check key).
+    owner: Mapped[str] = mapped_column(sa.String(NAME_LENGTH))
+    subject: Mapped[str] = mapped_column(sa.String(CHECK_KEY_LENGTH))
     zone: Mapped[str] = mapped_column(sa.String(NAME_LENGTH))
-    #: The action spec as sent to the worker (kind, command, ...).
-    action: Mapped[dict[str, Any]]
+    #: The work as the document wrote it (an action object).
+    spec: Mapped[dict[str, Any]]
+    #: The owner's facts about it (a remediation's host, service and trigger).
+    meta: Mapped[dict[str, Any]]
     #: `JobState` value: pending, queued, dispatched, verifying, succeeded, ...
     state: Mapped[str] = mapped_column(sa.String(16), index=True)
-    #: What matched: the target's state (CRITICAL, DOWN) or ``metric:<name>``.
-    trigger: Mapped[str] = mapped_column(sa.String(NAME_LENGTH + 16))
+    once: Mapped[bool] = mapped_column(sa.Boolean)
+    attempts: Mapped[int] = mapped_column(sa.Integer)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     dispatched_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    lease_until: Mapped[datetime | None]
     worker: Mapped[str | None] = mapped_column(sa.String(NAME_LENGTH))
-    #: The action's output, then the re-check's.
+    #: The work's output, then its verification's.
     output: Mapped[str | None] = mapped_column(sa.Text)
     #: Who ran or skipped a pending job, or "system".
     decided_by: Mapped[str | None] = mapped_column(sa.String(NAME_LENGTH))
 
 
-class RemediationAuditRow(Base):
-    """One step or decision of remediation, skips included; ids follow time."""
+class JobAuditRow(Base):
+    """One step of a job, or one decision that made none; ids follow time."""
 
-    __tablename__ = "remediation_audit"
-    __table_args__ = (sa.Index(None, "target", "at"), {"sqlite_autoincrement": True})
+    __tablename__ = "job_audit"
+    __table_args__ = (sa.Index(None, "queue", "subject", "at"), {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(
         sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True
     )
     at: Mapped[datetime] = mapped_column(index=True)
-    #: The job the step belongs to; None for decisions that made no job (skips, breakers).
+    queue: Mapped[str] = mapped_column(sa.String(32))
+    #: The job the step belongs to; None for decisions that made no job (holds, breakers).
     job_id: Mapped[int | None] = mapped_column(sa.Integer, index=True)
-    rule: Mapped[str] = mapped_column(sa.String(NAME_LENGTH))
-    #: A check key, or ``*`` for a decision about a whole rule (circuit breaker).
-    target: Mapped[str] = mapped_column(sa.String(CHECK_KEY_LENGTH))
-    #: What happened: queued, pending, dispatched, action_finished, resolved, failed, skipped...
+    owner: Mapped[str] = mapped_column(sa.String(NAME_LENGTH))
+    #: A subject, or ``*`` for a decision about a whole owner (circuit breaker).
+    subject: Mapped[str] = mapped_column(sa.String(CHECK_KEY_LENGTH))
+    #: What happened: queued, pending, dispatched, action_succeeded, resolved, skipped...
     event: Mapped[str] = mapped_column(sa.String(32))
     #: The job state after the step, when it has one.
     outcome: Mapped[str | None] = mapped_column(sa.String(16))
@@ -478,9 +504,9 @@ class RemediationAuditRow(Base):
     output: Mapped[str] = mapped_column(sa.Text)
 
 
-remediation_jobs = table(RemediationJobRow)
-remediation_audit = table(RemediationAuditRow)
-# (end of remediation tables)
+jobs = table(JobRow)
+job_audit = table(JobAuditRow)
+# (end of job tables)
 
 
 # --- users, sessions, API tokens (migration 0009) ------------------------------------------

@@ -259,7 +259,7 @@ class WorkerConnection:
     async def _run(self, session: _WorkerSession, job: Job) -> None:
         async with self._slots:
             started = time.time()
-            guard = max(job.deadline - started, float(job.spec.get("timeout", 60))) + JOB_GRACE
+            guard = max(job.deadline - started, job.timeout) + JOB_GRACE
             try:
                 async with asyncio.timeout(guard):
                     outcome = await self._run_job(job)
@@ -269,7 +269,7 @@ class WorkerConnection:
                     output=f"UNKNOWN - job ran past its deadline on worker {self.settings.name}",
                 )
             except Exception as exc:
-                logger.exception("job %s of %s failed", job.job_id, job.check)
+                logger.exception("job %s (%s) failed", job.job_id, job.describe())
                 outcome = CheckOutcome(
                     state=CheckState.UNKNOWN,
                     output=f"UNKNOWN - worker {self.settings.name}: {type(exc).__name__}: {exc}",

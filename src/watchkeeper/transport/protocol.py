@@ -35,10 +35,11 @@ so the encoding cannot limit throughput.
 from __future__ import annotations
 
 import struct
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from watchkeeper.jobs.payloads import Payload
 from watchkeeper.results import CheckOutcome, CheckState, Metric
 from watchkeeper.transport.errors import ProtocolError
 
@@ -83,16 +84,20 @@ class Welcome(_Message):
 
 
 class Job(_Message):
-    """Run this check once and answer with a `Result` quoting ``job_id`` and ``token``."""
+    """Do this once and answer with a `Result` quoting ``job_id`` and ``token``.
+
+    What to do is the typed ``payload`` (`watchkeeper.jobs.payloads`: a check, an action);
+    the envelope says who may do it (zone, labels, agent) and by when.
+    """
 
     type: Literal["job"] = "job"
     job_id: str = Field(min_length=1, max_length=128)
-    check: str
     zone: str
-    spec: dict[str, Any]
+    payload: Payload
     #: Epoch seconds; a result after this is ignored by the manager.
     deadline: float
-    token: int
+    #: The dispatch token the result must quote (a check's run; 0 for queued jobs).
+    token: int = 0
     #: Labels a worker's enrolment must carry to receive this job (``{"role": "web"}``).
     requires: dict[str, str] = Field(default_factory=dict)
     #: An ``agent`` check: only the key enrolled as this host's agent may run it.
@@ -100,6 +105,15 @@ class Job(_Message):
     #: At most once: when its worker is lost mid-job the job is reported lost, never sent to
     #: a peer, because it may have run (remediation actions).
     once: bool = False
+
+    @property
+    def timeout(self) -> float:
+        """Seconds the work may take on the worker."""
+        return self.payload.timeout
+
+    def describe(self) -> str:
+        """What the job is, for logs: a check key, or an action and its target."""
+        return self.payload.describe()
 
 
 class WireMetric(_Message):

@@ -34,9 +34,10 @@ from dataclasses import dataclass
 
 import asyncssh
 
-from watchkeeper.document.normalize import agent_pool, no_worker_reason, pool_agent
 from watchkeeper.errors import WatchkeeperError
-from watchkeeper.transport import protocol, routing
+from watchkeeper.jobs import routing
+from watchkeeper.jobs.pools import no_worker_reason, pool_agent, pool_of
+from watchkeeper.transport import protocol
 from watchkeeper.transport.errors import ProtocolError
 from watchkeeper.transport.protocol import Job, Result
 from watchkeeper.transport.registry import KeyRegistry
@@ -73,14 +74,12 @@ def _pool_of(job: Job) -> _Pool:
 
 
 def _pool_name(job: Job) -> str:
-    return job.zone if job.agent is None else agent_pool(job.agent)
+    return pool_of(job.zone, job.agent)
 
 
 def _fits(job: Job, now: float) -> bool:
     """Whether the job's check can still finish before its deadline if it starts now."""
-    timeout = job.spec.get("timeout")
-    runtime = float(timeout) if isinstance(timeout, int | float) else 0.0
-    return now + runtime < job.deadline
+    return now + job.timeout < job.deadline
 
 
 class JobServer:
@@ -333,9 +332,9 @@ class JobServer:
                 continue
             if self._place(job, exclude=worker):
                 logger.info(
-                    "job %s of %s moved from %s (%s)",
+                    "job %s (%s) moved from %s (%s)",
                     job.job_id,
-                    job.check,
+                    job.describe(),
                     worker.name,
                     why,
                     extra={"action": "job_failed_over", "worker": worker.name},

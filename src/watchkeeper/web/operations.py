@@ -20,11 +20,12 @@ from watchkeeper import store
 from watchkeeper.alarms import repository as alarm_store
 from watchkeeper.alarms.values import AlarmNotFound, AlarmRequestError
 from watchkeeper.engine import CheckStatus
+from watchkeeper.jobs.states import JobState
 from watchkeeper.manager.jobs import EngineRunner
 from watchkeeper.manager.stages import Stages
 from watchkeeper.notify import repository as delivery_store
+from watchkeeper.remediation import records as remediation_records
 from watchkeeper.remediation.service import RemediationJobConflict, RemediationJobNotFound
-from watchkeeper.store import remediation as remediation_store
 from watchkeeper.telemetry import repository as telemetry_store
 from watchkeeper.telemetry.rollup import Tier
 from watchkeeper.web import views
@@ -305,23 +306,22 @@ def operations_router(
         limit: int = Query(100, ge=1, le=1000),
     ) -> list[dict[str, Any]]:
         try:
-            states = None if state is None else [remediation_store.JobState(s) for s in state]
+            states = None if state is None else [JobState(s) for s in state]
         except ValueError as exc:
             raise _unprocessable("state", str(exc)) from exc
-        async with db.session() as session:
-            jobs = await remediation_store.list_jobs(
-                session, states=states, rule=rule, target=target, limit=limit
-            )
+        jobs = await remediation_records.list_jobs(
+            remediation.queue, states=states, rule=rule, target=target, limit=limit
+        )
         return [j.as_dict() for j in jobs]
 
     @api.get("/remediation/jobs/{job_id}")
     async def remediation_job(job_id: int) -> dict[str, Any]:
-        async with db.session() as session:
-            job = await remediation_store.get_job(session, job_id)
-            audit = await remediation_store.list_audit(session, job_id=job_id, limit=1000)
+        job = await remediation_records.get_job(remediation.queue, job_id)
         if job is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no remediation job {job_id}")
-        return job.as_dict() | {"audit": [a.as_dict() for a in reversed(audit)]}
+        audit = await remediation.queue.list_audit(job_id=job_id, limit=1000)
+        trail = [remediation_records.audit_dict(a) for a in reversed(audit)]
+        return job.as_dict() | {"audit": trail}
 
     @api.get("/remediation/audit")
     async def remediation_audit(
@@ -330,11 +330,10 @@ def operations_router(
         limit: int = Query(100, ge=1, le=1000),
         before_id: int | None = None,
     ) -> list[dict[str, Any]]:
-        async with db.session() as session:
-            entries = await remediation_store.list_audit(
-                session, rule=rule, target=target, limit=limit, before_id=before_id
-            )
-        return [e.as_dict() for e in entries]
+        entries = await remediation.queue.list_audit(
+            owner=rule, subject=target, limit=limit, before_id=before_id
+        )
+        return [remediation_records.audit_dict(e) for e in entries]
 
     @api.post("/remediation/jobs/{job_id}/run", dependencies=acts)
     async def run_pending(job_id: int, request: Request) -> dict[str, Any]:

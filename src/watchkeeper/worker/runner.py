@@ -1,27 +1,19 @@
-"""How a worker runs one job: the executor of the check's kind, or a remediation action.
+"""How a worker runs one job: by its payload, a check's executor or a remediation action.
 
-A check job's spec is the manager's resolved check record: ``check`` is the document's
-check object (its ``kind`` picks the executor), ``address`` the host's address and
-``timeout`` the check's timeout in seconds. A remediation job's spec has ``action`` (the
-action object; its ``kind`` picks the action) and ``host``, ``service``, ``address``,
-``timeout`` and, for platform actions, ``platform``. Both the ``worker`` role and the
-worker embedded in ``up`` use this, so they cannot run a job differently.
+A `CheckPayload` goes to the executor of its check's ``kind`` (`Executors`), an
+`ActionPayload` to the action of its action's ``kind`` (`Actions`). Both the ``worker``
+role and the worker embedded in ``up`` use this, so they cannot run a job differently.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
 
-from watchkeeper.results import CheckOutcome, CheckState
+from watchkeeper.jobs.payloads import ActionPayload, CheckPayload
+from watchkeeper.results import CheckOutcome
 from watchkeeper.transport.protocol import Job
 from watchkeeper.worker.actions import Actions, ActionTarget
 from watchkeeper.worker.executors import Executors
-
-#: Seconds a check may run when its spec names no timeout (the document's default).
-DEFAULT_TIMEOUT = 10.0
-#: Seconds an action may run when its job names no timeout.
-DEFAULT_ACTION_TIMEOUT = 60.0
 
 
 def job_runner(
@@ -32,34 +24,20 @@ def job_runner(
     remediation = actions or Actions(shared)
 
     async def run_job(job: Job) -> CheckOutcome:
-        action: Any = job.spec.get("action")
-        if action is not None:
-            return await _run_action(remediation, job, action)
-        check: Any = job.spec.get("check")
-        if not isinstance(check, dict):
-            return CheckOutcome(state=CheckState.UNKNOWN, output="UNKNOWN - job has no check")
-        return await shared.run(
-            check,
-            address=str(job.spec.get("address") or ""),
-            timeout=float(job.spec.get("timeout") or DEFAULT_TIMEOUT),
-        )
+        payload = job.payload
+        if isinstance(payload, ActionPayload):
+            return await remediation.run(payload.action, _target(payload))
+        assert isinstance(payload, CheckPayload)
+        return await shared.run(payload.check, address=payload.address, timeout=payload.timeout)
 
     return run_job
 
 
-async def _run_action(actions: Actions, job: Job, action: Any) -> CheckOutcome:
-    if not isinstance(action, dict):
-        return CheckOutcome(
-            state=CheckState.CRITICAL, output="ACTION FAILED - the job's action is not an object"
-        )
-    spec = job.spec
-    platform = spec.get("platform")
-    service = spec.get("service")
-    target = ActionTarget(
-        host=str(spec.get("host") or ""),
-        service=str(service) if service else None,
-        address=str(spec.get("address") or ""),
-        timeout=float(spec.get("timeout") or DEFAULT_ACTION_TIMEOUT),
-        platform=platform if isinstance(platform, dict) else None,
+def _target(payload: ActionPayload) -> ActionTarget:
+    return ActionTarget(
+        host=payload.host,
+        service=payload.service,
+        address=payload.address,
+        timeout=payload.timeout,
+        platform=payload.platform,
     )
-    return await actions.run(action, target)

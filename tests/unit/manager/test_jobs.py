@@ -16,6 +16,7 @@ from watchkeeper.document.normalize import CheckRecord
 from watchkeeper.engine import CheckStatus, StateChange, StateType, Step
 from watchkeeper.engine.observed import Observed
 from watchkeeper.errors import StoreError
+from watchkeeper.jobs.payloads import ActionPayload
 from watchkeeper.manager.intake import IntakeOutcome, check_candidate
 from watchkeeper.manager.jobs import EngineRunner, Interpret, summarize
 from watchkeeper.results import CheckOutcome, CheckState
@@ -101,7 +102,7 @@ async def test_dispatches_records_and_summarises(
         await r._turn()
     assert len(server.jobs) == 1
     job = server.jobs[0]
-    assert job.check == "h1!ssh" and job.zone == "core" and job.spec["check"]["port"] == 22
+    assert job.payload.key == "h1!ssh" and job.zone == "core" and job.payload.check["port"] == 22
     assert job.deadline > clock.now
 
     result = Result(job_id=job.job_id, token=job.token, state=2, output="refused",
@@ -177,11 +178,11 @@ async def _stopped(r: EngineRunner) -> None:
 
 async def _answer(r: EngineRunner, server: FakeServer, clock: Clock, key: str, state: int) -> None:
     """Move the clock a second a turn until ``key`` is dispatched, then answer with ``state``."""
-    sent = [job for job in server.jobs if job.check == key]
+    sent = [job for job in server.jobs if job.payload.key == key]
     for _ in range(30):
         clock.now += 1
         await r._turn()
-        jobs = [job for job in server.jobs if job.check == key]
+        jobs = [job for job in server.jobs if job.payload.key == key]
         if len(jobs) > len(sent):
             job = jobs[-1]
             result = Result(job_id=job.job_id, token=job.token, state=state,
@@ -369,8 +370,8 @@ async def test_action_jobs_go_to_their_callback_not_the_engine(tmp_path: Path) -
     def keep(result: Result | None, why: str | None, worker: str | None) -> None:
         done.append((result, why, worker))
 
-    action = Job(job_id="rem-1-1", check="remediation:1", zone="core", deadline=clock.now + 30,
-                 token=0, spec={"action": {"kind": "command", "command": ["true"]}})  # fmt: skip
+    payload = ActionPayload(action={"kind": "command", "command": ["true"]})
+    action = Job(job_id="rem-1-1", zone="core", deadline=clock.now + 30, payload=payload)
     assert await r.submit_action(action, keep)
     r.result_received("w", Result(job_id="rem-1-1", token=0, state=0, output="started",
                                   started=0, finished=0))  # fmt: skip
@@ -400,5 +401,5 @@ async def test_check_now_runs_the_check_at_the_next_turn(tmp_path: Path) -> None
     assert not r.check_now("h1!nope")
     assert r.check_now("h1!ssh")
     await r._turn()
-    assert len(server.jobs) == 2 and server.jobs[-1].check == "h1!ssh"
+    assert len(server.jobs) == 2 and server.jobs[-1].payload.key == "h1!ssh"
     await db.aclose()

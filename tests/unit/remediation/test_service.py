@@ -12,7 +12,10 @@ from watchkeeper import store
 from watchkeeper.document.normalize import CheckRecord, ObjectRecord
 from watchkeeper.engine import CheckStatus, StateType
 from watchkeeper.engine.observed import CheckResult, Observed
+from watchkeeper.jobs.payloads import ActionPayload
+from watchkeeper.jobs.states import JobState
 from watchkeeper.notify.notification import Notification, NotificationKind
+from watchkeeper.remediation import records
 from watchkeeper.remediation.service import (
     ActionDone,
     RemediationJobConflict,
@@ -21,8 +24,6 @@ from watchkeeper.remediation.service import (
     RemediationSettings,
 )
 from watchkeeper.results import CheckOutcome, CheckState
-from watchkeeper.store import remediation as rstore
-from watchkeeper.store.remediation import JobState
 from watchkeeper.transport.protocol import Job, Result
 
 T0 = 1_735_732_800.0
@@ -127,13 +128,11 @@ class Setup:
         await self.service.step()
 
     async def audit(self, target: str | None = None) -> list[tuple[str, str]]:
-        async with self.db.session() as session:
-            entries = await rstore.list_audit(session, target=target, limit=1000)
+        entries = await self.service.queue.list_audit(subject=target, limit=1000)
         return [(e.event, e.output) for e in reversed(entries)]
 
-    async def jobs(self) -> list[rstore.RemediationJob]:
-        async with self.db.session() as session:
-            return list(reversed(await rstore.list_jobs(session)))
+    async def jobs(self) -> list[records.RemediationJob]:
+        return list(reversed(await records.list_jobs(self.service.queue)))
 
 
 @pytest.fixture
@@ -158,10 +157,10 @@ async def test_a_hard_problem_is_persisted_dispatched_rechecked_and_resolved(s: 
     [(job, done)] = s.runner.jobs
     [stored] = await s.jobs()
     assert stored.state is JobState.DISPATCHED and job.job_id == f"rem-{stored.id}"
-    assert (job.check, job.zone, job.token) == (f"remediation:{stored.id}", "core", 0)
-    assert job.spec == {"action": {"kind": "command", "command": ["restart-it"]},
-                        "address": "127.0.0.1", "host": "web1", "service": "http",
-                        "timeout": 60.0}  # fmt: skip
+    assert (job.zone, job.token, job.once) == ("core", 0, True)
+    assert job.payload == ActionPayload(action={"kind": "command", "command": ["restart-it"]},
+                                        address="127.0.0.1", host="web1", service="http",
+                                        timeout=60.0)  # fmt: skip
     assert job.deadline == T0 + 65.0
     done(ok(job), None, "w1")
     await s.step(2)
@@ -265,8 +264,8 @@ async def test_circuit_breaker_notifies_once_per_trip_and_closes(s: Setup) -> No
     await s.step(1)
     assert not s.service.breaker_open("restart")
     assert ("circuit_closed", "circuit breaker closed (1 targets, limit 2)") in await s.audit()
-    assert [j.check for j, _ in s.runner.jobs] == [s.runner.jobs[0][0].check]
-    assert s.runner.jobs[0][0].spec["host"] == "web4"
+    assert [j.job_id for j, _ in s.runner.jobs] == [s.runner.jobs[0][0].job_id]
+    assert s.runner.jobs[0][0].payload.host == "web4"
 
 
 async def test_concurrency_per_rule_and_global(tmp_path: Path, s: Setup) -> None:
@@ -280,7 +279,7 @@ async def test_concurrency_per_rule_and_global(tmp_path: Path, s: Setup) -> None
     job, done = s.runner.jobs[0]
     done(ok(job), None, "w1")
     await s.step(1)
-    s.result(job.spec["host"] + "!http", CheckState.OK)
+    s.result(job.payload.host + "!http", CheckState.OK)
     await s.step(1)
     assert len(s.runner.jobs) == 3  # a slot freed
 
@@ -312,7 +311,7 @@ async def test_confirm_rules_wait_for_an_operator(s: Setup) -> None:
     with pytest.raises(RemediationJobNotFound):
         await s.service.skip_pending(12345, "ann")
     await s.step(1)
-    assert [j.spec["host"] for j, _ in s.runner.jobs] == ["web1"]
+    assert [j.payload.host for j, _ in s.runner.jobs] == ["web1"]
     await s.step(1)
     assert [j.state for j in await s.jobs()] == [JobState.DISPATCHED, JobState.SKIPPED]
     audit = await s.audit("web2!http")
@@ -368,7 +367,7 @@ async def test_a_restart_runs_queued_jobs_once_and_interrupts_dispatched_ones(s:
     first, second = await s.jobs()
     assert first.state is JobState.INTERRUPTED
     assert second.state is JobState.DISPATCHED
-    assert [j.spec["host"] for j, _ in s.runner.jobs] == ["web2"]  # once, and not web1 again
+    assert [j.payload.host for j, _ in s.runner.jobs] == ["web2"]  # once, and not web1 again
     [note] = s.notes
     assert note.key == "web1!http" and "interrupted by a manager restart" in note.output
     events = [e for e, _ in await s.audit("web1!http")]

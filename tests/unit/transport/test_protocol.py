@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
+from watchkeeper.jobs.payloads import CheckPayload
 from watchkeeper.results import CheckOutcome, CheckState, Metric
 from watchkeeper.transport import protocol
 from watchkeeper.transport.errors import ProtocolError
 
 JOB = protocol.Job(
     job_id="j-1",
-    check="web1!http",
     zone="dmz",
-    spec={"kind": "tcp", "port": 80},
+    payload=CheckPayload(key="web1!http", check={"kind": "tcp", "port": 80}, address="10.0.0.1"),
     deadline=1_000.0,
     token=7,
     requires={"role": "web"},

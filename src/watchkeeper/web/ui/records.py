@@ -16,9 +16,10 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from watchkeeper import store
+from watchkeeper.jobs.states import JobState
 from watchkeeper.manager.jobs import EngineRunner
 from watchkeeper.manager.stages import Stages
-from watchkeeper.store import remediation as remediation_store
+from watchkeeper.remediation import records as remediation_records
 from watchkeeper.web import views
 from watchkeeper.web.ui.requirements import Requirement, principal_of
 from watchkeeper.web.ui.templating import is_htmx, render
@@ -69,20 +70,18 @@ def records_router(
     async def remediation_page(
         request: Request, job: Annotated[int | None, Query(ge=1)] = None
     ) -> Response:
-        async with db.session() as session:
-            pending = await remediation_store.list_jobs(
-                session, states=[remediation_store.JobState.PENDING], limit=JOBS_SHOWN
-            )
-            jobs = await remediation_store.list_jobs(session, limit=JOBS_SHOWN)
-            audit = await remediation_store.list_audit(session, limit=AUDIT_SHOWN)
-            chosen = None if job is None else await remediation_store.get_job(session, job)
-            trail = (
-                []
-                if chosen is None
-                else list(reversed(await remediation_store.list_audit(
-                    session, job_id=chosen.id, limit=1000
-                )))
-            )  # fmt: skip
+        queue = stages.remediation.queue
+        pending = await remediation_records.list_jobs(
+            queue, states=[JobState.PENDING], limit=JOBS_SHOWN
+        )
+        jobs = await remediation_records.list_jobs(queue, limit=JOBS_SHOWN)
+        audit = await queue.list_audit(limit=AUDIT_SHOWN)
+        chosen = None if job is None else await remediation_records.get_job(queue, job)
+        trail = (
+            []
+            if chosen is None
+            else list(reversed(await queue.list_audit(job_id=chosen.id, limit=1000)))
+        )
         return render(
             request,
             "ui/remediation.html",

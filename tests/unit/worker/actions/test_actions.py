@@ -10,9 +10,10 @@ from typing import Any, ClassVar, Literal
 
 import httpx
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from watchkeeper.infra.providers import PlatformRequest
+from watchkeeper.jobs.payloads import ActionPayload
 from watchkeeper.plugins import ACTIONS, PROVIDERS
 from watchkeeper.results import CheckOutcome, CheckState
 from watchkeeper.transport.protocol import Job
@@ -211,11 +212,12 @@ async def test_platform_actions_use_the_provider_or_say_there_is_none(
 
 async def test_the_job_runner_routes_action_jobs_to_actions() -> None:
     run = job_runner()
-    job = Job(job_id="rem-1", check="remediation:1", zone="core", deadline=time.time() + 30,
-              token=0, spec={"action": {"kind": "command", "command": ["true"]},
-                             "host": "web1", "service": None, "address": "127.0.0.1",
-                             "timeout": 5})  # fmt: skip
+    job = Job(job_id="rem-1", zone="core", deadline=time.time() + 30,
+              payload=ActionPayload(action={"kind": "command", "command": ["true"]},
+                                    host="web1", address="127.0.0.1", timeout=5))  # fmt: skip
     out = await run(job)
     assert (out.state, out.output) == (CheckState.OK, "COMMAND OK")
-    broken = job.model_copy(update={"spec": {"action": "restart"}})
+    with pytest.raises(ValidationError):  # an action that is not an object never gets here
+        Job.model_validate({**job.model_dump(), "payload": {"kind": "action", "action": "x"}})
+    broken = job.model_copy(update={"payload": ActionPayload(action={"kind": "command"})})
     assert (await run(broken)).state is CheckState.CRITICAL

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from watchkeeper.transport.routing import choose
+from watchkeeper.jobs.routing import choose
 
 
 @dataclass
