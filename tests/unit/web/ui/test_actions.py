@@ -112,7 +112,7 @@ async def test_check_now_queues_the_check(env: Env) -> None:
     )
     assert answer.status_code == 200 and "queued" in answer.text
     await env.runner._turn()
-    assert [j.check for j in env.server.jobs[before:]] == ["db1!ssh"]
+    assert [j.describe() for j in env.server.jobs[before:]] == ["db1!ssh"]
 
 
 async def test_downtimes_are_scheduled_listed_and_cancelled(env: Env) -> None:
