@@ -38,8 +38,8 @@ from watchkeeper import store
 from watchkeeper.engine import CheckStatus, Engine, Step
 from watchkeeper.engine.reachability import HostStateChange
 from watchkeeper.engine.statemachine import StateChange
-from watchkeeper.manager.jobs import EngineRunner
-from watchkeeper.manager.runtime import Manager, ManagerSettings
+from watchkeeper.manager.runner import EngineRunner
+from watchkeeper.runtime import Manager, ManagerSettings
 from watchkeeper.results import CheckOutcome, CheckState
 from watchkeeper.transport.protocol import Job
 

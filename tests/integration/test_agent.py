@@ -19,8 +19,8 @@ import pytest
 from tests.fixtures.jobserver import CHECK_DUMMY, HAVE_CHECK_DUMMY, Harness, eventually
 from watchkeeper import store
 from watchkeeper.jobs.payloads import CheckPayload
-from watchkeeper.manager.runtime import Manager, ManagerSettings
 from watchkeeper.results import CheckState
+from watchkeeper.runtime import Manager, ManagerSettings
 from watchkeeper.transport import keys
 from watchkeeper.transport.client import WorkerConnection, WorkerSettings
 from watchkeeper.transport.protocol import Job

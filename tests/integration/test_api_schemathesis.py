@@ -32,7 +32,7 @@ from schemathesis.checks import (
     response_schema_conformance,
 )
 
-from watchkeeper.manager.runtime import Manager, ManagerSettings
+from watchkeeper.runtime import Manager, ManagerSettings
 
 CHECK_DUMMY = "/usr/lib/nagios/plugins/check_dummy"
 pytestmark = pytest.mark.skipif(

@@ -25,7 +25,7 @@ import pytest
 
 from tests.fixtures.manager import api_client, running_manager
 from tests.waiting import wait_until
-from watchkeeper.manager.runtime import Manager
+from watchkeeper.runtime import Manager
 
 CHROMIUM = os.environ.get("WATCHKEEPER_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]

@@ -13,7 +13,7 @@ import pytest
 
 from tests.waiting import wait_until
 from watchkeeper.errors import UsageError
-from watchkeeper.manager.runtime import Manager, ManagerSettings, bind_listener, parse_listen
+from watchkeeper.runtime import Manager, ManagerSettings, bind_listener, parse_listen
 
 
 def document(port: int = 22) -> dict[str, Any]:

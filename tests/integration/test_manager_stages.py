@@ -24,7 +24,7 @@ import pytest
 from tests.fixtures.listener import Service
 from tests.fixtures.manager import api_client, running_manager
 from tests.waiting import wait_until
-from watchkeeper.manager.runtime import Manager
+from watchkeeper.runtime import Manager
 
 CHECK_DUMMY = "/usr/lib/nagios/plugins/check_dummy"
 

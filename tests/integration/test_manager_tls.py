@@ -18,7 +18,7 @@ from cryptography.x509.oid import NameOID
 
 from watchkeeper.cli import main
 from watchkeeper.errors import UsageError
-from watchkeeper.manager.runtime import Manager, ManagerSettings
+from watchkeeper.runtime import Manager, ManagerSettings
 
 DOC = {
     "schema": "watchkeeper/v1",

@@ -27,7 +27,7 @@ from watchkeeper.clock import utcnow
 from watchkeeper.infra.providers import PlatformRequest
 from watchkeeper.jobs.states import JobState
 from watchkeeper.manager.intake import ConfigIntake
-from watchkeeper.manager.jobs import EngineRunner
+from watchkeeper.manager.runner import EngineRunner
 from watchkeeper.notify.notification import Notification
 from watchkeeper.plugins import PROVIDERS
 from watchkeeper.remediation import records

@@ -16,7 +16,7 @@ import pytest
 
 from tests.waiting import wait_until
 from watchkeeper import store
-from watchkeeper.manager.runtime import Manager, ManagerSettings
+from watchkeeper.runtime import Manager, ManagerSettings
 
 CHECK_DUMMY = "/usr/lib/nagios/plugins/check_dummy"
 

@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse
 from watchkeeper import store
 from watchkeeper.store import users as users_store
 from watchkeeper.web.accounts_api import create_accounts_router
+from watchkeeper.web.errors import install_error_handlers
 from watchkeeper.web.login import create_login_router
 from watchkeeper.web.security import (
     CookiePolicy,
@@ -88,6 +89,7 @@ def _set_cookie(response: httpx.Response, name: str) -> str:
 
 def build_app(security: Security) -> FastAPI:
     app = FastAPI()
+    install_error_handlers(app)  # as create_app does: refusals become 404/409/422
     app.include_router(create_login_router(security))
     app.include_router(create_accounts_router(security))
     viewer = Depends(security.require(Role.VIEWER))

@@ -45,6 +45,7 @@ from watchkeeper.alarms.values import (
     BookChanges,
     Downtime,
     EventKind,
+    NothingToAcknowledge,
 )
 from watchkeeper.document.normalize import CheckRecord
 from watchkeeper.engine import (
@@ -272,7 +273,7 @@ class AlarmBook:
         """Acknowledge every open alarm of ``key``; tell the channels if the PROBLEM went out."""
         alarms = self._open_alarms(key)
         if not alarms:
-            raise AlarmNotFound(f"{key} has no open alarm to acknowledge")
+            raise NothingToAcknowledge(f"{key} has no open alarm to acknowledge")
         if expires is not None and expires <= now:
             raise AlarmRequestError("expires", "must be in the future")
         ack = Acknowledgement(
@@ -293,7 +294,7 @@ class AlarmBook:
         """Remove the acknowledgement of ``key``'s open alarms; reminders resume."""
         alarms = [a for a in self._open_alarms(key) if a.acknowledgement is not None]
         if not alarms:
-            raise AlarmNotFound(f"{key} has no acknowledged alarm")
+            raise NothingToAcknowledge(f"{key} has no acknowledged alarm")
         return [self._unack(alarm, now, "removed by an operator") for alarm in alarms]
 
     def add_downtime(self, downtime: Downtime, now: float) -> None:

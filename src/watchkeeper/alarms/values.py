@@ -11,21 +11,23 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
-from watchkeeper.errors import WatchkeeperError
+from watchkeeper.errors import Conflict, InvalidArgument, NotFound
 from watchkeeper.results import CheckState
 
 
-class AlarmRequestError(WatchkeeperError, ValueError):
+class AlarmRequestError(InvalidArgument):
     """An operator request is not valid."""
 
     def __init__(self, argument: str, message: str) -> None:
-        super().__init__(f"{argument}: {message}")
-        #: The argument at fault, for the API's error body.
-        self.argument = argument
+        super().__init__(argument, message)
 
 
-class AlarmNotFound(WatchkeeperError, LookupError):
+class AlarmNotFound(NotFound):
     """No such alarm or downtime."""
+
+
+class NothingToAcknowledge(Conflict):
+    """The check has no open (or no acknowledged) alarm to act on."""
 
 
 class AlarmKind(enum.Enum):

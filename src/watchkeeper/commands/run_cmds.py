@@ -13,9 +13,9 @@ from watchkeeper.commands.common import EXIT_OK
 from watchkeeper.document.durations import parse_duration
 from watchkeeper.errors import UsageError
 from watchkeeper.manager.demo import bundled_example
-from watchkeeper.manager.runtime import Manager, ManagerSettings, parse_listen
 from watchkeeper.manager.stages import StageSettings
 from watchkeeper.remediation.service import RemediationSettings
+from watchkeeper.runtime import Manager, ManagerSettings, parse_listen
 from watchkeeper.telemetry.recorder import TelemetrySettings
 from watchkeeper.transport import sensors
 from watchkeeper.transport.client import WorkerConnection, WorkerSettings

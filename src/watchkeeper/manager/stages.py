@@ -28,7 +28,7 @@ from watchkeeper.alarms.thresholds import MetricSignal
 from watchkeeper.document.normalize import ObjectRecord
 from watchkeeper.engine.observed import Downstream
 from watchkeeper.errors import StoreError
-from watchkeeper.manager.jobs import EngineRunner
+from watchkeeper.manager.runner import EngineRunner
 from watchkeeper.notify import repository as delivery_store
 from watchkeeper.notify.notifier import Notifier, NotifierSettings
 from watchkeeper.notify.repository import DELIVERY_RETENTION
@@ -162,10 +162,3 @@ class Stages:
 
     def _metric(self, signal: MetricSignal, now: float) -> None:
         self.remediation.metric_alarm(signal.key, signal.metric, signal.state.name, now)
-
-
-async def cancel_all(tasks: list[asyncio.Task[None]]) -> None:
-    """Cancel tasks and wait for each to finish its last flush."""
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)

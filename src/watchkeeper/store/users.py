@@ -20,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from watchkeeper.errors import StoreError
+from watchkeeper.errors import Conflict, NotFound, StoreError
 from watchkeeper.store.db import Database
 from watchkeeper.store.tables import ApiTokenRow, UserRow, UserSessionRow
 
@@ -28,15 +28,15 @@ from watchkeeper.store.tables import ApiTokenRow, UserRow, UserSessionRow
 ADMIN_ROLE = "admin"
 
 
-class UserConflict(StoreError):
+class UserConflict(Conflict):
     """A user with this name already exists."""
 
 
-class UserNotFound(StoreError):
+class UserNotFound(NotFound):
     """There is no user with this name."""
 
 
-class LastAdmin(StoreError):
+class LastAdmin(Conflict):
     """This would leave no enabled admin: make another user admin first."""
 
 

@@ -17,12 +17,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from watchkeeper.errors import StoreError
+from watchkeeper.errors import Conflict, StoreError
 from watchkeeper.store.db import Database
 from watchkeeper.store.tables import WorkerKeyRow
 
 
-class WorkerKeyConflict(StoreError):
+class WorkerKeyConflict(Conflict):
     """A worker key with this name or this public key is already enrolled."""
 
 

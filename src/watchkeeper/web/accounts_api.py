@@ -2,7 +2,9 @@
 (admins only).
 
 Secrets leave the server once: a new token in the answer that creates it, a generated
-password in the answer that creates the user (or sets it). Lists never carry them.
+password in the answer that creates the user (or sets it). Lists never carry them. A
+refused operation (no such user, the last admin, a role too high, a bad name) is a request
+error that `watchkeeper.web.errors` answers with its status.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from watchkeeper.errors import WatchkeeperError
 from watchkeeper.store import users as users_store
 from watchkeeper.web.security import accounts
 from watchkeeper.web.security.guard import Security
@@ -96,22 +97,6 @@ def _user_out(user: users_store.User) -> UserOut:
     return UserOut.model_validate(user, from_attributes=True)
 
 
-#: Refusals of account operations and their status codes.
-_STATUS: dict[type[WatchkeeperError], int] = {
-    users_store.UserNotFound: status.HTTP_404_NOT_FOUND,
-    users_store.UserConflict: status.HTTP_409_CONFLICT,
-    users_store.LastAdmin: status.HTTP_409_CONFLICT,
-    accounts.RoleTooHigh: status.HTTP_403_FORBIDDEN,
-    accounts.InvalidAccountInput: status.HTTP_422_UNPROCESSABLE_CONTENT,
-}
-ACCOUNT_ERRORS = tuple(_STATUS)
-
-
-def _http_error(exc: WatchkeeperError) -> HTTPException:
-    """The answer for a refused account operation (one of `ACCOUNT_ERRORS`)."""
-    return HTTPException(_STATUS[type(exc)], exc.message)
-
-
 def create_accounts_router(security: Security) -> APIRouter:
     """Token and user management under ``/api/v1``; each route names the role it needs."""
     router = APIRouter(prefix="/api/v1")
@@ -158,17 +143,14 @@ def create_accounts_router(security: Security) -> APIRouter:
         if owner != principal.name and not principal.allows(Role.ADMIN):
             raise HTTPException(status.HTTP_403_FORBIDDEN, "only an admin makes others' tokens")
         now = security.now()
-        try:
-            made = await accounts.create_token(
-                security.db,
-                owner=owner,
-                name=body.name,
-                role=body.role,
-                expires_at=accounts.parse_expiry(body.expires, now=now),
-                now=now,
-            )
-        except ACCOUNT_ERRORS as exc:
-            raise _http_error(exc) from None
+        made = await accounts.create_token(
+            security.db,
+            owner=owner,
+            name=body.name,
+            role=body.role,
+            expires_at=accounts.parse_expiry(body.expires, now=now),
+            now=now,
+        )
         logger.info(
             "%s made API token %d (%s) for %s",
             principal.name,
@@ -212,17 +194,14 @@ def create_accounts_router(security: Security) -> APIRouter:
     )
     async def create_user(body: UserCreate, principal: Principal = admin) -> UserCreated:
         """Add a user; without a password one is generated and returned in this answer only."""
-        try:
-            made = await accounts.create_user(
-                security.db,
-                name=body.name,
-                role=body.role,
-                password=body.password,
-                passwords=security.passwords,
-                now=security.now(),
-            )
-        except ACCOUNT_ERRORS as exc:
-            raise _http_error(exc) from None
+        made = await accounts.create_user(
+            security.db,
+            name=body.name,
+            role=body.role,
+            password=body.password,
+            passwords=security.passwords,
+            now=security.now(),
+        )
         logger.info(
             "%s added user %s (%s)",
             principal.name,
@@ -258,8 +237,6 @@ def create_accounts_router(security: Security) -> APIRouter:
                     passwords=security.passwords,
                     now=security.now(),
                 )
-        except ACCOUNT_ERRORS as exc:
-            raise _http_error(exc) from None
         finally:
             security.forget_sessions()  # a role, a disable or a password: applies at once
         logger.info(
@@ -285,8 +262,6 @@ def create_accounts_router(security: Security) -> APIRouter:
         """Remove a user with its sessions and tokens (never the last enabled admin)."""
         try:
             await users_store.remove_user(security.db, name)
-        except ACCOUNT_ERRORS as exc:
-            raise _http_error(exc) from None
         finally:
             security.forget_sessions()
         logger.info(

@@ -15,13 +15,13 @@ from pydantic import BaseModel, Field
 
 from watchkeeper import __version__, store
 from watchkeeper.manager.intake import ConfigIntake
-from watchkeeper.manager.jobs import EngineRunner
-from watchkeeper.manager.stages import Stages
 from watchkeeper.web.accounts_api import create_accounts_router
+from watchkeeper.web.errors import install_error_handlers
 from watchkeeper.web.inventory_api import config_diff_router, inventory_router
 from watchkeeper.web.login import create_login_router
 from watchkeeper.web.metrics import metrics_router
 from watchkeeper.web.operations import operations_router
+from watchkeeper.web.ports import WebPorts
 from watchkeeper.web.security import Role, Security
 
 #: A pushed candidate larger than this is refused with 413 before it is read whole.
@@ -91,8 +91,7 @@ def create_app(
     intake: ConfigIntake,
     token: str,
     *,
-    runner: EngineRunner | None = None,
-    stages: Stages | None = None,
+    ports: WebPorts | None = None,
     security: Security | None = None,
 ) -> FastAPI:
     """Build the API; every route but the login form requires a caller with a role.
@@ -101,9 +100,9 @@ def create_app(
     the manager's token (``token``, an admin). Viewers read; operators act (acknowledge,
     downtime, check now, remediation); admins push documents and manage users.
 
-    With the engine's ``runner`` and the ``stages`` after it (a running manager), the API
-    also serves checks, history, metrics, alarms, downtimes, remediation and deliveries,
-    and ``/metrics`` for Prometheus.
+    With the ``ports`` of a running manager (`watchkeeper.web.ports`), the API also serves
+    checks, history, metrics, alarms, downtimes, remediation and deliveries, ``/metrics``
+    for Prometheus, and the pages.
     """
     app = FastAPI(
         title="Watchkeeper API",
@@ -196,24 +195,17 @@ def create_app(
     async def openapi() -> dict[str, Any]:
         return app.openapi()
 
+    install_error_handlers(app)
     app.include_router(api)
     app.include_router(create_login_router(security))
     app.include_router(create_accounts_router(security))
     app.include_router(config_diff_router(db, viewer=viewer))
-    if runner is not None and stages is not None:
-        app.include_router(operations_router(db, runner, stages, viewer=viewer, operator=operator))
-        app.include_router(inventory_router(runner, stages, viewer=viewer))
-        engine = runner.engine
+    if ports is not None:
+        read = ports.read
+        app.include_router(operations_router(db, ports, viewer=viewer, operator=operator))
+        app.include_router(inventory_router(read, viewer=viewer))
         app.include_router(
-            metrics_router(
-                lambda: [
-                    (engine.scheduler.record(key), status_)
-                    for key, status_ in engine.statuses.items()
-                    if key in engine.scheduler
-                ],
-                lambda: list(engine.hosts.values()),
-                stages.telemetry.latest,
-            ),
+            metrics_router(read.checks, lambda: read.host_statuses().values(), read.latest_metrics),
             dependencies=[Depends(viewer)],
         )
     # --- web pages ---
@@ -222,8 +214,8 @@ def create_app(
 
     from watchkeeper.web.ui import STATIC, create_ui_router
 
-    if runner is not None and stages is not None:
-        app.include_router(create_ui_router(db, runner, stages, security))
+    if ports is not None:
+        app.include_router(create_ui_router(db, ports, security))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")  # public: no data
     # --- end web pages ---
     return app

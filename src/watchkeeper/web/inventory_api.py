@@ -1,8 +1,8 @@
 """``/api/v1`` reads of what the manager watches: overview, hosts, zones, workers, config diff.
 
 Thin routes over the read models of `watchkeeper.web.views` (memory only, one pass) and,
-for the diff, the store's stored documents. Viewers may read all of it. A bad argument is a
-422 naming it; an unknown host or version a 404 naming it.
+for the diff, the store's stored documents (`watchkeeper.document.compare`). Viewers may
+read all of it. A bad argument is a 422 naming it; an unknown host or version a 404.
 """
 
 from __future__ import annotations
@@ -11,14 +11,15 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from watchkeeper import store
-from watchkeeper.manager.jobs import EngineRunner
-from watchkeeper.manager.stages import Stages
+from watchkeeper.document import compare
+from watchkeeper.errors import NotFound
 from watchkeeper.web import views
+from watchkeeper.web.ports import ReadModel
 from watchkeeper.web.security import Principal
 
 #: The largest page a list route gives.
@@ -177,11 +178,7 @@ def states_arg(values: list[str] | None) -> list[str]:
     return [part.strip() for value in values or () for part in value.split(",") if part.strip()]
 
 
-def unprocessable(exc: views.ViewArgumentError) -> HTTPException:
-    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc))
-
-
-def inventory_router(runner: EngineRunner, stages: Stages, *, viewer: Requirement) -> APIRouter:
+def inventory_router(read: ReadModel, *, viewer: Requirement) -> APIRouter:
     """Overview, hosts, zones and workers of the running manager, for viewers."""
     api = APIRouter(prefix="/api/v1", dependencies=[Depends(viewer)], tags=["inventory"])
 
@@ -189,7 +186,7 @@ def inventory_router(runner: EngineRunner, stages: Stages, *, viewer: Requiremen
     async def overview(
         limit: int = Query(200, ge=0, le=MAX_LIMIT, description="most problems listed"),
     ) -> Overview:
-        found = views.overview(runner, stages, now=time.time(), limit=limit)
+        found = views.overview(read, now=time.time(), limit=limit)
         return Overview(
             services=found.services,
             hosts=found.hosts,
@@ -207,19 +204,15 @@ def inventory_router(runner: EngineRunner, stages: Stages, *, viewer: Requiremen
         offset: int = Query(0, ge=0),
         limit: int = Query(100, ge=1, le=MAX_LIMIT),
     ) -> HostPage:
-        try:
-            page = views.host_rows(
-                runner,
-                stages,
-                now=time.time(),
-                q=q,
-                zone=zone,
-                states=states_arg(state),
-                offset=offset,
-                limit=limit,
-            )
-        except views.ViewArgumentError as exc:
-            raise unprocessable(exc) from exc
+        page = views.host_rows(
+            read,
+            now=time.time(),
+            q=q,
+            zone=zone,
+            states=states_arg(state),
+            offset=offset,
+            limit=limit,
+        )
         return HostPage(
             total=page.total,
             offset=page.offset,
@@ -229,21 +222,19 @@ def inventory_router(runner: EngineRunner, stages: Stages, *, viewer: Requiremen
 
     @api.get("/hosts/{name}", response_model=HostDetail, responses={404: {"model": ErrorOut}})
     async def host(name: str) -> HostDetail:
-        found = views.host_detail(runner, stages, name, now=time.time())
+        found = views.host_detail(read, name, now=time.time())
         if found is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no host {name!r}")
+            raise NotFound(f"no host {name!r}")
         row, checks = found
         return HostDetail(**host_out(row).model_dump(), checks=[service_out(c) for c in checks])
 
     @api.get("/zones", response_model=list[ZoneOut])
     async def zones() -> list[ZoneOut]:
-        return [ZoneOut.model_validate(z, from_attributes=True) for z in views.zone_rows(runner)]
+        return [ZoneOut.model_validate(z, from_attributes=True) for z in views.zone_rows(read)]
 
     @api.get("/workers", response_model=list[WorkerOut])
     async def workers() -> list[WorkerOut]:
-        return [
-            WorkerOut.model_validate(w, from_attributes=True) for w in views.worker_rows(runner)
-        ]
+        return [WorkerOut.model_validate(w, from_attributes=True) for w in views.worker_rows(read)]
 
     return api
 
@@ -260,7 +251,7 @@ def config_diff_router(db: store.Database, *, viewer: Requirement) -> APIRouter:
         async with db.session() as session:
             old = await _document(session, "from", from_version)
             new = await _document(session, "to", to_version)
-        found_diff = views.config_diff(old, new)
+        found_diff = compare.config_diff(old, new)
         return DiffOut.model_validate(
             {
                 "from_version": from_version,
@@ -277,5 +268,5 @@ def config_diff_router(db: store.Database, *, viewer: Requirement) -> APIRouter:
 async def _document(session: AsyncSession, argument: str, version_id: int) -> dict[str, Any]:
     found = await store.get_version(session, version_id)
     if found is None or found.document is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"{argument}: no version {version_id}")
+        raise NotFound(f"{argument}: no version {version_id}")
     return found.document

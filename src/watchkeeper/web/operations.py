@@ -1,9 +1,9 @@
 """The REST API of the running system: checks, history, metrics, alarms, remediation.
 
-Reads come from the engine's memory (current states) or the store (history, series,
-alarms, audit); operator actions go to the stage that owns them (`AlarmService`,
-`RemediationService`, `EngineRunner.check_now`), which validates and persists them. A
-bad argument is a 422 naming it; an unknown check, alarm, downtime or job a 404."""
+Reads come from the read model (current states, open alarms) or the store (history,
+series, audit); operator actions go through the operations port, whose stages validate
+and persist them. A bad argument is a 422 naming it; an unknown check, alarm, downtime or
+job a 404; an action that no longer applies a 409 (`watchkeeper.web.errors`)."""
 
 from __future__ import annotations
 
@@ -13,23 +13,22 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, Query, Request, status
 from pydantic import BaseModel, Field
 
 from watchkeeper import store
 from watchkeeper.alarms import repository as alarm_store
-from watchkeeper.alarms.values import AlarmNotFound, AlarmRequestError
+from watchkeeper.document.normalize import CheckRecord
 from watchkeeper.engine import CheckStatus
+from watchkeeper.errors import InvalidArgument, NotFound
 from watchkeeper.jobs.states import JobState
-from watchkeeper.manager.jobs import EngineRunner
-from watchkeeper.manager.stages import Stages
 from watchkeeper.notify import repository as delivery_store
 from watchkeeper.remediation import records as remediation_records
-from watchkeeper.remediation.service import RemediationJobConflict, RemediationJobNotFound
 from watchkeeper.telemetry import repository as telemetry_store
 from watchkeeper.telemetry.rollup import Tier
 from watchkeeper.web import views
 from watchkeeper.web.inventory_api import ERRORS, ServicePage, Sort, service_out, states_arg
+from watchkeeper.web.ports import WebPorts
 from watchkeeper.web.security import Principal
 from watchkeeper.web.security.guard import STATE_KEY
 
@@ -52,8 +51,9 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-def check_out(status_: CheckStatus, runner: EngineRunner) -> dict[str, Any]:
-    record = runner.engine.scheduler.record(status_.key)
+def check_out(
+    record: CheckRecord, status_: CheckStatus, next_check: float | None
+) -> dict[str, Any]:
     return {
         "key": status_.key,
         "host": record.host,
@@ -68,7 +68,7 @@ def check_out(status_: CheckStatus, runner: EngineRunner) -> dict[str, Any]:
         "host_problem": status_.host_problem,
         "last_check": status_.last_check,
         "last_state_change": status_.last_state_change,
-        "next_check": runner.engine.scheduler.next_due(status_.key),
+        "next_check": next_check,
     }
 
 
@@ -98,14 +98,9 @@ def author(request: Request) -> str:
     return principal.name if isinstance(principal, Principal) else "unknown"
 
 
-def _unprocessable(argument: str, message: str) -> HTTPException:
-    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"{argument}: {message}")
-
-
 def operations_router(
     db: store.Database,
-    runner: EngineRunner,
-    stages: Stages,
+    ports: WebPorts,
     *,
     viewer: Requirement,
     operator: Requirement,
@@ -117,12 +112,12 @@ def operations_router(
     """
     api = APIRouter(prefix="/api/v1", dependencies=[Depends(viewer)])
     acts = [Depends(operator)]
-    alarms, remediation = stages.alarms, stages.remediation
+    read, ops = ports.read, ports.ops
 
-    def known(key: str) -> CheckStatus:
-        found = runner.engine.statuses.get(key)
-        if found is None or key not in runner.engine.scheduler:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no check {key!r}")
+    def known(key: str) -> tuple[CheckRecord, CheckStatus]:
+        found = read.check(key)
+        if found is None:
+            raise NotFound(f"no check {key!r}")
         return found
 
     # --- checks -----------------------------------------------------------------------------
@@ -146,23 +141,19 @@ def operations_router(
         limit: int = Query(500, ge=1, le=10_000),
         offset: int = Query(0, ge=0),
     ) -> ServicePage:
-        try:
-            page = views.service_rows(
-                runner,
-                stages,
-                now=time.time(),
-                q=q,
-                host=host,
-                zone=zone,
-                states=states_arg(state),
-                problems=problems,
-                unhandled=unhandled,
-                sort=sort,
-                offset=offset,
-                limit=limit,
-            )
-        except views.ViewArgumentError as exc:
-            raise _unprocessable(exc.argument, str(exc).partition(": ")[2]) from exc
+        page = views.service_rows(
+            read,
+            now=time.time(),
+            q=q,
+            host=host,
+            zone=zone,
+            states=states_arg(state),
+            problems=problems,
+            unhandled=unhandled,
+            sort=sort,
+            offset=offset,
+            limit=limit,
+        )
         return ServicePage(
             total=page.total,
             offset=page.offset,
@@ -172,14 +163,15 @@ def operations_router(
 
     @api.get("/checks/{key}")
     async def check(key: str) -> dict[str, Any]:
-        item = check_out(known(key), runner)
-        item["silenced"] = alarms.silenced(key)
+        record, status_ = known(key)
+        item = check_out(record, status_, read.next_due(key))
+        item["silenced"] = read.silenced(key, time.time())
         return item
 
     @api.post("/checks/{key}/check-now", status_code=status.HTTP_202_ACCEPTED, dependencies=acts)
     async def check_now(key: str, request: Request) -> dict[str, Any]:
         known(key)
-        runner.check_now(key)
+        ops.check_now(key)
         return {"key": key, "queued": True}
 
     @api.get("/checks/{key}/history")
@@ -210,7 +202,7 @@ def operations_router(
         until = time.time() if end is None else end
         since = until - DAY if start is None else start
         if since >= until:
-            raise _unprocessable("start", "must be before end")
+            raise InvalidArgument("start", "must be before end")
         async with db.session() as session:
             found = await telemetry_store.query_series(
                 session,
@@ -219,10 +211,10 @@ def operations_router(
                 since,
                 until,
                 tier=tier,
-                retention=stages.settings.telemetry.retention,
+                retention=read.retention,
             )
         if not found.found:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no metric {metric!r} of {key!r}")
+            raise NotFound(f"no metric {metric!r} of {key!r}")
         return jsonable(found)  # type: ignore[no-any-return]
 
     # --- alarms and acknowledgements --------------------------------------------------------
@@ -235,7 +227,7 @@ def operations_router(
         limit: int = Query(100, ge=1, le=1000),
         before_id: int | None = None,
     ) -> list[dict[str, Any]]:
-        found = await alarms.list_alarms(
+        found = await read.list_alarms(
             open_only=open_only, key=key, host=host, limit=limit, before_id=before_id
         )
         return [jsonable(a) | {"phase": a.phase.value} for a in found]
@@ -245,56 +237,42 @@ def operations_router(
         async with db.session() as session:
             found = await alarm_store.get_alarm(session, alarm_id)
         if found is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no alarm {alarm_id}")
-        events = await alarms.alarm_events(alarm_id)
+            raise NotFound(f"no alarm {alarm_id}")
+        events = await read.alarm_events(alarm_id)
         out: dict[str, Any] = jsonable(found)
         return out | {"phase": found.phase.value, "events": jsonable(events)}
 
     @api.post("/checks/{key}/acknowledge", dependencies=acts, responses=ERRORS)
     async def acknowledge(key: str, body: AcknowledgeIn, request: Request) -> list[dict[str, Any]]:
         known(key)
-        try:
-            acked = await alarms.acknowledge(
-                key, author(request), body.comment, sticky=body.sticky, expires=body.expires
-            )
-        except AlarmRequestError as exc:
-            raise _unprocessable(exc.argument, str(exc)) from exc
-        except AlarmNotFound as exc:
-            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+        acked = await ops.acknowledge(
+            key, author(request), body.comment, sticky=body.sticky, expires=body.expires
+        )
         return [jsonable(a) for a in acked]
 
     @api.delete("/checks/{key}/acknowledge", dependencies=acts)
     async def unacknowledge(key: str, request: Request) -> list[dict[str, Any]]:
         known(key)
-        try:
-            return [jsonable(a) for a in await alarms.unacknowledge(key)]
-        except AlarmNotFound as exc:
-            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+        return [jsonable(a) for a in await ops.unacknowledge(key)]
 
     # --- downtimes --------------------------------------------------------------------------
 
     @api.get("/downtimes")
     async def downtimes(include_past: bool = False) -> list[dict[str, Any]]:
-        return [jsonable(d) for d in await alarms.list_downtimes(include_past=include_past)]
+        return [jsonable(d) for d in await read.list_downtimes(include_past=include_past)]
 
     @api.post(
         "/downtimes", status_code=status.HTTP_201_CREATED, dependencies=acts, responses=ERRORS
     )
     async def schedule(body: DowntimeIn, request: Request) -> dict[str, Any]:
-        try:
-            made = await alarms.schedule_downtime(
-                body.host, body.service, body.start, body.end, author(request), body.comment
-            )
-        except AlarmRequestError as exc:
-            raise _unprocessable(exc.argument, str(exc)) from exc
+        made = await ops.schedule_downtime(
+            body.host, body.service, body.start, body.end, author(request), body.comment
+        )
         return jsonable(made)  # type: ignore[no-any-return]
 
     @api.delete("/downtimes/{downtime_id}", dependencies=acts)
     async def cancel(downtime_id: int, request: Request) -> dict[str, Any]:
-        try:
-            return jsonable(await alarms.cancel_downtime(downtime_id))  # type: ignore[no-any-return]
-        except AlarmNotFound as exc:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+        return jsonable(await ops.cancel_downtime(downtime_id))  # type: ignore[no-any-return]
 
     # --- remediation ------------------------------------------------------------------------
 
@@ -308,18 +286,18 @@ def operations_router(
         try:
             states = None if state is None else [JobState(s) for s in state]
         except ValueError as exc:
-            raise _unprocessable("state", str(exc)) from exc
+            raise InvalidArgument("state", str(exc)) from exc
         jobs = await remediation_records.list_jobs(
-            remediation.queue, states=states, rule=rule, target=target, limit=limit
+            read.remediation_queue, states=states, rule=rule, target=target, limit=limit
         )
         return [j.as_dict() for j in jobs]
 
     @api.get("/remediation/jobs/{job_id}")
     async def remediation_job(job_id: int) -> dict[str, Any]:
-        job = await remediation_records.get_job(remediation.queue, job_id)
+        job = await remediation_records.get_job(read.remediation_queue, job_id)
         if job is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no remediation job {job_id}")
-        audit = await remediation.queue.list_audit(job_id=job_id, limit=1000)
+            raise NotFound(f"no remediation job {job_id}")
+        audit = await read.remediation_queue.list_audit(job_id=job_id, limit=1000)
         trail = [remediation_records.audit_dict(a) for a in reversed(audit)]
         return job.as_dict() | {"audit": trail}
 
@@ -330,28 +308,18 @@ def operations_router(
         limit: int = Query(100, ge=1, le=1000),
         before_id: int | None = None,
     ) -> list[dict[str, Any]]:
-        entries = await remediation.queue.list_audit(
+        entries = await read.remediation_queue.list_audit(
             owner=rule, subject=target, limit=limit, before_id=before_id
         )
         return [remediation_records.audit_dict(e) for e in entries]
 
     @api.post("/remediation/jobs/{job_id}/run", dependencies=acts)
     async def run_pending(job_id: int, request: Request) -> dict[str, Any]:
-        try:
-            return (await remediation.run_pending(job_id, author(request))).as_dict()
-        except RemediationJobNotFound as exc:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
-        except RemediationJobConflict as exc:
-            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+        return (await ops.run_pending(job_id, author(request))).as_dict()
 
     @api.post("/remediation/jobs/{job_id}/skip", dependencies=acts)
     async def skip_pending(job_id: int, body: SkipIn, request: Request) -> dict[str, Any]:
-        try:
-            return (await remediation.skip_pending(job_id, author(request), body.reason)).as_dict()
-        except RemediationJobNotFound as exc:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
-        except RemediationJobConflict as exc:
-            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+        return (await ops.skip_pending(job_id, author(request), body.reason)).as_dict()
 
     # --- notifications ----------------------------------------------------------------------
 

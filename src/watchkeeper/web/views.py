@@ -1,14 +1,11 @@
 """Read models of the running manager for the pages and the API: rows, counts, problems.
 
-Pure functions over memory: the engine's statuses and check records, the host states, the
-alarm book (acknowledgements, downtimes, flapping) and the job server's worker list. No
-store query, no clock (``now`` comes in). Each call is one pass over the checks and builds
-row objects only for the page it returns, so a list of 10,000 services stays cheap enough
-to serve on every request and every live refresh.
-
-    EngineRunner.engine ─ statuses, hosts, scheduler.record ─┐
-    Stages.alarms.book ─ open alarms, downtimes, flapping ──┼─▶ service_rows / problems / ...
-    EngineRunner.server ─ workers() ─────────────────────────┘
+Pure functions over the web's `ReadModel` port (memory only): the engine's statuses and
+check records, the host states, the alarm book's marks (acknowledgements, downtimes,
+flapping) and the connected workers. No store query, no clock (``now`` comes in). Each
+call is one pass over the checks and builds row objects only for the page it returns, so
+a list of 10,000 services stays cheap enough to serve on every request and every live
+refresh.
 
 A bad argument (an unknown state or sort) raises `ViewArgumentError` naming it, which the
 API turns into a 422.
@@ -16,17 +13,15 @@ API turns into a 422.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from watchkeeper.alarms.lifecycle import AlarmBook
 from watchkeeper.document.normalize import CheckRecord
 from watchkeeper.engine import CheckStatus, HostStatus, StateType
-from watchkeeper.errors import WatchkeeperError
-from watchkeeper.manager.jobs import EngineRunner
-from watchkeeper.manager.stages import Stages
+from watchkeeper.errors import InvalidArgument
 from watchkeeper.transport.workers import WorkerInfo
+from watchkeeper.web.ports import ReadModel
 
 T = TypeVar("T")
 
@@ -40,13 +35,11 @@ SORTS = ("name", "severity", "age", "recent")
 _SEVERITY = {"OK": 0, "PENDING": 0, "WARNING": 1, "UNKNOWN": 2, "CRITICAL": 3}
 
 
-class ViewArgumentError(WatchkeeperError, ValueError):
+class ViewArgumentError(InvalidArgument):
     """An argument of a read model has a value it does not know."""
 
     def __init__(self, argument: str, message: str) -> None:
-        super().__init__(f"{argument}: {message}")
-        #: The argument at fault, for the API's error body.
-        self.argument = argument
+        super().__init__(argument, message)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -133,7 +126,7 @@ class Page(Generic[T]):
 class _Marks:
     """What the alarm book says of checks now, gathered once per call."""
 
-    book: AlarmBook
+    read: ReadModel
     now: float
     #: Check key -> id of its open alarm (the state alarm wins over metric alarms).
     alarm: dict[str, int] = field(default_factory=dict)
@@ -142,15 +135,14 @@ class _Marks:
     services_down: set[tuple[str, str]] = field(default_factory=set)
 
     @classmethod
-    def gather(cls, stages: Stages, now: float) -> _Marks:
-        book = stages.alarms.book
-        marks = cls(book=book, now=now)
-        for alarm in book.alarms(open_only=True):
+    def gather(cls, read: ReadModel, now: float) -> _Marks:
+        marks = cls(read=read, now=now)
+        for alarm in read.open_alarms():
             if alarm.metric is None or alarm.key not in marks.alarm:
                 marks.alarm[alarm.key] = alarm.id
             if alarm.metric is None and alarm.acknowledgement is not None:
                 marks.acknowledged.add(alarm.key)
-        for downtime in book.downtimes(now):
+        for downtime in read.active_downtimes(now):
             if downtime.service is None:
                 marks.hosts_down.add(downtime.host)
             else:
@@ -167,19 +159,7 @@ def _state(status: CheckStatus) -> str:
     return "PENDING" if status.pending else status.state.name
 
 
-def _checks(runner: EngineRunner) -> Iterator[tuple[CheckRecord, CheckStatus]]:
-    """Every running check with its status (one pass; keys the scheduler lost skipped)."""
-    record = runner.engine.scheduler.record
-    for key, status in runner.engine.statuses.items():
-        try:
-            yield record(key), status
-        except KeyError:
-            continue
-
-
-def _row(
-    runner: EngineRunner, marks: _Marks, record: CheckRecord, status: CheckStatus
-) -> ServiceRow:
+def _row(read: ReadModel, marks: _Marks, record: CheckRecord, status: CheckStatus) -> ServiceRow:
     key = record.key
     state = _state(status)
     return ServiceRow(
@@ -194,13 +174,13 @@ def _row(
         output=status.output,
         last_check=status.last_check,
         last_state_change=status.last_state_change,
-        next_check=runner.engine.scheduler.next_due(key),
+        next_check=read.next_due(key),
         acknowledged=key in marks.acknowledged,
         in_downtime=marks.in_downtime(record),
-        flapping=marks.book.flapping(key) is not None,
+        flapping=read.flapping(key),
         stale=status.stale,
         host_problem=status.host_problem,
-        silenced=marks.book.silenced(key, marks.now),
+        silenced=read.silenced(key, marks.now),
         alarm_id=marks.alarm.get(key),
         severity=_SEVERITY[state],
     )
@@ -235,8 +215,7 @@ def _sort_key(sort: str) -> Callable[[tuple[CheckRecord, CheckStatus]], Any]:
 
 
 def service_rows(
-    runner: EngineRunner,
-    stages: Stages,
+    read: ReadModel,
     *,
     now: float,
     q: str | None = None,
@@ -260,9 +239,9 @@ def service_rows(
     order = _sort_key(sort)
     wanted = _states("state", states, SERVICE_STATES)
     needle = q.strip().lower() if q else ""
-    marks = _Marks.gather(stages, now)
+    marks = _Marks.gather(read, now)
     found: list[tuple[CheckRecord, CheckStatus]] = []
-    for record, status in _checks(runner):
+    for record, status in read.checks():
         if host is not None and record.host != host:
             continue
         if zone is not None and record.zone != zone:
@@ -283,28 +262,26 @@ def service_rows(
         found.append((record, status))
     found.sort(key=order)
     start, size = _window(offset, limit)
-    items = [_row(runner, marks, r, s) for r, s in found[start : start + size]]
+    items = [_row(read, marks, r, s) for r, s in found[start : start + size]]
     return Page(items=items, total=len(found), offset=start, limit=size)
 
 
-def problems(
-    runner: EngineRunner, stages: Stages, *, now: float, limit: int = 200
-) -> list[ServiceRow]:
+def problems(read: ReadModel, *, now: float, limit: int = 200) -> list[ServiceRow]:
     """The overview's list: what needs someone, first.
 
     HARD problems before SOFT ones; within each, unhandled (not acknowledged, not in
     downtime, host up) before handled; then by severity, worst first; then the oldest
     change first.
     """
-    marks = _Marks.gather(stages, now)
+    marks = _Marks.gather(read, now)
     found: list[tuple[tuple[bool, bool, int, float, str], CheckRecord, CheckStatus]] = []
-    for record, status in _checks(runner):
+    for record, status in read.checks():
         if not status.is_problem:
             continue
         order = _problem_order(marks, record, status)
         found.append((order, record, status))
     found.sort(key=lambda item: item[0])
-    return [_row(runner, marks, r, s) for _, r, s in found[: max(0, limit)]]
+    return [_row(read, marks, r, s) for _, r, s in found[: max(0, limit)]]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -319,17 +296,17 @@ class Overview:
     problems: list[ServiceRow]
 
 
-def overview(runner: EngineRunner, stages: Stages, *, now: float, limit: int = 200) -> Overview:
+def overview(read: ReadModel, *, now: float, limit: int = 200) -> Overview:
     """`state_counts`, `host_counts`, the unhandled count and `problems`, in one pass.
 
     The overview is the page everyone keeps open: one walk over the checks instead of four.
     """
-    marks = _Marks.gather(stages, now)
+    marks = _Marks.gather(read, now)
     counts = dict.fromkeys(SERVICE_STATES, 0)
     hosts: dict[str, _Host] = {}
     found: list[tuple[tuple[bool, bool, int, float, str], CheckRecord, CheckStatus]] = []
     unhandled = 0
-    for record, status in _checks(runner):
+    for record, status in read.checks():
         state = _state(status)
         counts[state] += 1
         entry = hosts.get(record.host)
@@ -345,14 +322,14 @@ def overview(runner: EngineRunner, stages: Stages, *, now: float, limit: int = 2
         found.append((order, record, status))
     found.sort(key=lambda item: item[0])
     host_states = dict.fromkeys(HOST_STATES, 0)
-    statuses = runner.engine.hosts
+    statuses = read.host_statuses()
     for name, entry in hosts.items():
         host_states[_host_state(entry, statuses.get(name))] += 1
     return Overview(
         services=counts,
         hosts=host_states,
         unhandled=unhandled,
-        problems=[_row(runner, marks, r, s) for _, r, s in found[: max(0, limit)]],
+        problems=[_row(read, marks, r, s) for _, r, s in found[: max(0, limit)]],
     )
 
 
@@ -370,21 +347,18 @@ def _problem_order(
     )
 
 
-def service_detail(
-    runner: EngineRunner, stages: Stages, key: str, *, now: float
-) -> ServiceRow | None:
+def service_detail(read: ReadModel, key: str, *, now: float) -> ServiceRow | None:
     """One check's row, or None when no such check runs."""
-    scheduler = runner.engine.scheduler
-    status = runner.engine.statuses.get(key)
-    if status is None or key not in scheduler:
+    found = read.check(key)
+    if found is None:
         return None
-    return _row(runner, _Marks.gather(stages, now), scheduler.record(key), status)
+    return _row(read, _Marks.gather(read, now), *found)
 
 
-def state_counts(runner: EngineRunner) -> dict[str, int]:
+def state_counts(read: ReadModel) -> dict[str, int]:
     """How many checks are in each service state (every state present, zeros included)."""
     counts = dict.fromkeys(SERVICE_STATES, 0)
-    for _, status in _checks(runner):
+    for _, status in read.checks():
         counts[_state(status)] += 1
     return counts
 
@@ -398,9 +372,9 @@ class _Host:
     services: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SERVICE_STATES, 0))
 
 
-def _hosts(runner: EngineRunner) -> dict[str, _Host]:
+def _hosts(read: ReadModel) -> dict[str, _Host]:
     hosts: dict[str, _Host] = {}
-    for record, status in _checks(runner):
+    for record, status in read.checks():
         entry = hosts.get(record.host)
         if entry is None:
             entry = hosts[record.host] = _Host(record=record)
@@ -436,18 +410,17 @@ def _host_row(name: str, entry: _Host, status: HostStatus | None, *, down: bool)
     )
 
 
-def host_counts(runner: EngineRunner) -> dict[str, int]:
+def host_counts(read: ReadModel) -> dict[str, int]:
     """How many hosts are in each host state (every state present, zeros included)."""
     counts = dict.fromkeys(HOST_STATES, 0)
-    statuses = runner.engine.hosts
-    for name, entry in _hosts(runner).items():
+    statuses = read.host_statuses()
+    for name, entry in _hosts(read).items():
         counts[_host_state(entry, statuses.get(name))] += 1
     return counts
 
 
 def host_rows(
-    runner: EngineRunner,
-    stages: Stages,
+    read: ReadModel,
     *,
     now: float,
     q: str | None = None,
@@ -460,10 +433,10 @@ def host_rows(
     name or the address; ``states`` are host states (UP DOWN UNREACHABLE PENDING)."""
     wanted = _states("state", states, HOST_STATES)
     needle = q.strip().lower() if q else ""
-    statuses = runner.engine.hosts
-    down = {d.host for d in stages.alarms.book.downtimes(now) if d.service is None}
+    statuses = read.host_statuses()
+    down = {d.host for d in read.active_downtimes(now) if d.service is None}
     rows: list[HostRow] = []
-    for name, entry in sorted(_hosts(runner).items()):
+    for name, entry in sorted(_hosts(read).items()):
         if zone is not None and entry.record.zone != zone:
             continue
         if needle and needle not in name.lower():
@@ -479,27 +452,27 @@ def host_rows(
 
 
 def host_detail(
-    runner: EngineRunner, stages: Stages, name: str, *, now: float
+    read: ReadModel, name: str, *, now: float
 ) -> tuple[HostRow, list[ServiceRow]] | None:
     """A host with its checks (its own check first, then services by name), or None."""
-    entry = _hosts(runner).get(name)
+    entry = _hosts(read).get(name)
     if entry is None:
         return None
-    down = any(d.host == name and d.service is None for d in stages.alarms.book.downtimes(now))
-    row = _host_row(name, entry, runner.engine.hosts.get(name), down=down)
-    checks = service_rows(runner, stages, now=now, host=name, limit=len(runner.engine.statuses))
+    down = any(d.host == name and d.service is None for d in read.active_downtimes(now))
+    row = _host_row(name, entry, read.host_statuses().get(name), down=down)
+    checks = service_rows(read, now=now, host=name, limit=read.check_count())
     return row, checks.items
 
 
-def zone_rows(runner: EngineRunner) -> list[ZoneRow]:
+def zone_rows(read: ReadModel) -> list[ZoneRow]:
     """Every zone of the running checks or of a connected worker, by name."""
     hosts: dict[str, set[str]] = {}
     checks: dict[str, int] = {}
-    for record, _ in _checks(runner):
+    for record, _ in read.checks():
         hosts.setdefault(record.zone, set()).add(record.host)
         checks[record.zone] = checks.get(record.zone, 0) + 1
     online: dict[str, int] = {}
-    for worker in worker_rows(runner):
+    for worker in worker_rows(read):
         if worker.agent_for is None:
             for zone in worker.zones:
                 online[zone] = online.get(zone, 0) + 1
@@ -514,139 +487,6 @@ def zone_rows(runner: EngineRunner) -> list[ZoneRow]:
     ]
 
 
-def worker_rows(runner: EngineRunner) -> list[WorkerInfo]:
+def worker_rows(read: ReadModel) -> list[WorkerInfo]:
     """The connected workers (agents included), by name."""
-    workers = getattr(runner.server, "workers", None)
-    return list(workers()) if workers is not None else []
-
-
-# --- configuration diff -------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class FieldChange:
-    """One value that differs between two versions of an object.
-
-    ``pointer`` is a JSON pointer inside the object (``/check/port``); ``change`` is
-    ``added`` (``old`` is None), ``removed`` (``new`` is None) or ``changed``.
-    """
-
-    pointer: str
-    change: str
-    old: Any = None
-    new: Any = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ObjectChange:
-    """A named object present in both versions, with the fields that differ."""
-
-    name: str
-    fields: list[FieldChange]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SectionDiff:
-    """What one section of the document (``hosts``, ``services``...) gained, lost, changed."""
-
-    section: str
-    added: list[str]
-    removed: list[str]
-    changed: list[ObjectChange]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DocumentDiff:
-    """A readable diff of two documents: by section and object name, then by field.
-
-    ``fields`` holds the changes of top-level values that are not sections of named
-    objects (``/schema``, say).
-    """
-
-    sections: list[SectionDiff]
-    fields: list[FieldChange]
-
-    @property
-    def empty(self) -> bool:
-        return not self.sections and not self.fields
-
-
-def _escape(token: str) -> str:
-    return token.replace("~", "~0").replace("/", "~1")
-
-
-def field_changes(old: Any, new: Any, pointer: str = "") -> list[FieldChange]:
-    """Every leaf that differs between two JSON values, by JSON pointer (lists by index)."""
-    if isinstance(old, dict) and isinstance(new, dict):
-        out: list[FieldChange] = []
-        for name in sorted(old.keys() | new.keys(), key=str):
-            at = f"{pointer}/{_escape(str(name))}"
-            if name not in new:
-                out.append(FieldChange(pointer=at, change="removed", old=old[name]))
-            elif name not in old:
-                out.append(FieldChange(pointer=at, change="added", new=new[name]))
-            else:
-                out.extend(field_changes(old[name], new[name], at))
-        return out
-    if isinstance(old, list) and isinstance(new, list):
-        out = []
-        for index in range(max(len(old), len(new))):
-            at = f"{pointer}/{index}"
-            if index >= len(new):
-                out.append(FieldChange(pointer=at, change="removed", old=old[index]))
-            elif index >= len(old):
-                out.append(FieldChange(pointer=at, change="added", new=new[index]))
-            else:
-                out.extend(field_changes(old[index], new[index], at))
-        return out
-    if old == new and type(old) is type(new):
-        return []
-    return [FieldChange(pointer=pointer or "/", change="changed", old=old, new=new)]
-
-
-def _named(value: Any) -> dict[str, Any] | None:
-    """A section's objects by name, or None when the value is not a list of named objects."""
-    if not isinstance(value, list):
-        return None
-    named: dict[str, Any] = {}
-    for item in value:
-        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
-            return None
-        named[item["name"]] = item
-    return named
-
-
-def config_diff(old: dict[str, Any], new: dict[str, Any]) -> DocumentDiff:
-    """Compare two stored documents section by section (see `DocumentDiff`)."""
-    sections: list[SectionDiff] = []
-    fields: list[FieldChange] = []
-    for section in sorted(old.keys() | new.keys()):
-        before, after = old.get(section), new.get(section)
-        objects_before = _named([] if before is None else before)
-        objects_after = _named([] if after is None else after)
-        if objects_before is None or objects_after is None:
-            if section not in new:
-                fields.append(
-                    FieldChange(pointer=f"/{_escape(section)}", change="removed", old=before)
-                )
-            elif section not in old:
-                fields.append(
-                    FieldChange(pointer=f"/{_escape(section)}", change="added", new=after)
-                )
-            else:
-                fields.extend(field_changes(before, after, f"/{_escape(section)}"))
-            continue
-        changed = [
-            ObjectChange(name=name, fields=found)
-            for name in sorted(objects_before.keys() & objects_after.keys())
-            if (found := field_changes(objects_before[name], objects_after[name]))
-        ]
-        diff = SectionDiff(
-            section=section,
-            added=sorted(objects_after.keys() - objects_before.keys()),
-            removed=sorted(objects_before.keys() - objects_after.keys()),
-            changed=changed,
-        )
-        if diff.added or diff.removed or diff.changed:
-            sections.append(diff)
-    return DocumentDiff(sections=sections, fields=fields)
+    return list(read.workers())

@@ -28,6 +28,7 @@ from watchkeeper.alarms.values import (
     AlarmRequestError,
     Downtime,
     EventKind,
+    NothingToAcknowledge,
 )
 from watchkeeper.engine import HostState
 from watchkeeper.notify.notification import NotificationKind as N
@@ -311,12 +312,12 @@ def test_expiring_ack_ends_and_reminders_resume() -> None:
 
 def test_ack_needs_an_open_alarm_and_a_future_expiry() -> None:
     book, _ = book_with()
-    with pytest.raises(AlarmNotFound, match="no open alarm"):
+    with pytest.raises(NothingToAcknowledge, match="no open alarm"):
         book.acknowledge(KEY, author="ann", comment="", now=T0)
     critical(book, T0)
     with pytest.raises(AlarmRequestError, match="expires"):
         book.acknowledge(KEY, author="ann", comment="", now=T0, expires=T0 - 1)
-    with pytest.raises(AlarmNotFound):
+    with pytest.raises(NothingToAcknowledge):
         book.unacknowledge(KEY, T0)
     book.acknowledge(KEY, author="ann", comment="", now=T0)
     (alarm,) = book.unacknowledge(KEY, T0 + 1)

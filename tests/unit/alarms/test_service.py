@@ -21,7 +21,7 @@ from tests.waiting import wait_until
 from watchkeeper import store
 from watchkeeper.alarms import repository as alarm_store
 from watchkeeper.alarms.service import AlarmService
-from watchkeeper.alarms.values import AlarmNotFound, AlarmRequestError
+from watchkeeper.alarms.values import AlarmNotFound, AlarmRequestError, NothingToAcknowledge
 from watchkeeper.engine.observed import Observed
 from watchkeeper.notify.notification import NotificationKind as N
 from watchkeeper.results import CheckOutcome, CheckState, Metric
@@ -90,7 +90,7 @@ async def test_alarms_are_saved_and_survive_a_restart(db: store.Database) -> Non
 async def test_acknowledge_is_validated_and_saved_at_once(db: store.Database) -> None:
     clock, inbox = Clock(), Inbox()
     service = await started(db, clock, inbox)
-    with pytest.raises(AlarmNotFound):
+    with pytest.raises(NothingToAcknowledge):
         await service.acknowledge(KEY, "ann", "on it")
     service.observe(went_critical(T0), T0)
     with pytest.raises(AlarmRequestError, match=r"^author: must be a non-empty string") as err:

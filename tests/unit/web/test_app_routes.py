@@ -13,9 +13,11 @@ from fastapi import FastAPI
 from watchkeeper import store
 from watchkeeper.clock import utcnow
 from watchkeeper.manager.intake import ConfigIntake
-from watchkeeper.manager.jobs import EngineRunner
+from watchkeeper.manager.ports import ManagerPorts
+from watchkeeper.manager.runner import EngineRunner
 from watchkeeper.manager.stages import Stages
 from watchkeeper.web.app import create_app
+from watchkeeper.web.ports import WebPorts
 
 #: (method, path) that anonymous callers may reach: how they log in.
 PUBLIC = {("POST", "/api/v1/session")}
@@ -29,7 +31,10 @@ async def app(tmp_path: Path) -> AsyncIterator[FastAPI]:
     await db.migrate()
     stages = Stages(db)
     runner = EngineRunner(db, lambda _: None, downstream=stages.downstream)  # type: ignore[arg-type,return-value]
-    yield create_app(db, ConfigIntake(db, clock=utcnow), "t" * 32, runner=runner, stages=stages)
+    ports = ManagerPorts(runner, stages)
+    yield create_app(
+        db, ConfigIntake(db, clock=utcnow), "t" * 32, ports=WebPorts(read=ports, ops=ports)
+    )
     await db.aclose()
 
 

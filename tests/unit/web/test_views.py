@@ -41,7 +41,7 @@ DOC = {
 
 class Setup(Fed):
     def rows(self, **filters: object) -> views.Page[views.ServiceRow]:
-        return views.service_rows(self.runner, self.stages, now=self.clock.now, **filters)  # type: ignore[arg-type]
+        return views.service_rows(self.ports, now=self.clock.now, **filters)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -67,17 +67,17 @@ async def problems_reported(s: Setup) -> None:
 
 async def test_rows_carry_state_and_record_fields(setup: Setup) -> None:
     await problems_reported(setup)
-    row = views.service_detail(setup.runner, setup.stages, "web1!http", now=setup.clock.now)
+    row = views.service_detail(setup.ports, "web1!http", now=setup.clock.now)
     assert row is not None
     assert (row.host, row.service, row.zone) == ("web1", "http", "core")
     assert (row.state, row.state_type, row.attempt, row.max_attempts) == ("CRITICAL", "SOFT", 1, 3)
     assert row.output == "timed out" and row.last_check == setup.clock.now
     assert row.severity == 3 and not row.acknowledged and row.alarm_id is None
-    pending = views.service_detail(setup.runner, setup.stages, "web2!http", now=setup.clock.now)
+    pending = views.service_detail(setup.ports, "web2!http", now=setup.clock.now)
     assert pending is not None and pending.state == "PENDING" and pending.severity == 0
-    hard = views.service_detail(setup.runner, setup.stages, "db1!ssh", now=setup.clock.now)
+    hard = views.service_detail(setup.ports, "db1!ssh", now=setup.clock.now)
     assert hard is not None and hard.alarm_id is not None and hard.state_type == "HARD"
-    assert views.service_detail(setup.runner, setup.stages, "nope!x", now=setup.clock.now) is None
+    assert views.service_detail(setup.ports, "nope!x", now=setup.clock.now) is None
 
 
 async def test_filters_search_and_pagination(setup: Setup) -> None:
@@ -118,18 +118,18 @@ async def test_unhandled_leaves_out_soft_acknowledged_and_downtimed_problems(
     )
     now = setup.clock.now
     assert {r.key for r in setup.rows(unhandled=True).items} == {"web1!ssh", "edge1!ssh"}
-    acked = views.service_detail(setup.runner, setup.stages, "db1!ssh", now=now)
+    acked = views.service_detail(setup.ports, "db1!ssh", now=now)
     assert acked is not None and acked.acknowledged and acked.silenced == "acknowledged by ann"
-    down = views.service_detail(setup.runner, setup.stages, "web2!ssh", now=now)
+    down = views.service_detail(setup.ports, "web2!ssh", now=now)
     assert down is not None and down.in_downtime and down.silenced is not None
-    hosts = views.host_rows(setup.runner, setup.stages, now=now, q="web2")
+    hosts = views.host_rows(setup.ports, now=now, q="web2")
     assert [h.in_downtime for h in hosts.items] == [True]
 
 
 async def test_problems_put_hard_unhandled_worst_and_oldest_first(setup: Setup) -> None:
     await problems_reported(setup)
     await setup.stages.alarms.acknowledge("db1!ssh", "ann", "on it")
-    found = views.problems(setup.runner, setup.stages, now=setup.clock.now)
+    found = views.problems(setup.ports, now=setup.clock.now)
     assert [r.key for r in found] == [
         "web1!ssh",  # HARD, unacknowledged, CRITICAL
         "edge1!ssh",  # HARD, unacknowledged, UNKNOWN
@@ -137,14 +137,14 @@ async def test_problems_put_hard_unhandled_worst_and_oldest_first(setup: Setup) 
         "db1!ssh",  # HARD CRITICAL and the oldest, but acknowledged
         "web1!http",  # SOFT
     ]
-    assert [r.key for r in views.problems(setup.runner, setup.stages, now=0, limit=2)] == [
+    assert [r.key for r in views.problems(setup.ports, now=0, limit=2)] == [
         "web1!ssh",
         "edge1!ssh",
     ]
-    summary = views.overview(setup.runner, setup.stages, now=setup.clock.now, limit=3)
+    summary = views.overview(setup.ports, now=setup.clock.now, limit=3)
     assert summary.problems == found[:3]
-    assert summary.services == views.state_counts(setup.runner)
-    assert summary.hosts == views.host_counts(setup.runner)
+    assert summary.services == views.state_counts(setup.ports)
+    assert summary.hosts == views.host_counts(setup.ports)
     assert summary.unhandled == setup.rows(unhandled=True).total == 3
 
 
@@ -166,23 +166,23 @@ async def test_bad_arguments_name_themselves(setup: Setup) -> None:
         setup.rows(states=["SIDEWAYS"])
     assert bad_state.value.argument == "state" and "SIDEWAYS" in str(bad_state.value)
     with pytest.raises(views.ViewArgumentError):
-        views.host_rows(setup.runner, setup.stages, now=0, states=["OK"])
+        views.host_rows(setup.ports, now=0, states=["OK"])
 
 
 async def test_counts_of_services_and_hosts(setup: Setup) -> None:
-    assert views.state_counts(setup.runner) == {
+    assert views.state_counts(setup.ports) == {
         "OK": 0, "WARNING": 0, "CRITICAL": 0, "UNKNOWN": 0, "PENDING": 7
     }  # fmt: skip
     # web1 has a host check, still pending; the others have none and are UP.
-    assert views.host_counts(setup.runner) == {"UP": 3, "DOWN": 0, "UNREACHABLE": 0, "PENDING": 1}
+    assert views.host_counts(setup.ports) == {"UP": 3, "DOWN": 0, "UNREACHABLE": 0, "PENDING": 1}
     await problems_reported(setup)
-    assert views.state_counts(setup.runner) == {
+    assert views.state_counts(setup.ports) == {
         "OK": 1, "WARNING": 1, "CRITICAL": 3, "UNKNOWN": 1, "PENDING": 1
     }  # fmt: skip
-    assert views.host_counts(setup.runner)["UP"] == 4
+    assert views.host_counts(setup.ports)["UP"] == 4
     await setup.report({"web1": (CRITICAL, "no answer")})
-    assert views.host_counts(setup.runner) == {"UP": 3, "DOWN": 1, "UNREACHABLE": 0, "PENDING": 0}
-    web1_ssh = views.service_detail(setup.runner, setup.stages, "web1!ssh", now=setup.clock.now)
+    assert views.host_counts(setup.ports) == {"UP": 3, "DOWN": 1, "UNREACHABLE": 0, "PENDING": 0}
+    web1_ssh = views.service_detail(setup.ports, "web1!ssh", now=setup.clock.now)
     assert web1_ssh is not None and web1_ssh.host_problem
     assert "web1!ssh" not in {r.key for r in setup.rows(unhandled=True).items}
 
@@ -190,7 +190,7 @@ async def test_counts_of_services_and_hosts(setup: Setup) -> None:
 async def test_host_rows_and_detail(setup: Setup) -> None:
     await problems_reported(setup)
     now = setup.clock.now
-    page = views.host_rows(setup.runner, setup.stages, now=now)
+    page = views.host_rows(setup.ports, now=now)
     assert [h.name for h in page.items] == ["db1", "edge1", "web1", "web2"] and page.total == 4
     web1 = page.items[2]
     assert (web1.address, web1.zone, web1.labels, web1.state) == (
@@ -198,64 +198,25 @@ async def test_host_rows_and_detail(setup: Setup) -> None:
     )  # fmt: skip
     assert web1.has_check and web1.output == "ssh up"
     assert web1.services == {"OK": 0, "WARNING": 0, "CRITICAL": 2, "UNKNOWN": 0, "PENDING": 0}
-    by_address = views.host_rows(setup.runner, setup.stages, now=now, q="192.168")
+    by_address = views.host_rows(setup.ports, now=now, q="192.168")
     assert [h.name for h in by_address.items] == ["edge1"]
-    assert views.host_rows(setup.runner, setup.stages, now=now, zone="core", limit=2).total == 3
-    paged = views.host_rows(setup.runner, setup.stages, now=now, offset=1, limit=2)
+    assert views.host_rows(setup.ports, now=now, zone="core", limit=2).total == 3
+    paged = views.host_rows(setup.ports, now=now, offset=1, limit=2)
     assert [h.name for h in paged.items] == ["edge1", "web1"] and paged.total == 4
-    assert views.host_rows(setup.runner, setup.stages, now=now, states=["down"]).total == 0
+    assert views.host_rows(setup.ports, now=now, states=["down"]).total == 0
 
-    detail = views.host_detail(setup.runner, setup.stages, "web1", now=now)
+    detail = views.host_detail(setup.ports, "web1", now=now)
     assert detail is not None
     host, checks = detail
     assert host == web1
     assert [c.key for c in checks] == ["web1", "web1!http", "web1!ssh"]
-    assert views.host_detail(setup.runner, setup.stages, "nope", now=now) is None
+    assert views.host_detail(setup.ports, "nope", now=now) is None
 
 
 async def test_zones_and_workers(setup: Setup) -> None:
     setup.server.connected.append(worker_info("agent-web1", (), agent_for="web1"))
-    assert views.zone_rows(setup.runner) == [
+    assert views.zone_rows(setup.ports) == [
         views.ZoneRow(name="core", hosts=3, checks=6, workers_online=2),
         views.ZoneRow(name="dmz", hosts=1, checks=1, workers_online=1),
     ]
-    assert [w.name for w in views.worker_rows(setup.runner)] == ["w1", "w2", "agent-web1"]
-
-
-def test_config_diff_names_objects_and_changed_fields() -> None:
-    old = {
-        "schema": "watchkeeper/v1",
-        "hosts": [
-            {"name": "a", "address": "10.0.0.1", "zone": "core", "labels": {"x/y": "1"}},
-            {"name": "gone", "address": "10.0.0.9", "zone": "core"},
-        ],
-        "services": [{"name": "ssh", "hosts": ["a"], "check": {"kind": "tcp", "port": 22}}],
-    }
-    new = {
-        "schema": "watchkeeper/v2",
-        "hosts": [
-            {"name": "a", "address": "10.0.0.2", "zone": "core", "labels": {}},
-            {"name": "b", "address": "10.0.0.3", "zone": "core"},
-        ],
-        "services": [{"name": "ssh", "hosts": ["a", "b"], "check": {"kind": "tcp", "port": 2222}}],
-        "zones": [{"name": "core"}],
-    }
-    found = views.config_diff(old, new)
-    hosts, services, zones = found.sections
-    assert (hosts.section, hosts.added, hosts.removed) == ("hosts", ["b"], ["gone"])
-    assert [c.name for c in hosts.changed] == ["a"]
-    assert hosts.changed[0].fields == [
-        views.FieldChange(pointer="/address", change="changed", old="10.0.0.1", new="10.0.0.2"),
-        views.FieldChange(pointer="/labels/x~1y", change="removed", old="1"),
-    ]
-    assert services.changed[0].fields == [
-        views.FieldChange(pointer="/check/port", change="changed", old=22, new=2222),
-        views.FieldChange(pointer="/hosts/1", change="added", new="b"),
-    ]
-    assert (zones.added, zones.removed, zones.changed) == (["core"], [], [])
-    assert found.fields == [
-        views.FieldChange(
-            pointer="/schema", change="changed", old="watchkeeper/v1", new="watchkeeper/v2"
-        )
-    ]
-    assert views.config_diff(old, old).empty
+    assert [w.name for w in views.worker_rows(setup.ports)] == ["w1", "w2", "agent-web1"]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from watchkeeper.document.durations import parse_duration
-from watchkeeper.errors import WatchkeeperError
+from watchkeeper.errors import Forbidden, InvalidArgument
 from watchkeeper.store import users as users_store
 from watchkeeper.store.db import Database
 from watchkeeper.web.security import tokens
@@ -29,11 +29,14 @@ USER_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$"
 FIRST_ADMIN = "admin"
 
 
-class InvalidAccountInput(WatchkeeperError):
+class InvalidAccountInput(InvalidArgument):
     """A name, password, role or duration is not acceptable."""
 
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(None, message or (self.__doc__ or "").strip())
 
-class RoleTooHigh(WatchkeeperError):
+
+class RoleTooHigh(Forbidden):
     """A token cannot have more than its owner's role."""
 
 

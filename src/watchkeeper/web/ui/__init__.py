@@ -11,8 +11,7 @@ from fastapi import APIRouter, status
 from fastapi.responses import RedirectResponse
 
 from watchkeeper import store
-from watchkeeper.manager.jobs import EngineRunner
-from watchkeeper.manager.stages import Stages
+from watchkeeper.web.ports import WebPorts
 from watchkeeper.web.security import Role, Security
 from watchkeeper.web.ui.actions import actions_router
 from watchkeeper.web.ui.pages import pages_router
@@ -22,9 +21,7 @@ from watchkeeper.web.ui.templating import STATIC
 __all__ = ["STATIC", "create_ui_router"]
 
 
-def create_ui_router(
-    db: store.Database, runner: EngineRunner, stages: Stages, security: Security
-) -> APIRouter:
+def create_ui_router(db: store.Database, ports: WebPorts, security: Security) -> APIRouter:
     """Every page (viewer; anonymous browsers go to ``/login``) and action (operator)."""
     viewer = security.require(Role.VIEWER, page=True)
     operator = security.require(Role.OPERATOR, page=True)
@@ -35,7 +32,7 @@ def create_ui_router(
         """Browsers ask for it on every page, the login form too: public, like /static."""
         return RedirectResponse("/static/favicon.svg", status.HTTP_301_MOVED_PERMANENTLY)
 
-    router.include_router(actions_router(runner, stages, operator=operator))
-    router.include_router(pages_router(db, runner, stages, viewer=viewer))
-    router.include_router(records_router(db, runner, stages, viewer=viewer))
+    router.include_router(actions_router(ports.ops, operator=operator))
+    router.include_router(pages_router(db, ports.read, viewer=viewer))
+    router.include_router(records_router(db, ports.read, viewer=viewer))
     return router

@@ -5,7 +5,9 @@ plain form sends ``csrf_token``), calls the same stage method as the REST API in
 `web.operations`, and answers htmx with a one-line flash fragment plus the
 ``HX-Trigger: wk-changed`` event that makes the live blocks refresh at once. Without htmx
 it redirects back (``next``, a path on this site). Bad input is a 422 flash naming the
-field; an action that no longer applies (nothing to acknowledge) a 409.
+field; an action that no longer applies (nothing to acknowledge) a 409; an unknown job or
+downtime a 404: the request errors raised here or by the operations port become that
+flash in `watchkeeper.web.errors`.
 """
 
 from __future__ import annotations
@@ -17,15 +19,14 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.responses import RedirectResponse
 
-from watchkeeper.alarms.values import AlarmNotFound, AlarmRequestError
 from watchkeeper.document.durations import parse_duration
-from watchkeeper.manager.jobs import EngineRunner
-from watchkeeper.manager.stages import Stages
-from watchkeeper.remediation.service import RemediationJobConflict, RemediationJobNotFound
+from watchkeeper.errors import InvalidArgument, NotFound
+from watchkeeper.web.ports import Operations
 from watchkeeper.web.security import csrf
 from watchkeeper.web.security.redirects import safe_next
+from watchkeeper.web.ui.flash import flash
 from watchkeeper.web.ui.requirements import Requirement, principal_of
-from watchkeeper.web.ui.templating import ENV, PAGE_HEADERS, is_htmx
+from watchkeeper.web.ui.templating import PAGE_HEADERS, is_htmx
 
 #: The event htmx fires on the body after an action; live blocks listen for it.
 CHANGED_EVENT = "wk-changed"
@@ -33,11 +34,11 @@ CHANGED_EVENT = "wk-changed"
 DEFAULT_DOWNTIME = "2h"
 
 
-class FormError(ValueError):
+class FormError(InvalidArgument):
     """A form field has a value the action cannot use."""
 
     def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
+        super().__init__(field, message)
         self.field = field
 
 
@@ -92,10 +93,6 @@ def moment_of(field: str, text: str, now: float) -> float:
     return found
 
 
-def flash(message: str, *, error: bool = False) -> str:
-    return ENV.get_template("ui/parts/flash.html").render(message=message, error=error)
-
-
 def done(request: Request, form: Form, message: str, *, fallback: str) -> Response:
     """The answer to an action that worked: a flash for htmx, else a redirect back."""
     if is_htmx(request):
@@ -107,17 +104,9 @@ def done(request: Request, form: Form, message: str, *, fallback: str) -> Respon
     return RedirectResponse(safe_next(form.text("next") or fallback), status.HTTP_303_SEE_OTHER)
 
 
-def refused(message: str, code: int) -> Response:
-    """An action that could not be done: a flash with the reason and the status code."""
-    return Response(
-        flash(message, error=True), status_code=code, media_type="text/html", headers=PAGE_HEADERS
-    )
-
-
-def actions_router(runner: EngineRunner, stages: Stages, *, operator: Requirement) -> APIRouter:
+def actions_router(ops: Operations, *, operator: Requirement) -> APIRouter:
     """The POST routes behind the pages' buttons; every one needs the operator role."""
     router = APIRouter(dependencies=[Depends(operator)], include_in_schema=False)
-    alarms, remediation = stages.alarms, stages.remediation
 
     def service_page(key: str) -> str:
         return f"/services/{key}"
@@ -126,22 +115,17 @@ def actions_router(runner: EngineRunner, stages: Stages, *, operator: Requiremen
     async def acknowledge(request: Request, key: str) -> Response:
         form = await Form.read(request)
         comment = form.text("comment") or request.headers.get("hx-prompt", "").strip()
-        try:
-            if not comment:
-                raise FormError("comment", "say why (it is shown to everyone)")
-            expires_in = form.text("expires")
-            expires = time.time() + seconds_of("expires", expires_in) if expires_in else None
-            acked = await alarms.acknowledge(
-                key,
-                principal_of(request).name,
-                comment,
-                sticky=form.flag("sticky") if form.has("sticky") else True,
-                expires=expires,
-            )
-        except (FormError, AlarmRequestError) as exc:
-            return refused(str(exc), status.HTTP_422_UNPROCESSABLE_CONTENT)
-        except AlarmNotFound as exc:
-            return refused(str(exc), status.HTTP_409_CONFLICT)
+        if not comment:
+            raise FormError("comment", "say why (it is shown to everyone)")
+        expires_in = form.text("expires")
+        expires = time.time() + seconds_of("expires", expires_in) if expires_in else None
+        acked = await ops.acknowledge(
+            key,
+            principal_of(request).name,
+            comment,
+            sticky=form.flag("sticky") if form.has("sticky") else True,
+            expires=expires,
+        )
         noun = "alarm" if len(acked) == 1 else "alarms"
         return done(
             request, form, f"Acknowledged {key} ({len(acked)} {noun}).", fallback=service_page(key)
@@ -150,34 +134,31 @@ def actions_router(runner: EngineRunner, stages: Stages, *, operator: Requiremen
     @router.post("/services/{key}/unacknowledge")
     async def unacknowledge(request: Request, key: str) -> Response:
         form = await Form.read(request)
-        cleared = await alarms.unacknowledge(key)
+        cleared = await ops.unacknowledge(key)
         message = f"Removed the acknowledgement of {key}." if cleared else f"{key}: none to remove."
         return done(request, form, message, fallback=service_page(key))
 
     @router.post("/services/{key}/check-now")
     async def check_now(request: Request, key: str) -> Response:
         form = await Form.read(request)
-        if not runner.check_now(key):
-            return refused(f"No check {key!r} is running.", status.HTTP_404_NOT_FOUND)
+        if not ops.check_now(key):
+            raise NotFound(f"No check {key!r} is running.")
         return done(request, form, f"{key} is queued to run now.", fallback=service_page(key))
 
     @router.post("/downtimes")
     async def schedule(request: Request) -> Response:
         form = await Form.read(request)
         host, service = form.text("host"), form.text("service") or None
-        try:
-            if not host:
-                raise FormError("host", "name the host")
-            start = moment_of("start", form.text("start"), time.time())
-            length = seconds_of("duration", form.text("duration") or DEFAULT_DOWNTIME)
-            comment = form.text("comment")
-            if not comment:
-                raise FormError("comment", "say why (it is shown to everyone)")
-            made = await alarms.schedule_downtime(
-                host, service, start, start + length, principal_of(request).name, comment
-            )
-        except (FormError, AlarmRequestError) as exc:
-            return refused(str(exc), status.HTTP_422_UNPROCESSABLE_CONTENT)
+        if not host:
+            raise FormError("host", "name the host")
+        start = moment_of("start", form.text("start"), time.time())
+        length = seconds_of("duration", form.text("duration") or DEFAULT_DOWNTIME)
+        comment = form.text("comment")
+        if not comment:
+            raise FormError("comment", "say why (it is shown to everyone)")
+        made = await ops.schedule_downtime(
+            host, service, start, start + length, principal_of(request).name, comment
+        )
         return done(
             request, form, f"Downtime {made.id} scheduled for {made.key}.", fallback="/downtimes"
         )
@@ -185,32 +166,19 @@ def actions_router(runner: EngineRunner, stages: Stages, *, operator: Requiremen
     @router.post("/downtimes/{downtime_id}/cancel")
     async def cancel(request: Request, downtime_id: int) -> Response:
         form = await Form.read(request)
-        try:
-            await alarms.cancel_downtime(downtime_id)
-        except AlarmNotFound as exc:
-            return refused(str(exc), status.HTTP_404_NOT_FOUND)
+        await ops.cancel_downtime(downtime_id)
         return done(request, form, f"Downtime {downtime_id} cancelled.", fallback="/downtimes")
 
     @router.post("/remediation/{job_id}/run")
     async def run(request: Request, job_id: int) -> Response:
         form = await Form.read(request)
-        try:
-            await remediation.run_pending(job_id, principal_of(request).name)
-        except RemediationJobNotFound as exc:
-            return refused(str(exc), status.HTTP_404_NOT_FOUND)
-        except RemediationJobConflict as exc:
-            return refused(str(exc), status.HTTP_409_CONFLICT)
+        await ops.run_pending(job_id, principal_of(request).name)
         return done(request, form, f"Remediation job {job_id} queued.", fallback="/remediation")
 
     @router.post("/remediation/{job_id}/skip")
     async def skip(request: Request, job_id: int) -> Response:
         form = await Form.read(request)
-        try:
-            await remediation.skip_pending(job_id, principal_of(request).name, form.text("reason"))
-        except RemediationJobNotFound as exc:
-            return refused(str(exc), status.HTTP_404_NOT_FOUND)
-        except RemediationJobConflict as exc:
-            return refused(str(exc), status.HTTP_409_CONFLICT)
+        await ops.skip_pending(job_id, principal_of(request).name, form.text("reason"))
         return done(request, form, f"Remediation job {job_id} skipped.", fallback="/remediation")
 
     return router

@@ -11,13 +11,12 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from watchkeeper import store
-from watchkeeper.manager.jobs import EngineRunner
-from watchkeeper.manager.stages import Stages
 from watchkeeper.telemetry import repository as telemetry_store
 from watchkeeper.web import views
+from watchkeeper.web.ports import ReadModel
 from watchkeeper.web.security import Principal
 from watchkeeper.web.ui.formatting import split_output
 from watchkeeper.web.ui.requirements import Requirement, principal_of
@@ -47,15 +46,13 @@ def _blank(value: str | None) -> str | None:
     return value if value else None
 
 
-def pages_router(
-    db: store.Database, runner: EngineRunner, stages: Stages, *, viewer: Requirement
-) -> APIRouter:
+def pages_router(db: store.Database, read: ReadModel, *, viewer: Requirement) -> APIRouter:
     """``/``, ``/services``, ``/hosts``, ``/hosts/{name}``, ``/services/{key}`` and parts."""
     router = APIRouter(dependencies=[Depends(viewer)], include_in_schema=False)
 
     def overview_context() -> dict[str, Any]:
         # One pass over the checks for counts and problems: the page everyone keeps open.
-        summary = views.overview(runner, stages, now=time.time(), limit=PROBLEMS_SHOWN)
+        summary = views.overview(read, now=time.time(), limit=PROBLEMS_SHOWN)
         rows = summary.problems
         unhandled = [r for r in rows if r.state_type == "HARD" and not r.handled]
         others = [r for r in rows if not (r.state_type == "HARD" and not r.handled)]
@@ -89,7 +86,7 @@ def pages_router(
             rows=found,
             page=page,
             pages=max(1, -(-found.total // PAGE_SIZE)),
-            zones=sorted(runner.zones),  # the zones checks run in: no walk over the checks
+            zones=sorted(read.zones),  # the zones checks run in: no walk over the checks
             **context,
         )
 
@@ -105,22 +102,18 @@ def pages_router(
         page: Annotated[int, Query(ge=1)] = 1,
     ) -> Response:
         wanted = _states(state)
-        try:
-            found = views.service_rows(
-                runner,
-                stages,
-                now=time.time(),
-                q=_blank(q),
-                host=_blank(host),
-                zone=_blank(zone),
-                states=wanted,
-                unhandled=unhandled,
-                sort=sort,
-                offset=(page - 1) * PAGE_SIZE,
-                limit=PAGE_SIZE,
-            )
-        except views.ViewArgumentError as exc:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+        found = views.service_rows(
+            read,
+            now=time.time(),
+            q=_blank(q),
+            host=_blank(host),
+            zone=_blank(zone),
+            states=wanted,
+            unhandled=unhandled,
+            sort=sort,
+            offset=(page - 1) * PAGE_SIZE,
+            limit=PAGE_SIZE,
+        )
         return list_page(
             request, "services", found, page,
             filters={"q": q or "", "state": wanted, "host": host or "", "zone": zone or "",
@@ -137,19 +130,15 @@ def pages_router(
         page: Annotated[int, Query(ge=1)] = 1,
     ) -> Response:
         wanted = _states(state)
-        try:
-            found = views.host_rows(
-                runner,
-                stages,
-                now=time.time(),
-                q=_blank(q),
-                zone=_blank(zone),
-                states=wanted,
-                offset=(page - 1) * PAGE_SIZE,
-                limit=PAGE_SIZE,
-            )
-        except views.ViewArgumentError as exc:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+        found = views.host_rows(
+            read,
+            now=time.time(),
+            q=_blank(q),
+            zone=_blank(zone),
+            states=wanted,
+            offset=(page - 1) * PAGE_SIZE,
+            limit=PAGE_SIZE,
+        )
         filters = {"q": q or "", "state": wanted, "zone": zone or ""}
         return list_page(request, "hosts", found, page, filters=filters)
 
@@ -157,14 +146,14 @@ def pages_router(
     async def host(request: Request, name: str) -> Response:
         principal = principal_of(request)
         now = time.time()
-        found = views.host_detail(runner, stages, name, now=now)
+        found = views.host_detail(read, name, now=now)
         if found is None:
             return _not_found(request, principal, f"No host {name!r} is running.")
         row, checks = found
         own = next((c for c in checks if c.service is None), None)
         async with db.session() as session:
             history = await store.list_state_history(session, check_key=name, limit=HISTORY_SHOWN)
-        downtimes = [d for d in await stages.alarms.list_downtimes() if d.host == name]
+        downtimes = [d for d in await read.list_downtimes() if d.host == name]
         if is_htmx(request):
             return render(
                 request, "ui/parts/host_checks.html", principal, host=row, checks=checks, own=own
@@ -185,17 +174,18 @@ def pages_router(
         request: Request, key: str, range_: Annotated[str, Query(alias="range")] = DEFAULT_RANGE
     ) -> Response:
         principal = principal_of(request)
-        row = views.service_detail(runner, stages, key, now=time.time())
+        row = views.service_detail(read, key, now=time.time())
         if row is None:
             return _not_found(request, principal, f"No check {key!r} is running.")
         async with db.session() as session:
             history = await store.list_state_history(session, check_key=key, limit=HISTORY_SHOWN)
             metrics = await telemetry_store.list_metrics(session, key)
-        alarms = await stages.alarms.list_alarms(open_only=True, key=key)
-        downtimes = [
-            d for d in await stages.alarms.list_downtimes() if d.covers(row.host, row.service)
-        ]
-        record = runner.engine.scheduler.record(key)
+        alarms = await read.list_alarms(open_only=True, key=key)
+        downtimes = [d for d in await read.list_downtimes() if d.covers(row.host, row.service)]
+        found_check = read.check(key)
+        if found_check is None:
+            return _not_found(request, principal, f"No check {key!r} is running.")
+        record = found_check[0]
         labels = record.spec.get("labels") or {}
         return render(
             request,
@@ -217,10 +207,10 @@ def pages_router(
     @router.get("/parts/services/{key}/state")
     async def service_state(request: Request, key: str) -> Response:
         principal = principal_of(request)
-        row = views.service_detail(runner, stages, key, now=time.time())
+        row = views.service_detail(read, key, now=time.time())
         if row is None:
             return _not_found(request, principal, f"No check {key!r} is running.")
-        alarms = await stages.alarms.list_alarms(open_only=True, key=key)
+        alarms = await read.list_alarms(open_only=True, key=key)
         return render(
             request,
             "ui/parts/service_state.html",

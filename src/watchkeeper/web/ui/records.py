@@ -3,7 +3,8 @@ configuration versions and rejected candidates.
 
 These read the store (alarms and audit are written there) or the job server; each page
 is one or two bounded queries. The configuration diff is the API's: the page draws
-`views.config_diff`, which ``GET /api/v1/config/diff`` answers with, and links to that JSON.
+`document.compare.config_diff`, which ``GET /api/v1/config/diff`` answers with, and links
+to that JSON.
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from watchkeeper import store
+from watchkeeper.document import compare
 from watchkeeper.jobs.states import JobState
-from watchkeeper.manager.jobs import EngineRunner
-from watchkeeper.manager.stages import Stages
 from watchkeeper.remediation import records as remediation_records
 from watchkeeper.web import views
+from watchkeeper.web.ports import ReadModel
 from watchkeeper.web.ui.requirements import Requirement, principal_of
 from watchkeeper.web.ui.templating import is_htmx, render
 
@@ -35,12 +36,10 @@ REJECTIONS_SHOWN = 50
 DIFF_API = "/api/v1/config/diff"
 
 
-def records_router(
-    db: store.Database, runner: EngineRunner, stages: Stages, *, viewer: Requirement
-) -> APIRouter:
+def records_router(db: store.Database, read: ReadModel, *, viewer: Requirement) -> APIRouter:
     """``/alarms``, ``/downtimes``, ``/remediation``, ``/workers`` and ``/config/...``."""
     router = APIRouter(dependencies=[Depends(viewer)], include_in_schema=False)
-    alarms = stages.alarms
+    alarms = read
 
     @router.get("/alarms")
     async def alarm_page(request: Request) -> Response:
@@ -70,7 +69,7 @@ def records_router(
     async def remediation_page(
         request: Request, job: Annotated[int | None, Query(ge=1)] = None
     ) -> Response:
-        queue = stages.remediation.queue
+        queue = read.remediation_queue
         pending = await remediation_records.list_jobs(
             queue, states=[JobState.PENDING], limit=JOBS_SHOWN
         )
@@ -100,8 +99,8 @@ def records_router(
             request,
             template,
             principal_of(request),
-            workers=views.worker_rows(runner),
-            zones=views.zone_rows(runner),
+            workers=views.worker_rows(read),
+            zones=views.zone_rows(read),
         )
 
     @router.get("/config")
@@ -147,7 +146,7 @@ def records_router(
         from_: Annotated[int | None, Query(alias="from", ge=1)] = None,
         to: Annotated[int | None, Query(ge=1)] = None,
     ) -> Response:
-        """Two versions compared by `views.config_diff` (the API's diff, drawn as tables)."""
+        """Two versions compared by `compare.config_diff` (the API's diff, drawn as tables)."""
         principal = principal_of(request)
         async with db.session() as session:
             newer = await _version_or_current(session, to)
@@ -169,7 +168,7 @@ def records_router(
             principal,
             older=older,
             newer=newer,
-            diff=views.config_diff(older.document, newer.document),
+            diff=compare.config_diff(older.document, newer.document),
             diff_api=f"{DIFF_API}?from={older.id}&to={newer.id}",
         )
 

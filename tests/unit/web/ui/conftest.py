@@ -68,9 +68,8 @@ async def build(tmp_path: Path, services: int = 3) -> AsyncIterator[Env]:
     fed = await fed_runner(db, document(services), FakeServer(workers))
     security = Security(db, manager_token=MANAGER, passwords=FAST)
     app = create_app(
-        db, ConfigIntake(db, clock=utcnow), MANAGER, runner=fed.runner, stages=fed.stages,
-        security=security,
-    )  # fmt: skip
+        db, ConfigIntake(db, clock=utcnow), MANAGER, ports=fed.web_ports, security=security
+    )
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
         yield Env(db, fed.runner, fed.stages, fed.server, fed.clock, http=http)

@@ -1,7 +1,14 @@
-"""The manager process: migrate the store, poll the source, import, run checks, serve the API.
+"""The manager process, and the composition root: the one module that wires it all.
 
-Each part runs as its own task; the first to fail stops the others so the process exits
-with the error instead of running half-alive.
+    store ─ intake ─ sources (poller)
+        └─ stages (telemetry, alarms, notifications, remediation) ─┐
+        └─ job server ─ EngineRunner ─────────────────────────────┼─▶ ManagerPorts ─▶ web
+        └─ embedded worker (``up``)                                 ┘
+
+Nothing below imports this module: the manager's packages do not know the web, and the
+web knows the manager only through its ports (`watchkeeper.web.ports`). Each part runs as
+its own task; the first to fail stops the others so the process exits with the error
+instead of running half-alive.
 """
 
 from __future__ import annotations
@@ -27,7 +34,8 @@ from watchkeeper.errors import DocumentError, StoreError, UsageError
 from watchkeeper.manager.demo import API_SERVICE, bundled_example, demo_for_port
 from watchkeeper.manager.embedded import EmbeddedWorker
 from watchkeeper.manager.intake import ConfigIntake, IntakeOutcome
-from watchkeeper.manager.jobs import EngineRunner
+from watchkeeper.manager.ports import ManagerPorts
+from watchkeeper.manager.runner import EngineRunner
 from watchkeeper.manager.stages import Stages, StageSettings
 from watchkeeper.sources import Candidate, Poller, Source, SourceStatus, open_source
 from watchkeeper.transport import keys
@@ -35,6 +43,7 @@ from watchkeeper.transport.registry import KeyRegistry, StoreKeyRegistry
 from watchkeeper.transport.server import DEFAULT_PORT, JobServer
 from watchkeeper.web.app import create_app
 from watchkeeper.web.auth import TOKEN_FILE, load_or_create_token
+from watchkeeper.web.ports import WebPorts
 from watchkeeper.web.security import Security, ensure_first_admin
 from watchkeeper.web.security.sessions import CookiePolicy
 from watchkeeper.worker.executors import install_child_watcher
@@ -240,8 +249,13 @@ class Manager:
         # by the request's scheme; saying so keeps it Secure behind any misreported scheme).
         cookie = CookiePolicy(secure=True) if self.settings.tls else None
         security = Security(self.db, manager_token=self.token, cookie=cookie)
+        ports = ManagerPorts(runner, self.stages)
         app = create_app(
-            self.db, self.intake, self.token, runner=runner, stages=self.stages, security=security
+            self.db,
+            self.intake,
+            self.token,
+            ports=WebPorts(read=ports, ops=ports),
+            security=security,
         )
         tls = self.settings
         config = uvicorn.Config(

@@ -18,7 +18,7 @@ from watchkeeper.engine.observed import Observed
 from watchkeeper.errors import StoreError
 from watchkeeper.jobs.payloads import ActionPayload
 from watchkeeper.manager.intake import IntakeOutcome, check_candidate
-from watchkeeper.manager.jobs import EngineRunner, Interpret, summarize
+from watchkeeper.manager.runner import EngineRunner, Interpret, summarize
 from watchkeeper.results import CheckOutcome, CheckState
 from watchkeeper.transport.protocol import Job, Result
 

@@ -1,0 +1,141 @@
+"""What the web needs of a running manager: two small ports, implemented by the manager.
+
+    ReadModel    what runs now and what happened: checks and their statuses, hosts, zones,
+                 workers, the alarm book's marks, latest metric values, the job queue
+    Operations   what an operator may change: check now, acknowledge, downtimes,
+                 run or skip a remediation
+
+The pages and the API depend on these Protocols only, never on the engine runner or the
+stages (`watchkeeper.manager.ports` is the implementation); a test can serve the web on
+fakes, and the manager's insides can change without the web noticing. Errors are the
+request errors of `watchkeeper.errors` (`NotFound`, `Conflict`, `InvalidArgument`),
+which the app maps to 404, 409 and 422 in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from watchkeeper.alarms.values import Alarm, AlarmEvent, Downtime
+from watchkeeper.document.normalize import CheckRecord
+from watchkeeper.engine import CheckStatus, HostStatus
+from watchkeeper.jobs.queue import JobQueue
+from watchkeeper.remediation.records import RemediationJob
+from watchkeeper.telemetry.recorder import LatestMetric
+from watchkeeper.telemetry.rollup import Retention
+from watchkeeper.transport.workers import WorkerInfo
+
+
+class ReadModel(Protocol):
+    """The running system, for reading. Memory reads are cheap; the async ones may query."""
+
+    # --- the engine ---------------------------------------------------------------------
+
+    def checks(self) -> Iterator[tuple[CheckRecord, CheckStatus]]:
+        """Every running check with its status, in one pass."""
+        ...
+
+    def check(self, key: str) -> tuple[CheckRecord, CheckStatus] | None:
+        """One running check with its status, or None."""
+        ...
+
+    def check_count(self) -> int: ...
+
+    def next_due(self, key: str) -> float | None:
+        """When the check is queued to run next; None while it runs."""
+        ...
+
+    def host_statuses(self) -> Mapping[str, HostStatus]:
+        """The state of every host with a check of its own (UP, DOWN, UNREACHABLE)."""
+        ...
+
+    @property
+    def zones(self) -> frozenset[str]:
+        """The zones running checks are in (agent pools left out)."""
+        ...
+
+    def workers(self) -> list[WorkerInfo]:
+        """The connected workers (agents included), by name."""
+        ...
+
+    # --- alarms -------------------------------------------------------------------------
+
+    def open_alarms(self) -> list[Alarm]:
+        """The open alarms, oldest first (memory)."""
+        ...
+
+    def active_downtimes(self, now: float) -> list[Downtime]:
+        """The downtimes in force at ``now`` (memory)."""
+        ...
+
+    def flapping(self, key: str) -> bool: ...
+
+    def silenced(self, key: str, now: float) -> str | None:
+        """Why notifications and remediation leave the check alone now, or None."""
+        ...
+
+    async def list_alarms(
+        self,
+        *,
+        open_only: bool = True,
+        key: str | None = None,
+        host: str | None = None,
+        limit: int = 100,
+        before_id: int | None = None,
+    ) -> list[Alarm]: ...
+
+    async def alarm_events(self, alarm_id: int) -> list[AlarmEvent]: ...
+
+    async def list_downtimes(self, *, include_past: bool = False) -> list[Downtime]: ...
+
+    # --- telemetry and the job queue ----------------------------------------------------
+
+    def latest_metrics(self) -> list[LatestMetric]:
+        """The last value of every metric of the running checks."""
+        ...
+
+    @property
+    def retention(self) -> Retention:
+        """How long each telemetry tier is kept (queries pick the tier by it)."""
+        ...
+
+    @property
+    def remediation_queue(self) -> JobQueue:
+        """Remediation's jobs and audit."""
+        ...
+
+
+class Operations(Protocol):
+    """What an operator may change; every call is validated and saved before it returns."""
+
+    def check_now(self, key: str) -> bool:
+        """Run the check at the engine's next turn; False when no such check runs."""
+        ...
+
+    async def acknowledge(
+        self, key: str, author: str, comment: str, sticky: bool = True, expires: float | None = None
+    ) -> list[Alarm]: ...
+
+    async def unacknowledge(self, key: str) -> list[Alarm]: ...
+
+    async def schedule_downtime(
+        self, host: str, service: str | None, start: float, end: float, author: str, comment: str
+    ) -> Downtime: ...
+
+    async def cancel_downtime(self, downtime_id: int) -> Downtime: ...
+
+    async def run_pending(self, job_id: int, author: str) -> RemediationJob:
+        """Approve a pending remediation job."""
+        ...
+
+    async def skip_pending(self, job_id: int, author: str, reason: str = "") -> RemediationJob: ...
+
+
+@dataclass(frozen=True, slots=True)
+class WebPorts:
+    """The two ports the app is built on."""
+
+    read: ReadModel
+    ops: Operations
