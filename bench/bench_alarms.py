@@ -45,8 +45,8 @@ from tests.fixtures.listener import Service  # noqa: E402
 from tests.fixtures.manager import running_manager  # noqa: E402
 
 from watchkeeper import store  # noqa: E402
-from watchkeeper.runtime import Manager  # noqa: E402
 from watchkeeper.remediation import records as remediation_records  # noqa: E402
+from watchkeeper.runtime import Manager  # noqa: E402
 from watchkeeper.worker.executors import install_child_watcher  # noqa: E402
 
 TARGET_DISPATCH = 1.0

@@ -39,8 +39,8 @@ from watchkeeper.engine import CheckStatus, Engine, Step
 from watchkeeper.engine.reachability import HostStateChange
 from watchkeeper.engine.statemachine import StateChange
 from watchkeeper.manager.runner import EngineRunner
-from watchkeeper.runtime import Manager, ManagerSettings
 from watchkeeper.results import CheckOutcome, CheckState
+from watchkeeper.runtime import Manager, ManagerSettings
 from watchkeeper.transport.protocol import Job
 
 

@@ -14,14 +14,13 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from watchkeeper import __version__, store
-from watchkeeper.manager.intake import ConfigIntake
 from watchkeeper.web.accounts_api import create_accounts_router
 from watchkeeper.web.errors import install_error_handlers
 from watchkeeper.web.inventory_api import config_diff_router, inventory_router
 from watchkeeper.web.login import create_login_router
 from watchkeeper.web.metrics import metrics_router
 from watchkeeper.web.operations import operations_router
-from watchkeeper.web.ports import WebPorts
+from watchkeeper.web.ports import Intake, WebPorts
 from watchkeeper.web.security import Role, Security
 
 #: A pushed candidate larger than this is refused with 413 before it is read whole.
@@ -88,7 +87,7 @@ def _version(v: store.ConfigVersion) -> VersionOut:
 
 def create_app(
     db: store.Database,
-    intake: ConfigIntake,
+    intake: Intake,
     token: str,
     *,
     ports: WebPorts | None = None,

@@ -4,6 +4,7 @@
                  workers, the alarm book's marks, latest metric values, the job queue
     Operations   what an operator may change: check now, acknowledge, downtimes,
                  run or skip a remediation
+    Intake       where a pushed candidate document goes (the same path polled ones take)
 
 The pages and the API depend on these Protocols only, never on the engine runner or the
 stages (`watchkeeper.manager.ports` is the implementation); a test can serve the web on
@@ -19,7 +20,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from watchkeeper.alarms.values import Alarm, AlarmEvent, Downtime
+from watchkeeper.document.diff import ConfigDiff
 from watchkeeper.document.normalize import CheckRecord
+from watchkeeper.document.problems import Problem
 from watchkeeper.engine import CheckStatus, HostStatus
 from watchkeeper.jobs.queue import JobQueue
 from watchkeeper.remediation.records import RemediationJob
@@ -131,6 +134,29 @@ class Operations(Protocol):
         ...
 
     async def skip_pending(self, job_id: int, author: str, reason: str = "") -> RemediationJob: ...
+
+
+class Outcome(Protocol):
+    """What became of a pushed candidate (`watchkeeper.manager.intake.IntakeOutcome`)."""
+
+    @property
+    def accepted(self) -> bool: ...
+    @property
+    def created(self) -> bool: ...
+    @property
+    def version_id(self) -> int | None: ...
+    @property
+    def content_hash(self) -> str: ...
+    @property
+    def diff(self) -> ConfigDiff | None: ...
+    @property
+    def problems(self) -> list[Problem]: ...
+
+
+class Intake(Protocol):
+    """Takes candidate documents: validated, then imported or recorded as rejected."""
+
+    async def submit(self, body: bytes, *, source: str) -> Outcome: ...
 
 
 @dataclass(frozen=True, slots=True)
