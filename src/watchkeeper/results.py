@@ -23,7 +23,12 @@ class CheckState(enum.Enum):
 
     @classmethod
     def from_exit_code(cls, code: int) -> CheckState:
-        """Map a plugin exit code; anything outside 0-3 is UNKNOWN, as Nagios does."""
+        """Map an exit code 0-3 to its state; anything else is UNKNOWN here.
+
+        This is the raw mapping. What a plugin's exit outside 0-3 *means* is the plugin
+        executor's setting (``out_of_bounds_state``, CRITICAL by default as in Nagios Core;
+        Icinga 2 uses UNKNOWN), see `watchkeeper.worker.executors.plugin.plugin_outcome`.
+        """
         return cls(code) if 0 <= code <= 3 else cls.UNKNOWN
 
     @property

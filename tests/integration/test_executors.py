@@ -8,6 +8,7 @@ is closed or killed by the test, by its own handle or pid.
 from __future__ import annotations
 
 import asyncio
+import logging
 import contextlib
 import ipaddress
 import os
@@ -81,8 +82,11 @@ def plugin(request: pytest.FixtureRequest) -> PluginExecutor:
     return PluginExecutor(fast=request.param)
 
 
-def cmd(*argv: str, timeout_state: str = "UNKNOWN") -> dict[str, object]:
-    return {"kind": "plugin", "command": list(argv), "timeout_state": timeout_state}
+def cmd(*argv: str, timeout_state: str | None = None) -> dict[str, object]:
+    check: dict[str, object] = {"kind": "plugin", "command": list(argv)}
+    if timeout_state is not None:
+        check["timeout_state"] = timeout_state
+    return check
 
 
 @needs_plugins
@@ -130,9 +134,9 @@ async def test_check_tcp_against_a_closed_port(plugin: PluginExecutor, free_port
     assert out.output == f"connect to address 127.0.0.1 and port {free_port}: Connection refused"
 
 
-@pytest.mark.parametrize("timeout_state", ["UNKNOWN", "CRITICAL"])
+@pytest.mark.parametrize("timeout_state", ["UNKNOWN", "CRITICAL", None])
 async def test_timeout_kills_the_whole_process_group(
-    plugin: PluginExecutor, timeout_state: str
+    plugin: PluginExecutor, timeout_state: str | None
 ) -> None:
     script = "echo $$; sleep 30 & echo $!; wait"
     started = time.monotonic()
@@ -140,8 +144,8 @@ async def test_timeout_kills_the_whole_process_group(
         cmd("/bin/sh", "-c", script, timeout_state=timeout_state), address="::1", timeout=0.5
     )
     assert time.monotonic() - started < 3
-    assert out.state is CheckState[timeout_state]
-    assert out.output == "(Check timed out after 0.5s)"
+    assert out.state is CheckState[timeout_state or "CRITICAL"]  # Nagios Core's default
+    assert out.output == "(Check timed out after 0.50 seconds)"
     shell, sleeper = pids_in(out.long_output)
     await gone(shell)
     await gone(sleeper)
@@ -168,7 +172,7 @@ async def test_sleep_under_sh_is_killed(plugin: PluginExecutor) -> None:
     pids = pids_running(sleep)
     assert len(pids) == 1
     out = await task
-    assert out.output == "(Check timed out after 2s)"
+    assert out.output == "(Check timed out after 2.00 seconds)"
     await gone(pids[0])
     assert pids_running(sleep) == []
 
@@ -187,14 +191,17 @@ async def test_what_a_plugin_leaves_in_its_group_dies_with_it() -> None:
     await gone(sleeper)
 
 
-async def test_a_daemon_that_escaped_the_session_only_delays_the_result(
+async def test_a_daemon_that_escaped_the_session_does_not_delay_the_result(
     plugin: PluginExecutor, reap_strays: list[int]
 ) -> None:
     script = "setsid sh -c 'echo $$; exec sleep 30' & sleep 0.1; echo OK"
-    out = await plugin.run(cmd("/bin/sh", "-c", script), address="127.0.0.1", timeout=1)
+    started = time.monotonic()
+    out = await plugin.run(cmd("/bin/sh", "-c", script), address="127.0.0.1", timeout=5)
+    elapsed = time.monotonic() - started
     reap_strays.extend(pids_in(out.output + out.long_output))
-    assert out.state is CheckState.OK  # the plugin itself exited 0 in time
-    assert 0.9 < out.duration < 3
+    assert out.state is CheckState.OK  # the plugin itself exited 0 at once
+    if plugin._fast is not False:  # the portable path waits for the pipes (documented)
+        assert elapsed < 2.5, elapsed
 
 
 async def test_cancelling_a_check_kills_its_processes(
@@ -215,20 +222,25 @@ async def test_cancelling_a_check_kills_its_processes(
     await gone(sleeper)
 
 
-async def test_missing_and_unusable_programs_are_unknown(
+async def test_missing_and_unusable_programs_are_critical_as_in_nagios_core(
     plugin: PluginExecutor, tmp_path: Path
 ) -> None:
     text = tmp_path / "not-executable"
     text.write_text("#!/bin/sh\necho hi\n")
+    missing = "(Return code of 127 is out of bounds. Check if plugin exists) plugin not found"
+    unusable = "(Return code of 126 is out of bounds. Check if plugin is executable) plugin not"
     cases = {
-        str(tmp_path / "nope"): f"UNKNOWN - plugin not found: {tmp_path / 'nope'}",
-        "check_nothing_like_this": "UNKNOWN - plugin not found: check_nothing_like_this",
-        str(text): f"UNKNOWN - plugin not executable: {text}",
-        str(tmp_path): f"UNKNOWN - plugin not executable: {tmp_path}",
+        str(tmp_path / "nope"): f"{missing}: {tmp_path / 'nope'}",
+        "check_nothing_like_this": f"{missing}: check_nothing_like_this",
+        str(text): f"{unusable} executable: {text}",
+        str(tmp_path): f"{unusable} executable: {tmp_path}",
     }
     for program, output in cases.items():
         out = await plugin.run(cmd(program), address="127.0.0.1", timeout=5)
-        assert (out.state, out.output) == (CheckState.UNKNOWN, output)
+        assert (out.state, out.output) == (CheckState.CRITICAL, output)
+    chosen = {**cmd(str(tmp_path / "nope")), "out_of_bounds_state": "UNKNOWN"}
+    out = await plugin.run(chosen, address="127.0.0.1", timeout=5)
+    assert out.state is CheckState.UNKNOWN  # the setting, as Icinga 2 behaves
 
 
 async def test_output_over_the_cap_is_dropped_without_blocking(plugin: PluginExecutor) -> None:
@@ -243,7 +255,7 @@ async def test_output_over_the_cap_is_dropped_without_blocking(plugin: PluginExe
 async def test_stderr_and_exit_codes_beyond_the_api(plugin: PluginExecutor) -> None:
     script = "echo partial; echo 'oops: bad flag' >&2; exit 42"
     out = await plugin.run(cmd("/bin/sh", "-c", script), address="127.0.0.1", timeout=10)
-    assert out.state is CheckState.UNKNOWN
+    assert out.state is CheckState.CRITICAL
     assert out.output == "(Return code of 42 is out of bounds) partial"
     assert out.long_output == "oops: bad flag"
 
@@ -722,3 +734,16 @@ async def test_executors_run_every_kind(listen: Listen) -> None:
     assert states[2] is CheckState.CRITICAL  # a TCP listener is no HTTP server
     assert states[3] in (CheckState.OK, CheckState.UNKNOWN)
     assert sys.platform == "linux" or states[3] is CheckState.UNKNOWN
+
+
+async def test_a_dropped_perfdata_item_is_logged_once_per_command(
+    plugin: PluginExecutor, caplog: pytest.LogCaptureFixture
+) -> None:
+    script = "echo 'OK | good=1 bad=1;2;3;4;5;6'"
+    with caplog.at_level(logging.WARNING, logger="watchkeeper.worker.executors.plugin"):
+        for _ in range(3):
+            out = await plugin.run(cmd("/bin/sh", "-c", script), address="127.0.0.1", timeout=5)
+            assert [m.label for m in out.metrics] == ["good"]
+    notes = [r for r in caplog.records if getattr(r, "action", None) == "perfdata_dropped"]
+    assert len(notes) == 1
+    assert "'bad=1;2;3;4;5;6'" in notes[0].getMessage() and "at most 5" in notes[0].getMessage()

@@ -305,11 +305,14 @@ async def test_long_output_and_perfdata_lines(make: Make, sshd: Sshd) -> None:
 
 
 @pytest.mark.usefixtures("trusted")
-async def test_exit_status_out_of_range_is_unknown(make: Make, sshd: Sshd) -> None:
+async def test_exit_status_out_of_range_is_critical_or_as_set(make: Make, sshd: Sshd) -> None:
     ssh = make()
     check = sshd.check("sh", "-c", "echo 'odd things'; echo oops >&2; exit 7")
+    chosen = await ssh.run({**check, "out_of_bounds_state": "UNKNOWN"}, address=sshd.address,
+                           timeout=10)  # fmt: skip
+    assert chosen.state is CheckState.UNKNOWN
     out = await ssh.run(check, address=sshd.address, timeout=10)
-    assert out.state is CheckState.UNKNOWN
+    assert out.state is CheckState.CRITICAL
     assert out.output == "(Return code of 7 is out of bounds) odd things"
     assert out.long_output == "oops"
     await same_as_plugin(ssh, sshd, "sh", "-c", "echo 'odd things'; echo oops >&2; exit 7")

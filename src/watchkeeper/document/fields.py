@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -122,6 +122,8 @@ Command = Annotated[
     Field(min_length=1, description="argv: the program then its arguments; no shell."),
 ]
 Port = Annotated[int, Field(ge=1, le=65535)]
+#: A service state a setting may choose (Nagios allows all four for its check settings).
+PluginState = Literal["OK", "WARNING", "CRITICAL", "UNKNOWN"]
 
 NoCredentialHeaders = AfterValidator(no_credential_headers)
 

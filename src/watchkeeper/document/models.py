@@ -27,6 +27,7 @@ from watchkeeper.document.fields import (
     Name,
     NamedPluginSpec,
     PluginSpec,
+    PluginState,
     Port,
     PositiveDuration,
     RangeText,
@@ -287,6 +288,25 @@ class Resource(Strict):
 # --- the document -------------------------------------------------------------------------
 
 
+class Defaults(Strict):
+    """Settings every check takes unless it sets its own, as nagios.cfg sets them for Nagios.
+
+    Each applies to the check kinds that have a field of that name (plugin, agent, ssh).
+    """
+
+    timeout_state: PluginState = Field(
+        default="CRITICAL",
+        description="State of a plugin that runs past its timeout (service_check_timeout_state).",
+    )
+    out_of_bounds_state: PluginState = Field(
+        default="CRITICAL",
+        description=(
+            "State of a plugin that exits outside 0-3, dies by a signal or cannot be run "
+            "(Nagios Core: CRITICAL; Icinga 2: UNKNOWN)."
+        ),
+    )
+
+
 class Document(Strict):
     """A complete desired state. Sections may be omitted; they default to empty."""
 
@@ -299,6 +319,7 @@ class Document(Strict):
     )
 
     schema_: Literal["watchkeeper/v1"] = Field(alias="schema")
+    defaults: Defaults | None = None
     zones: list[Zone] = Field(default_factory=list)
     hosts: list[Host] = Field(default_factory=list)
     templates: list[Template] = Field(default_factory=list)
@@ -321,6 +342,7 @@ __all__ = [
     "Channel",
     "Check",
     "Command",
+    "Defaults",
     "Document",
     "Duration",
     "Flapping",
@@ -331,6 +353,7 @@ __all__ = [
     "Labels",
     "Name",
     "Platform",
+    "PluginState",
     "Port",
     "PositiveDuration",
     "RangeText",

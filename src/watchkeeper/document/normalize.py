@@ -124,6 +124,8 @@ class SnapshotCache:
     services: dict[int, tuple[Any, list[tuple[tuple[int, int, int], Any]]]] = field(
         default_factory=dict
     )
+    #: The document-wide defaults the check records were resolved with.
+    defaults: Any = None
 
 
 def snapshot(
@@ -139,7 +141,9 @@ def snapshot(
     """
     origins = origins or {}
     old = cache or SnapshotCache()
-    new = SnapshotCache()
+    if cache is not None and cache.defaults != document.defaults:
+        old = SnapshotCache(objects=cache.objects)  # every check resolves anew
+    new = SnapshotCache(defaults=document.defaults)
     objects: dict[str, dict[str, ObjectRecord]] = {}
     for section in models.SECTIONS:
         records: dict[str, ObjectRecord] = {}
@@ -154,6 +158,7 @@ def snapshot(
     if cache is not None:
         cache.objects, cache.settings, cache.checks = new.objects, new.settings, new.checks
         cache.hosts, cache.templates, cache.services = new.hosts, new.templates, new.services
+        cache.defaults = new.defaults
     return Snapshot(objects=objects, checks=checks)
 
 
@@ -220,7 +225,7 @@ class _Checks:
         key = (id(obj), id(template))
         hit = self.old.settings.get(key) or self.new.settings.get(key)
         if hit is None or hit[0] is not obj or hit[1] is not template:
-            hit = (obj, template, _resolve(obj, template))
+            hit = (obj, template, _resolve(obj, template, self.document.defaults))
         self.new.settings[key] = hit
         return hit[2]
 
@@ -249,9 +254,11 @@ def _record(host: models.Host, service: str | None, settings: dict[str, Any]) ->
 
 
 def _resolve(
-    obj: models.Service | models.HostCheck, template: models.Template | None
+    obj: models.Service | models.HostCheck,
+    template: models.Template | None,
+    defaults: models.Defaults | None = None,
 ) -> dict[str, Any]:
-    """Merge a service (or host check) over its template and the defaults."""
+    """Merge a service (or host check) over its template, the document's defaults and ours."""
 
     def pick(name: str, default: Any) -> Any:
         value = getattr(obj, name)
@@ -263,7 +270,7 @@ def _resolve(
     assert check is not None, "validated documents always resolve a check"
     thresholds = {**(template.thresholds or {} if template else {}), **(obj.thresholds or {})}
     return {
-        "check": check.model_dump(mode="json", by_alias=True, exclude_none=True),
+        "check": _check_spec(check, defaults),
         "interval": pick("interval", DEFAULT_INTERVAL).total_seconds(),
         "retry_interval": pick("retry_interval", DEFAULT_RETRY_INTERVAL).total_seconds(),
         "max_attempts": pick("max_attempts", DEFAULT_MAX_ATTEMPTS),
@@ -277,6 +284,17 @@ def _resolve(
         "flapping": pick("flapping", models.Flapping()).model_dump(mode="json"),
         "service_labels": dict(getattr(obj, "labels", {})),
     }
+
+
+def _check_spec(check: Any, defaults: models.Defaults | None) -> dict[str, Any]:
+    """A check as JSON, with the document's defaults for the fields its kind has and left unset."""
+    spec: dict[str, Any] = check.model_dump(mode="json", by_alias=True, exclude_none=True)
+    if defaults is not None:
+        fields = type(check).model_fields
+        for name in type(defaults).model_fields:
+            if name in fields and spec.get(name) is None:
+                spec[name] = getattr(defaults, name)
+    return spec
 
 
 def _threshold(threshold: models.Threshold) -> dict[str, Any]:

@@ -101,6 +101,7 @@ def validate(raw: Mapping[str, Any], *, cache: ValidationCache | None = None) ->
     if any(p.pointer == "/schema" for p in problems) and raw.get("schema") is not None:
         return Validated(raw=raw, content_hash=doc_hash, problems=problems)
 
+    defaults = _defaults(raw.get("defaults"), problems)
     sections: dict[str, list[tuple[int, Any]]] = {}
     broken: dict[str, set[str]] = {}
     used: dict[tuple[str, Any], tuple[bytes, Any]] = {}
@@ -142,7 +143,9 @@ def validate(raw: Mapping[str, Any], *, cache: ValidationCache | None = None) ->
     if any(p.severity is Severity.ERROR for p in problems):
         return Validated(raw=raw, content_hash=doc_hash, problems=problems)
     fields: dict[str, Any] = {name: [obj for _, obj in objs] for name, objs in sections.items()}
-    document = models.Document.model_construct(schema_="watchkeeper/v1", **fields)
+    document = models.Document.model_construct(
+        schema_="watchkeeper/v1", defaults=defaults, **fields
+    )
     return Validated(
         raw=raw, content_hash=doc_hash, problems=problems, document=document, origins=origins
     )
@@ -167,6 +170,20 @@ def _digest(item: Any) -> bytes:
         return b""
 
 
+_DEFAULTS: TypeAdapter[models.Defaults] = TypeAdapter(models.Defaults)
+
+
+def _defaults(value: Any, problems: list[Problem]) -> models.Defaults | None:
+    """The document-wide settings, when given; their problems go to ``problems``."""
+    if value is None or not isinstance(value, dict):
+        return None  # absent, or a type error `_check_top_level` reports
+    try:
+        return _DEFAULTS.validate_python(value)
+    except ValidationError as exc:
+        problems.extend(_shape_problems(exc, "defaults", None, value))
+        return None
+
+
 def _check_top_level(raw: Mapping[str, Any]) -> Iterator[Problem]:
     schema = raw.get("schema")
     if schema is None:
@@ -176,10 +193,14 @@ def _check_top_level(raw: Mapping[str, Any]) -> Iterator[Problem]:
             pointer="/schema",
             message=f"unsupported schema {schema!r}; this version reads {models.SCHEMA_ID!r}",
         )
-    known = ["schema", *models.SECTIONS]
+    known = ["schema", "defaults", *models.SECTIONS]
     for key in raw:
         if key not in known:
             yield Problem(pointer=pointer(key), message=_unknown_field(key, known))
+    if raw.get("defaults") is not None and not isinstance(raw["defaults"], dict):
+        yield Problem(
+            pointer="/defaults", message=f"must be an object, not {_json_type(raw['defaults'])}"
+        )
     for section in models.SECTIONS:
         value = raw.get(section)
         if section in raw and not isinstance(value, list):
@@ -192,14 +213,16 @@ def _check_top_level(raw: Mapping[str, Any]) -> Iterator[Problem]:
 # --- turning pydantic errors into located, readable problems -----------------------------
 
 
-def _shape_problems(exc: ValidationError, section: str, index: int, item: Any) -> Iterator[Problem]:
+def _shape_problems(
+    exc: ValidationError, section: str, index: int | None, item: Any
+) -> Iterator[Problem]:
     seen: set[tuple[str, str]] = set()
     for error in exc.errors(include_url=False):
         loc = error["loc"]
         if loc and loc[-1] == "[key]" and error["type"] != "extra_forbidden":
             loc = loc[:-1]  # the error is about the key itself: point at that entry
         path, parent = _json_path(item, loc)
-        where = pointer(section, index, *path)
+        where = pointer(section, *path) if index is None else pointer(section, index, *path)
         message = _message(error, path, parent, str(path[-1]) if path else section)
         if (where, message) not in seen:
             seen.add((where, message))

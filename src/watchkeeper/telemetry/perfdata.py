@@ -17,8 +17,11 @@ silent or plugins stray from them:
 * A value of ``U`` (the plugin could not measure) has no number, so the item is skipped.
 * Warn and crit are kept as range text, checked with `parse_range`; an invalid one
   becomes ``None`` without dropping the value. Min and max that are not numbers do too.
-* More than five ``;`` fields, an empty label, or an unquoted label containing a space
-  make the item malformed. An unterminated quote skips to the next space.
+* Empty ``;`` fields at the end are ignored (``a=1;2;3;0;100;``, as Nagios and Icinga 2
+  read it). More than five fields, an empty label, or an unquoted label containing a
+  space make the item malformed. An unterminated quote skips to the next space.
+* What is skipped is reported with its reason (`ParsedOutput.dropped`), so a worker can
+  say once why a metric never shows up.
 
 Pure functions: executors, the engine and tests share them.
 """
@@ -53,6 +56,8 @@ class ParsedOutput:
     #: The lines after the first, without perfdata; empty when there are none.
     long_output: str = ""
     metrics: tuple[Metric, ...] = field(default_factory=tuple)
+    #: (item, why) for each perfdata item that could not be kept.
+    dropped: tuple[tuple[str, str], ...] = ()
 
 
 def parse_output(text: str) -> ParsedOutput:
@@ -66,21 +71,34 @@ def parse_output(text: str) -> ParsedOutput:
     rest = lines[1] if len(lines) > 1 else ""
     long_output, _, perf_rest = rest.partition("|")
     perfdata = f"{perf_first} {perf_rest}" if perf_rest else perf_first
+    metrics, dropped = read_perfdata(perfdata)
     return ParsedOutput(
         output=first.strip(),
         long_output=long_output.strip("\n").rstrip(),
-        metrics=parse_perfdata(perfdata),
+        metrics=metrics,
+        dropped=dropped,
     )
 
 
 def parse_perfdata(text: str) -> tuple[Metric, ...]:
     """Parse a perfdata string; malformed items are skipped, never raised."""
-    metrics = []
-    for label, data in _items(text):
+    return read_perfdata(text)[0]
+
+
+def read_perfdata(text: str) -> tuple[tuple[Metric, ...], tuple[tuple[str, str], ...]]:
+    """The metrics of a perfdata string, and (item, why) for each item skipped."""
+    metrics: list[Metric] = []
+    dropped: list[tuple[str, str]] = []
+    for label, data, item in _items(text):
+        if label is None:
+            dropped.append((item, "not label=value"))
+            continue
         metric = _metric(label, data)
-        if metric is not None:
+        if isinstance(metric, str):
+            dropped.append((item, metric))
+        else:
             metrics.append(metric)
-    return tuple(metrics)
+    return tuple(metrics), tuple(dropped)
 
 
 def format_perfdata(metrics: Iterable[Metric]) -> str:
@@ -107,27 +125,30 @@ def _number(value: float) -> str:
     return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
 
 
-def _items(text: str) -> Iterator[tuple[str, str]]:
-    """Yield (label, data) pairs; skip whatever cannot be one."""
+def _items(text: str) -> Iterator[tuple[str | None, str, str]]:
+    """Yield (label, data, item text); label None for a word that cannot be an item."""
     pos, size = 0, len(text)
     while pos < size:
         if text[pos].isspace():
             pos += 1
             continue
+        start = pos
         if text[pos] == "'":
             label, end = _quoted_label(text, pos + 1)
             if label is None or end >= size or text[end] != "=":
                 pos = _next_space(text, pos if label is None else end)
+                yield None, "", text[start:pos]
                 continue
             pos = end
         else:
             end = _span_end(_WORD, text, pos)
             if end >= size or text[end] != "=":
-                pos = end  # a word with no "=": text that strayed into perfdata
+                pos = _next_space(text, end)  # a word with no "=": text strayed into perfdata
+                yield None, "", text[start:pos]
                 continue
             label, pos = text[pos:end], end
         data_end = _next_space(text, pos + 1)
-        yield label, text[pos + 1 : data_end]
+        yield label, text[pos + 1 : data_end], text[start:data_end]
         pos = data_end
 
 
@@ -155,16 +176,23 @@ def _span_end(pattern: re.Pattern[str], text: str, pos: int) -> int:
     return match.end() if match else pos
 
 
-def _metric(label: str, data: str) -> Metric | None:
+def _metric(label: str, data: str) -> Metric | str:
+    """The metric of one item, or why it cannot be one."""
     fields = data.split(";")
-    if not label or len(fields) > 5:
-        return None
+    while len(fields) > 1 and not fields[-1]:
+        fields.pop()  # trailing separators: "a=1;2;3;0;100;" has five fields, not six
+    if not label:
+        return "empty label"
+    if len(fields) > 5:
+        return f"{len(fields)} fields, at most 5 (value;warn;crit;min;max)"
+    if fields[0] == "U":
+        return "value U (the plugin could not measure it)"
     match = _VALUE.match(fields[0])
     if match is None:
-        return None  # includes "U", the guidelines' unknown value
+        return f"value {fields[0]!r} is not a number with a unit"
     value = float(match.group("number"))
     if not math.isfinite(value):
-        return None
+        return f"value {fields[0]!r} is not finite"
     fields += [""] * (5 - len(fields))
     return Metric(
         label=label,

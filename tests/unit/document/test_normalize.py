@@ -156,8 +156,34 @@ def test_a_check_from_the_template_only() -> None:
     assert spec["check"] == {
         "kind": "plugin",
         "command": ["/usr/lib/nagios/plugins/check_dummy", "0"],
-        "timeout_state": "UNKNOWN",
     }
+
+
+def test_the_documents_defaults_fill_what_a_check_leaves_unset() -> None:
+    raw = documents.full_document()
+    raw["defaults"] = {"timeout_state": "UNKNOWN", "out_of_bounds_state": "WARNING"}
+    raw["services"][0]["check"]["timeout_state"] = "OK"
+    checks = snap(raw).checks
+    assert checks["gw!disk"].spec["check"]["timeout_state"] == "OK"  # its own wins
+    assert checks["gw!disk"].spec["check"]["out_of_bounds_state"] == "WARNING"
+    tcp = next(c for c in checks.values() if c.spec["check"]["kind"] == "tcp")
+    assert "timeout_state" not in tcp.spec["check"]  # a kind without the field
+    before = snap(documents.full_document()).checks["gw!disk"]
+    assert checks["gw!disk"].hash != before.hash  # a changed default reschedules the check
+
+
+def test_a_change_of_defaults_is_not_hidden_by_the_snapshot_cache() -> None:
+    vcache, cache = ValidationCache(), SnapshotCache()
+    raw = documents.full_document()
+    first_doc = validate(raw, cache=vcache).document
+    assert first_doc is not None
+    first = snapshot(first_doc, cache).checks["gw!disk"]
+    raw["defaults"] = {"out_of_bounds_state": "UNKNOWN"}
+    second_doc = validate(raw, cache=vcache).document
+    assert second_doc is not None and second_doc.services[0] is first_doc.services[0]
+    second = snapshot(second_doc, cache).checks["gw!disk"]
+    assert "out_of_bounds_state" not in first.spec["check"]
+    assert second.spec["check"]["out_of_bounds_state"] == "UNKNOWN"
 
 
 def test_own_empty_notifications_override_the_template() -> None:

@@ -234,7 +234,7 @@ SHAPE_CASES = [
     ("/services/2/notifications/0", "a b", "/services/2/notifications/0", "not a valid name"),
     ("/services/0/check/command", [], "/services/0/check/command", "at least 1 item"),
     ("/services/0/check/command", [""], "/services/0/check/command/0", "at least 1 character"),
-    ("/services/0/check/timeout_state", "OK", "/services/0/check/timeout_state", "'UNKNOWN'"),
+    ("/services/0/check/timeout_state", "ok", "/services/0/check/timeout_state", "'UNKNOWN'"),
     ("/services/1/check/port", 0, "/services/1/check/port", "greater than or equal to 1"),
     ("/services/1/check/port", 65536, "/services/1/check/port", "less than or equal to 65535"),
     ("/services/1/check/port", ..., "/services/1/check/port", "required field is missing"),
@@ -714,3 +714,17 @@ def test_cache_only_keeps_what_the_latest_candidate_used() -> None:
     validate(documents.full_document(), cache=cache)
     validate(documents.small_document(), cache=cache)
     assert set(cache.entries) == {("zones", "core"), ("hosts", "web1"), ("services", "ping")}
+
+
+def test_document_wide_defaults_are_validated_where_they_are() -> None:
+    raw = documents.small_document()
+    raw["defaults"] = {"timeout_state": "ok", "out_of_bound_state": "CRITICAL"}
+    found = {p.pointer: p.message for p in validate(raw).errors}
+    assert "'UNKNOWN'" in found["/defaults/timeout_state"]
+    assert "did you mean 'out_of_bounds_state'" in found["/defaults/out_of_bound_state"]
+    raw["defaults"] = ["CRITICAL"]
+    assert [p.pointer for p in validate(raw).errors] == ["/defaults"]
+    raw["defaults"] = {"timeout_state": "UNKNOWN"}
+    result = validate(raw)
+    assert result.document is not None and result.document.defaults is not None
+    assert result.document.defaults.timeout_state == "UNKNOWN"

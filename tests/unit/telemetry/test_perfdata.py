@@ -280,3 +280,21 @@ def test_format_then_parse_round_trips(
 def test_format_quotes_only_when_needed() -> None:
     text = format_perfdata([m("a b", 1, "s", crit="5"), m("it's", 2.5, max=10), m("c", -1)])
     assert text == "'a b'=1s;;5 'it''s'=2.5;;;;10 c=-1"
+
+
+def test_a_trailing_separator_keeps_the_metric_as_nagios_and_icinga_do() -> None:
+    assert parse_perfdata("a=1;2;3;0;100;") == (
+        Metric(label="a", value=1, warn="2", crit="3", min=0, max=100),
+    )
+    assert parse_perfdata("b=5s;;;") == (Metric(label="b", value=5, uom="s"),)
+
+
+def test_every_dropped_item_says_why() -> None:
+    parsed = parse_output("OK | a=1;2;3;4;5;6 b=U c=x1 'd=2 stray e=3")
+    assert parsed.metrics == (Metric(label="e", value=3),)
+    reasons = dict(parsed.dropped)
+    assert reasons["a=1;2;3;4;5;6"] == "6 fields, at most 5 (value;warn;crit;min;max)"
+    assert reasons["b=U"] == "value U (the plugin could not measure it)"
+    assert reasons["c=x1"] == "value 'x1' is not a number with a unit"
+    assert "not label=value" in reasons.values()
+    assert parse_output("OK | a=1").dropped == ()

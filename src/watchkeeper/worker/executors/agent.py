@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from watchkeeper.document.fields import Command, Strict
+from watchkeeper.document.fields import Command, PluginState, Strict
 from watchkeeper.plugins import CHECKS
 from watchkeeper.results import CheckOutcome
 from watchkeeper.worker.executors.base import SpecExecutor
-from watchkeeper.worker.executors.plugin import PluginExecutor
+from watchkeeper.worker.executors.plugin import Outcomes, PluginExecutor
 
 
 class AgentCheck(Strict):
@@ -25,6 +25,14 @@ class AgentCheck(Strict):
 
     kind: Literal["agent"]
     command: Command
+    timeout_state: PluginState | None = Field(
+        default=None,
+        description="As a plugin's: the state of a timeout (default: the document's, CRITICAL).",
+    )
+    out_of_bounds_state: PluginState | None = Field(
+        default=None,
+        description="As a plugin's: the state of an exit outside 0-3 (defaults as timeout_state).",
+    )
 
 
 @CHECKS.register
@@ -45,4 +53,6 @@ class AgentExecutor(SpecExecutor[AgentCheck]):
         address: str,
         timeout: float,  # noqa: ASYNC109
     ) -> CheckOutcome:
-        return await self._plugins.run_command(spec.command, address=address, timeout=timeout)
+        return await self._plugins.run_command(
+            spec.command, address=address, timeout=timeout, states=Outcomes.of(spec)
+        )

@@ -12,7 +12,9 @@ machinery by a wide margin (``bench/bench_executors.py``). Elsewhere it falls ba
 Every plugin runs in a session of its own, so a timeout kills the whole group, shell
 pipelines and their children included. On the fast path, whatever a plugin leaves running
 in its group is killed when it exits, before it is reaped (so its id cannot be reused
-meanwhile). A daemon that left the session can only hold the pipes until the timeout.
+meanwhile), and the result is the plugin's as soon as it exits: what it wrote is already
+in the pipes, which are drained then and closed, so a daemon it started (even one that
+left its session and still holds the pipes) does not delay the result, as in Nagios.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import logging
 import os
 import signal
 import subprocess
@@ -31,7 +34,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
-from watchkeeper.document.fields import Command, Strict
+from watchkeeper.document.fields import Command, PluginState, Strict
 from watchkeeper.plugins import CHECKS
 from watchkeeper.results import CheckOutcome, CheckState
 from watchkeeper.telemetry.perfdata import parse_output
@@ -47,6 +50,28 @@ DEFAULT_ENV = {"PATH": DEFAULT_PATH, "LANG": "C", "LC_ALL": "C"}
 DEFAULT_MAX_OUTPUT = 64 * 1024
 #: After SIGKILL, how long to wait for the group to go before giving up on its pipes.
 KILL_GRACE = 1.0
+#: Distinct dropped perfdata items remembered (and so logged once), at most.
+MAX_DROPPED_NOTES = 10_000
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcomes:
+    """The states of the two ways a plugin run can go wrong (both CRITICAL, as in Nagios)."""
+
+    timeout: CheckState = CheckState.CRITICAL
+    out_of_bounds: CheckState = CheckState.CRITICAL
+
+    @classmethod
+    def of(cls, spec: object) -> Outcomes:
+        """From a check's ``timeout_state`` and ``out_of_bounds_state``, where set."""
+        timeout = getattr(spec, "timeout_state", None)
+        bounds = getattr(spec, "out_of_bounds_state", None)
+        return cls(
+            timeout=CheckState[timeout] if timeout else CheckState.CRITICAL,
+            out_of_bounds=CheckState[bounds] if bounds else CheckState.CRITICAL,
+        )
 
 
 def _fast_spawn_available() -> bool:
@@ -242,12 +267,28 @@ class _PidfdChild:
             self._returncode = None  # reaped by someone else's waitpid(-1)
         os.close(self._pidfd)
         self._exited = True
+        # Everything the plugin wrote is in the pipes now; what comes later is a daemon's.
+        for fd in list(self._open):
+            self._drain(fd)
+        self._close_pipes()
         self._finish_if_done()
 
+    def _drain(self, fd: int) -> None:
+        """Read what a pipe holds now, without waiting for its writers to close it."""
+        while fd in self._open:
+            try:
+                data = os.read(fd, 65536)
+            except (BlockingIOError, OSError):
+                return
+            if not data:
+                return
+            buffer = self._buffers[fd]
+            room = self._max - len(buffer)
+            buffer += data[: max(room, 0)]
+            self._truncated = self._truncated or len(data) > room
+
     def _deadline(self) -> None:
-        if self._exited:  # only a daemon that left the session holds the pipes now
-            self._close_pipes()
-            self._finish_if_done()
+        if self._exited:
             return
         self._timed_out = True
         self._kill()
@@ -344,8 +385,20 @@ class PluginCheck(Strict):
 
     kind: Literal["plugin"]
     command: Command
-    timeout_state: Literal["UNKNOWN", "CRITICAL"] = Field(
-        default="UNKNOWN", description="State given when the plugin exceeds its timeout."
+    timeout_state: PluginState | None = Field(
+        default=None,
+        description=(
+            "State given when the plugin exceeds its timeout (Nagios's "
+            "service_check_timeout_state). Default: the document's defaults, else CRITICAL."
+        ),
+    )
+    out_of_bounds_state: PluginState | None = Field(
+        default=None,
+        description=(
+            "State given when the plugin exits outside 0-3 (126: not executable, 127: not "
+            "found), dies by a signal or cannot be run. Default: the document's defaults, "
+            "else CRITICAL, as Nagios Core does."
+        ),
     )
 
 
@@ -372,6 +425,8 @@ class PluginExecutor(SpecExecutor[PluginCheck]):
         self._env = dict(DEFAULT_ENV if env is None else env)
         self._max_output = max_output
         self._fast = fast
+        #: (command, perfdata item) already logged as dropped.
+        self._dropped: set[tuple[tuple[str, ...], str]] = set()
 
     async def check(
         self,
@@ -381,7 +436,7 @@ class PluginExecutor(SpecExecutor[PluginCheck]):
         timeout: float,  # noqa: ASYNC109
     ) -> CheckOutcome:
         return await self.run_command(
-            spec.command, address=address, timeout=timeout, timeout_state=spec.timeout_state
+            spec.command, address=address, timeout=timeout, states=Outcomes.of(spec)
         )
 
     async def run_command(
@@ -390,9 +445,10 @@ class PluginExecutor(SpecExecutor[PluginCheck]):
         *,
         address: str,
         timeout: float,  # noqa: ASYNC109
-        timeout_state: str = "UNKNOWN",
+        states: Outcomes | None = None,
     ) -> CheckOutcome:
         """Run a plugin command line; the seam the ssh and agent executors can share."""
+        states = states or Outcomes()
         env = {**self._env, "WATCHKEEPER_ADDRESS": address, "NAGIOS_HOSTADDRESS": address}
         started = time.perf_counter()
         try:
@@ -400,31 +456,68 @@ class PluginExecutor(SpecExecutor[PluginCheck]):
                 argv, timeout=timeout, env=env, max_output=self._max_output, fast=self._fast
             )
         except FileNotFoundError:
-            return _unknown(f"plugin not found: {argv[0]}", started)
+            return _unusable(127, f"plugin not found: {argv[0]}", states, started)
         except PermissionError:
-            return _unknown(f"plugin not executable: {argv[0]}", started)
+            return _unusable(126, f"plugin not executable: {argv[0]}", states, started)
         except OSError as exc:
-            return _unknown(f"cannot run plugin {argv[0]}: {exc.strerror or exc}", started)
-        return plugin_outcome(result, timeout=timeout, timeout_state=timeout_state)
+            message = f"cannot run plugin {argv[0]}: {exc.strerror or exc}"
+            return _unusable(126, message, states, started)
+        outcome = plugin_outcome(result, timeout=timeout, states=states)
+        self._note_dropped(argv, result.stdout)
+        return outcome
+
+    def _note_dropped(self, argv: Sequence[str], stdout: bytes) -> None:
+        """Log each perfdata item a plugin writes that cannot be kept, once per command."""
+        dropped = parse_output(stdout.decode("utf-8", "replace")).dropped
+        if not dropped:
+            return
+        command = tuple(argv)
+        for item, reason in dropped:
+            key = (command, item)
+            if key in self._dropped or len(self._dropped) >= MAX_DROPPED_NOTES:
+                continue
+            self._dropped.add(key)
+            logger.warning(
+                "perfdata item %r of %s dropped: %s (said once per command)",
+                item,
+                " ".join(command),
+                reason,
+                extra={"action": "perfdata_dropped"},
+            )
 
 
-def plugin_outcome(result: ProcessResult, *, timeout: float, timeout_state: str) -> CheckOutcome:
-    """Interpret a finished plugin the way Nagios does."""
+def plugin_outcome(
+    result: ProcessResult, *, timeout: float, states: Outcomes | None = None
+) -> CheckOutcome:
+    """Interpret a finished plugin the way Nagios Core 4 does (``base/checks.c``).
+
+    A timeout gives ``states.timeout`` (Nagios's ``service_check_timeout_state``); an exit
+    outside 0-3 (126, 127 and the rest), a death by signal or a lost status give
+    ``states.out_of_bounds``; both CRITICAL unless set. A plugin that wrote only to stderr
+    reads "(No output on stdout) stderr: ...", as in Nagios.
+    """
+    states = states or Outcomes()
     stdout = result.stdout.decode("utf-8", "replace")
     stderr = result.stderr.decode("utf-8", "replace").strip()
     parsed = parse_output(stdout)
     if result.timed_out:
-        state = CheckState[timeout_state]
-        output = f"(Check timed out after {timeout:g}s)"
+        output = f"(Check timed out after {timeout:.2f} seconds)"
         long_output = "\n".join(part for part in (parsed.output, parsed.long_output) if part)
-        return outcome(state, output, long_output=long_output, duration=result.duration)
+        return outcome(states.timeout, output, long_output=long_output, duration=result.duration)
     code = result.returncode
-    state = CheckState.UNKNOWN if code is None else CheckState.from_exit_code(code)
     output, long_output = parsed.output, parsed.long_output
+    if not stdout.strip() and stderr:
+        first, _, rest = stderr.partition("\n")
+        output, long_output = f"(No output on stdout) stderr: {first}", rest.strip()
     note = _exit_note(code)
-    if note or not output:
-        output = " ".join(part for part in (note or _NO_OUTPUT, output) if part)
-    if stderr and (state is CheckState.UNKNOWN or not stdout.strip()):
+    if note:
+        state = states.out_of_bounds
+        output = " ".join(part for part in (note, output) if part)
+    else:
+        assert code is not None
+        state = CheckState(code)
+        output = output or _NO_OUTPUT
+    if stderr and stdout.strip() and (note or state is CheckState.UNKNOWN):
         long_output = f"{long_output}\n{stderr}" if long_output else stderr
     if result.truncated:
         long_output += "\n(output truncated)"
@@ -443,19 +536,23 @@ _NO_OUTPUT = "(No output returned from plugin)"
 def _exit_note(code: int | None) -> str:
     """What Nagios says about an exit that is not 0-3; empty for a normal one."""
     if code is None:
-        return "(Exit status lost)"
+        return "(Check did not exit properly: its status was lost)"
     if code < 0:
         try:
             name = signal.Signals(-code).name
         except ValueError:
             name = f"signal {-code}"
-        return f"(Plugin killed by {name})"
+        return f"(Check did not exit properly: killed by {name})"
+    if code == 126:
+        return "(Return code of 126 is out of bounds. Check if plugin is executable)"
+    if code == 127:
+        return "(Return code of 127 is out of bounds. Check if plugin exists)"
     if code > 3:
-        hint = " - plugin may be missing" if code in (126, 127) else ""
-        return f"(Return code of {code} is out of bounds{hint})"
+        return f"(Return code of {code} is out of bounds)"
     return ""
 
 
-def _unknown(message: str, started: float) -> CheckOutcome:
+def _unusable(code: int, message: str, states: Outcomes, started: float) -> CheckOutcome:
+    """A plugin that could not be started reads as Nagios's 126 or 127 would."""
     duration = time.perf_counter() - started
-    return outcome(CheckState.UNKNOWN, f"UNKNOWN - {message}", duration=duration)
+    return outcome(states.out_of_bounds, f"{_exit_note(code)} {message}", duration=duration)

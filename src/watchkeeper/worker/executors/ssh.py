@@ -44,13 +44,18 @@ from typing import ClassVar, Literal
 import asyncssh
 from pydantic import BaseModel, Field
 
-from watchkeeper.document.fields import Command, Port, SecretRef, Strict
+from watchkeeper.document.fields import Command, PluginState, Port, SecretRef, Strict
 from watchkeeper.errors import SecretError
 from watchkeeper.plugins import CHECKS
 from watchkeeper.results import CheckOutcome, CheckState
 from watchkeeper.secrets import resolve_secret
 from watchkeeper.worker.executors.base import SpecExecutor, outcome
-from watchkeeper.worker.executors.plugin import DEFAULT_MAX_OUTPUT, ProcessResult, plugin_outcome
+from watchkeeper.worker.executors.plugin import (
+    DEFAULT_MAX_OUTPUT,
+    Outcomes,
+    ProcessResult,
+    plugin_outcome,
+)
 from watchkeeper.worker.executors.tcp import host_port
 
 logger = logging.getLogger(__name__)
@@ -291,6 +296,13 @@ class SshCheck(Strict):
     known_hosts: Literal["strict", "accept-new"] = Field(
         default="strict", description="strict: the host key must be known; accept-new: TOFU."
     )
+    out_of_bounds_state: PluginState | None = Field(
+        default=None,
+        description=(
+            "State given when the remote command exits outside 0-3 or dies by a signal. "
+            "Default: the document's defaults, else CRITICAL, as Nagios Core does."
+        ),
+    )
 
 
 @CHECKS.register
@@ -367,7 +379,9 @@ class SshExecutor(SpecExecutor[SshCheck]):
             truncated=output.truncated,
             duration=time.perf_counter() - started,
         )
-        return plugin_outcome(result, timeout=timeout, timeout_state="UNKNOWN")
+        # A timeout of the connection or the command is UNKNOWN above, as check_by_ssh's.
+        states = Outcomes(timeout=CheckState.UNKNOWN, out_of_bounds=Outcomes.of(spec).out_of_bounds)
+        return plugin_outcome(result, timeout=timeout, states=states)
 
     async def aclose(self) -> None:
         pool, self._pool = self._pool, {}

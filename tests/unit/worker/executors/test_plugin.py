@@ -19,7 +19,13 @@ import pytest
 
 from watchkeeper.results import CheckState, Metric
 from watchkeeper.worker.executors import PluginExecutor, ProcessResult, install_child_watcher
-from watchkeeper.worker.executors.plugin import DEFAULT_ENV, plugin_outcome, resolve_program
+from watchkeeper.worker.executors.plugin import (
+    DEFAULT_ENV,
+    Outcomes,
+    PluginCheck,
+    plugin_outcome,
+    resolve_program,
+)
 
 
 def result(
@@ -31,8 +37,8 @@ def result(
     return ProcessResult(returncode=returncode, stdout=stdout, stderr=stderr, duration=0.5, **kw)
 
 
-def read(res: ProcessResult, timeout_state: str = "UNKNOWN") -> tuple[CheckState, str, str]:
-    out = plugin_outcome(res, timeout=10, timeout_state=timeout_state)
+def read(res: ProcessResult, states: Outcomes | None = None) -> tuple[CheckState, str, str]:
+    out = plugin_outcome(res, timeout=10, states=states)
     return out.state, out.output, out.long_output
 
 
@@ -46,46 +52,66 @@ def read(res: ProcessResult, timeout_state: str = "UNKNOWN") -> tuple[CheckState
     ],
 )
 def test_exit_code_is_the_state(code: int, state: CheckState) -> None:
-    out = plugin_outcome(
-        result(b"TEXT | a=1s;2;3\nlong\n", code), timeout=10, timeout_state="UNKNOWN"
-    )
+    out = plugin_outcome(result(b"TEXT | a=1s;2;3\nlong\n", code), timeout=10)
     assert (out.state, out.output, out.long_output) == (state, "TEXT", "long")
     assert out.metrics == (Metric(label="a", value=1, uom="s", warn="2", crit="3"),)
     assert out.duration == 0.5
 
 
-def test_exit_codes_outside_the_api_are_unknown_and_said_so() -> None:
+def test_exit_codes_outside_the_api_are_critical_as_in_nagios_core() -> None:
     assert read(result(b"hi\n", 7)) == (
-        CheckState.UNKNOWN,
+        CheckState.CRITICAL,
         "(Return code of 7 is out of bounds) hi",
         "",
     )
-    assert read(result(b"", 127, b"sh: 1: check_x: not found\n"))[:2] == (
-        CheckState.UNKNOWN,
-        "(Return code of 127 is out of bounds - plugin may be missing)",
+    assert read(result(b"", 127))[:2] == (
+        CheckState.CRITICAL,
+        "(Return code of 127 is out of bounds. Check if plugin exists)",
+    )
+    assert read(result(b"", 126))[:2] == (
+        CheckState.CRITICAL,
+        "(Return code of 126 is out of bounds. Check if plugin is executable)",
     )
     assert read(result(b"", -signal.SIGSEGV))[:2] == (
-        CheckState.UNKNOWN,
-        "(Plugin killed by SIGSEGV)",
+        CheckState.CRITICAL,
+        "(Check did not exit properly: killed by SIGSEGV)",
     )
-    assert read(result(b"", None))[:2] == (CheckState.UNKNOWN, "(Exit status lost)")
+    assert read(result(b"", None))[:2] == (
+        CheckState.CRITICAL,
+        "(Check did not exit properly: its status was lost)",
+    )
+
+
+@pytest.mark.parametrize("state", list(CheckState))
+def test_the_out_of_bounds_state_is_a_setting(state: CheckState) -> None:
+    chosen = Outcomes(out_of_bounds=state)
+    assert read(result(b"x\n", 42), chosen)[0] is state
+    assert read(result(b"x\n", 2), chosen)[0] is CheckState.CRITICAL  # in bounds: the code
 
 
 def test_no_output_is_said_so() -> None:
     assert read(result(b"\n", 0))[:2] == (CheckState.OK, "(No output returned from plugin)")
 
 
-def test_stderr_joins_long_output_on_unknown_or_empty_stdout() -> None:
+def test_stderr_only_reads_as_in_nagios_core() -> None:
+    assert read(result(b"", 2, b"boom\nwhere it went\n")) == (
+        CheckState.CRITICAL,
+        "(No output on stdout) stderr: boom",
+        "where it went",
+    )
+    assert read(result(b"\n", 0, b"only this\n"))[:2] == (
+        CheckState.OK,
+        "(No output on stdout) stderr: only this",
+    )
+
+
+def test_stderr_joins_long_output_when_the_plugin_is_unknown_or_broke() -> None:
     assert read(result(b"UNKNOWN - bad\nmore\n", 3, b"usage: ...\n")) == (
         CheckState.UNKNOWN,
         "UNKNOWN - bad",
         "more\nusage: ...",
     )
-    assert read(result(b"", 2, b"boom\n")) == (
-        CheckState.CRITICAL,
-        "(No output returned from plugin)",
-        "boom",
-    )
+    assert read(result(b"partial\n", 42, b"oops\n"))[2] == "oops"
     assert read(result(b"CRITICAL - x\n", 2, b"noise\n")) == (
         CheckState.CRITICAL,
         "CRITICAL - x",
@@ -93,14 +119,25 @@ def test_stderr_joins_long_output_on_unknown_or_empty_stdout() -> None:
     )
 
 
-@pytest.mark.parametrize("state", ["UNKNOWN", "CRITICAL"])
-def test_timeout_gives_the_configured_state(state: str) -> None:
+def test_a_timeout_is_critical_unless_set_otherwise() -> None:
     res = result(b"partial line\nmore", None, timed_out=True)
-    out = plugin_outcome(res, timeout=2.5, timeout_state=state)
-    assert out.state is CheckState[state]
-    assert out.output == "(Check timed out after 2.5s)"
+    out = plugin_outcome(res, timeout=2.5)
+    assert out.state is CheckState.CRITICAL
+    assert out.output == "(Check timed out after 2.50 seconds)"
     assert out.long_output == "partial line\nmore"
     assert out.metrics == ()
+
+
+@pytest.mark.parametrize("state", list(CheckState))
+def test_timeout_gives_the_configured_state(state: CheckState) -> None:
+    res = result(b"", None, timed_out=True)
+    assert plugin_outcome(res, timeout=1, states=Outcomes(timeout=state)).state is state
+
+
+def test_outcomes_come_from_the_check() -> None:
+    spec = PluginCheck(kind="plugin", command=["x"], timeout_state="UNKNOWN")
+    assert Outcomes.of(spec) == Outcomes(timeout=CheckState.UNKNOWN)
+    assert Outcomes.of(PluginCheck(kind="plugin", command=["x"])) == Outcomes()
 
 
 def test_truncation_is_noted() -> None:
