@@ -179,7 +179,7 @@ async def downtime(world: World, who: str) -> dict[str, Any]:
 
 
 async def alarm(world: World, who: str) -> dict[str, Any]:
-    [found] = (await world.api.get("/api/v1/alarms", params={"key": "h1!flag"})).json()
+    [found] = (await world.api.get("/api/v1/alarms", params={"key": "h1!flag"})).json()["items"]
     return {"alarm_id": found["id"]}
 
 
@@ -409,10 +409,11 @@ async def test_hosts_zones_and_workers(world: World) -> None:
     missing = await viewer.get("/api/v1/hosts/nowhere")
     assert missing.status_code == 404 and missing.json() == {"detail": "no host 'nowhere'"}
 
-    assert (await viewer.get("/api/v1/zones")).json() == [
-        {"name": "core", "hosts": 1, "checks": 3, "workers_online": 1}
-    ]
-    [worker] = (await viewer.get("/api/v1/workers")).json()
+    assert (await viewer.get("/api/v1/zones")).json() == {
+        "total": 1, "offset": 0, "limit": 1,
+        "items": [{"name": "core", "hosts": 1, "checks": 3, "workers_online": 1}],
+    }  # fmt: skip
+    [worker] = (await viewer.get("/api/v1/workers")).json()["items"]
     assert worker["name"] == "embedded" and "core" in worker["zones"]
     assert worker["accepting"] and worker["concurrency"] >= 1 and worker["last_seen"] > 0
     assert {"labels", "agent_for", "in_flight", "load", "reason", "draining", "version",

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -210,3 +212,114 @@ async def test_an_operator_sees_graphs_and_acknowledges_a_problem_live(running: 
         finally:
             await browser.close()
     assert problems == []  # no script error, no CSP violation
+
+
+#: Text that must never reach a page: template syntax, undefined values, Python reprs.
+LEFTOVERS = re.compile(
+    r"\{\{|\{%|%\}|\}\}|Undefined|object at 0x|<watchkeeper\.|\b[A-Z][A-Za-z]+\((?:id|key|name)="
+)
+
+
+def rich_document(folder: Path) -> dict[str, Any]:
+    """Records of every kind: a failing service remediated (a job with its audit), one
+    waiting for an operator (a pending job), healthy ones with perfdata, a host check."""
+    doc = document(folder)
+    fast = {"interval": "1s", "retry_interval": "1s", "max_attempts": 1, "timeout": "5s"}
+    doc["hosts"][1]["check"] = {"check": {"kind": "plugin", "command": ["true"]}, **fast}
+    doc["services"].append(
+        {"name": "confirmed", "hosts": ["h2"], **fast,
+         "check": {"kind": "plugin", "command": plugin(folder / "c.sh", 2, "CRITICAL - needs ok")}}
+    )  # fmt: skip
+    doc["remediations"] = [
+        {"name": "retry-failing", "when": {"service": "failing"}, "cooldown": "1h",
+         "action": {"kind": "command", "command": ["true"]}},
+        {"name": "ask-first", "when": {"service": "confirmed"}, "confirm": True,
+         "action": {"kind": "command", "command": ["true"]}},
+    ]  # fmt: skip
+    return doc
+
+
+async def test_every_page_renders_with_records_of_every_kind(tmp_path: Path) -> None:
+    source = tmp_path / "doc.json"
+    doc = rich_document(tmp_path)
+    source.write_text(json.dumps(doc))
+    async with (
+        running_manager(source, tmp_path / "data") as manager,
+        api_client(manager) as api,
+    ):
+        base = manager.url
+        made = await api.post(
+            "/api/v1/users", json={"name": "olga", "role": "operator", "password": PASSWORD}
+        )
+        assert made.status_code == 201, made.text
+
+        async def jobs_in(*states: str) -> bool:
+            found = (await api.get("/api/v1/remediation/jobs")).json()["items"]
+            return {j["state"] for j in found} >= set(states)
+
+        await wait_until(lambda: jobs_in("pending"), within=30, what="a pending job")
+        await wait_until(lambda: has_open_alarm(api), within=30, what="an open alarm")
+        await wait_until(
+            lambda: jobs_in("pending", "failed"), within=60, what="a job that ran and failed"
+        )
+        now = time.time()
+        downtime = {"host": "h2", "start": now, "end": now + 3600, "comment": "maintenance"}
+        assert (await api.post("/api/v1/downtimes", json=downtime)).status_code == 201
+        ack = await api.post(f"/api/v1/checks/{FAILING}/acknowledge", json={"comment": "seen"})
+        assert ack.status_code == 200, ack.text
+        second = {**doc, "zones": [*doc["zones"], {"name": "spare"}]}
+        assert (await api.post("/api/v1/config/candidates", json=second)).status_code == 201
+        rejected = await api.post("/api/v1/config/candidates", json={**doc, "hosts": 3})
+        assert rejected.status_code == 422
+        versions = (await api.get("/api/v1/config/versions")).json()["items"]
+        jobs = (await api.get("/api/v1/remediation/jobs")).json()["items"]
+        assert len(versions) >= 2 and jobs
+
+        start = [
+            "/", "/services", "/services?state=CRITICAL&sort=severity", "/hosts", "/hosts/h1",
+            "/hosts/h2", f"/services/{FAILING}", "/services/h2", "/alarms", "/downtimes",
+            "/downtimes?past=true", "/remediation", f"/remediation?job={jobs[0]['id']}",
+            "/workers", "/config", "/config/diff",
+            *(f"/config/versions/{v['id']}" for v in versions),
+        ]  # fmt: skip
+        problems: list[str] = []
+        assert async_playwright is not None
+        async with async_playwright() as p:
+            browser: Browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                context = await browser.new_context(viewport={"width": 1400, "height": 900})
+                page = await context.new_page()
+                page.on(
+                    "console",
+                    lambda m: problems.append(f"console: {m.text}") if m.type == "error" else None,
+                )
+                page.on("pageerror", lambda e: problems.append(f"script: {e}"))
+                context.on(
+                    "response",
+                    lambda r: problems.append(f"{r.status} {r.url}") if r.status >= 400 else None,
+                )
+                await log_in(page, base)
+                queue, seen = list(start), set()
+                while queue:
+                    path = queue.pop(0)
+                    if path in seen:
+                        continue
+                    seen.add(path)
+                    answer = await page.goto(f"{base}{path}")
+                    assert answer is not None and answer.status == 200, path
+                    text = await page.locator("body").inner_text()
+                    html = await page.content()
+                    leftover = LEFTOVERS.search(text) or LEFTOVERS.search(
+                        re.sub(r"<script.*?</script>", "", html, flags=re.S)
+                    )
+                    assert leftover is None, f"{path}: {leftover.group(0) if leftover else ''}"
+                    for href in await page.eval_on_selector_all(
+                        "a[href^='/']", "els => els.map(e => e.getAttribute('href'))"
+                    ):
+                        link = href.split("#")[0]
+                        if link and not link.startswith(("/static", "/api/", "/logout")):
+                            queue.append(link)
+                assert len(seen) > len(start)  # it followed the pages' own links too
+            finally:
+                await browser.close()
+        assert problems == []

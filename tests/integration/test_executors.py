@@ -8,9 +8,9 @@ is closed or killed by the test, by its own handle or pid.
 from __future__ import annotations
 
 import asyncio
-import logging
 import contextlib
 import ipaddress
+import logging
 import os
 import signal
 import socket

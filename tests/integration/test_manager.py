@@ -95,14 +95,14 @@ async def test_polls_imports_and_serves(manager: tuple[Manager, Path]) -> None:
         replace(source, '{"schema": "watchkeeper/v1", "hosts": [{"name": "x"}]}')
 
         async def rejected() -> bool:
-            return bool((await client.get("/api/v1/config/rejected")).json())
+            return bool((await client.get("/api/v1/config/rejected")).json()["items"])
 
         await eventually(rejected)
-        problems = (await client.get("/api/v1/config/rejected")).json()[0]["problems"]
+        problems = (await client.get("/api/v1/config/rejected")).json()["items"][0]["problems"]
         assert {p["pointer"] for p in problems} == {"/hosts/0/address", "/hosts/0/zone"}
         assert await version_is(2)  # the running configuration is untouched
 
-        sources = (await client.get("/api/v1/sources")).json()
+        sources = (await client.get("/api/v1/sources")).json()["items"]
         assert sources[0]["name"] == str(source)
         assert sources[0]["ok"] is True  # a bad document is not a failing source
 

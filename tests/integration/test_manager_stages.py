@@ -118,7 +118,7 @@ async def state_of(api: httpx.AsyncClient, key: str) -> str | None:
 async def alarms_of(api: httpx.AsyncClient, key: str, *, open_only: bool) -> list[dict[str, Any]]:
     response = await api.get("/api/v1/alarms", params={"key": key, "open": open_only})
     assert response.status_code == 200, response.text
-    return list(response.json())
+    return list(response.json()["items"])
 
 
 @pytest.mark.skipif(not Path(CHECK_DUMMY).exists(), reason="monitoring-plugins not installed")
@@ -142,7 +142,7 @@ async def test_a_failing_service_alarms_notifies_is_remediated_and_resolves(
     detail = (await api.get(f"/api/v1/alarms/{alarm['id']}")).json()
     assert detail["events"][0]["kind"] == "opened"
 
-    jobs = (await api.get("/api/v1/remediation/jobs")).json()
+    jobs = (await api.get("/api/v1/remediation/jobs")).json()["items"]
     [job] = [j for j in jobs if j["target"] == "h1!web"]
     assert job["state"] == "succeeded" and job["worker"] == "embedded"
     steps = (await api.get(f"/api/v1/remediation/jobs/{job['id']}")).json()["audit"]
@@ -150,16 +150,16 @@ async def test_a_failing_service_alarms_notifies_is_remediated_and_resolves(
     assert "listener started" in job["output"]
 
     deliveries = await api.get("/api/v1/notifications/deliveries", params={"key": "h1!web"})
-    assert [d["success"] for d in deliveries.json()] == [True, True]
+    assert [d["success"] for d in deliveries.json()["items"]] == [True, True]
 
     # The tcp check's connect time is a series with points, and /metrics publishes it. The
     # recorder writes about every second, so the series may come a moment after the flow.
     await wait_until(lambda: _has_points(api, "h1!web", "time"), within=10, what="points")
-    [metric] = (await api.get("/api/v1/checks/h1!web/metrics")).json()
+    [metric] = (await api.get("/api/v1/checks/h1!web/metrics")).json()["items"]
     assert metric["metric"] == "time"
     exposition = (await api.get("/metrics")).text
     assert 'watchkeeper_check_state{host="h1",service="web",zone="core"} 0' in exposition
-    history = (await api.get("/api/v1/checks/h1!web/history")).json()
+    history = (await api.get("/api/v1/checks/h1!web/history")).json()["items"]
     assert {"CRITICAL", "OK"} <= {h["state"] for h in history}
 
 
@@ -200,10 +200,12 @@ async def test_operators_acknowledge_schedule_downtime_and_check_now_through_the
     )
     assert made.status_code == 201, made.text
     downtime = made.json()
-    assert [d["id"] for d in (await api.get("/api/v1/downtimes")).json()] == [downtime["id"]]
+    assert [d["id"] for d in (await api.get("/api/v1/downtimes")).json()["items"]] == [
+        downtime["id"]
+    ]
     cancelled = await api.delete(f"/api/v1/downtimes/{downtime['id']}")
     assert cancelled.status_code == 200 and cancelled.json()["cancelled_at"] is not None
-    assert (await api.get("/api/v1/downtimes")).json() == []
+    assert (await api.get("/api/v1/downtimes")).json()["items"] == []
 
     assert (await api.post(f"/api/v1/checks/{key}/check-now")).status_code == 202
 
@@ -235,7 +237,7 @@ async def test_operators_acknowledge_schedule_downtime_and_check_now_through_the
         "unknown alarm": 404,
         "run, unknown job": 404,
     }
-    assert (await api.get("/api/v1/downtimes")).json() == []
+    assert (await api.get("/api/v1/downtimes")).json()["items"] == []
     async with httpx.AsyncClient(base_url=running.manager.url) as nobody:
         assert (await nobody.get("/api/v1/alarms")).status_code == 401
 

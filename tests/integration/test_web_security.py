@@ -359,7 +359,7 @@ async def test_admin_manages_users(env: Env) -> None:
     assert (await env.client.post("/api/v1/users", json=short, headers=h)).status_code == 422
 
     listed = await env.client.get("/api/v1/users")
-    assert [u["name"] for u in listed.json()] == ["bob", "carl", "root"]
+    assert [u["name"] for u in listed.json()["items"]] == ["bob", "carl", "root"]
     assert "argon2" not in listed.text and 'password"' not in listed.text
 
     patched = await env.client.patch("/api/v1/users/bob", json={"role": "operator"}, headers=h)
@@ -396,7 +396,7 @@ async def test_api_tokens_made_used_capped_revoked_and_expired(env: Env) -> None
     assert token.startswith("wk_") and made.json()["role"] == "operator"
     listed = await env.client.get("/api/v1/tokens")
     assert token not in listed.text and 'token"' not in listed.text.replace('"prefix"', "")
-    assert [t["name"] for t in listed.json()] == ["ci"]
+    assert [t["name"] for t in listed.json()["items"]] == ["ci"]
 
     script = httpx.AsyncClient(transport=env.client._transport, base_url="https://wk.test")
     async with script:
@@ -440,7 +440,9 @@ async def test_the_manager_token_makes_tokens_for_a_named_owner(env: Env) -> Non
         "/api/v1/tokens", json={"name": "x", "owner": "otto"}, headers=manager()
     )
     assert made.status_code == 201 and made.json()["owner"] == "otto"
-    assert (await env.client.get("/api/v1/tokens", headers=manager())).json()[0]["owner"] == "otto"
+    assert (await env.client.get("/api/v1/tokens", headers=manager())).json()["items"][0][
+        "owner"
+    ] == "otto"
     ghost = await env.client.post(
         "/api/v1/tokens", json={"name": "x", "owner": "ghost"}, headers=manager()
     )

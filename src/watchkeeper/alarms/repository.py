@@ -102,6 +102,24 @@ async def list_alarms(
 
     For the next page pass the last alarm's id as ``before_id``.
     """
+    return (
+        await page_alarms(
+            session, open_only=open_only, key=key, host=host, limit=limit, before_id=before_id
+        )
+    ).items
+
+
+async def page_alarms(
+    session: AsyncSession,
+    *,
+    open_only: bool = True,
+    key: str | None = None,
+    host: str | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+    before_id: int | None = None,
+) -> bulk.Listed[Alarm]:
+    """A page of `list_alarms` and how many alarms match."""
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be positive, not {limit}")
     row = tables.AlarmRow
@@ -114,9 +132,7 @@ async def list_alarms(
         stmt = stmt.where(row.host == host)
     if before_id is not None:
         stmt = stmt.where(row.id < before_id)
-    if limit is not None:
-        stmt = stmt.limit(limit)
-    return [_alarm(found) for found in await session.scalars(stmt)]
+    return await bulk.listed(session, stmt, _alarm, limit=limit, offset=offset)
 
 
 async def get_alarm(session: AsyncSession, alarm_id: int) -> Alarm | None:

@@ -39,6 +39,7 @@ from watchkeeper.errors import StoreError
 from watchkeeper.latch import FailureLatch
 from watchkeeper.notify.notification import Notify
 from watchkeeper.results import CheckOutcome
+from watchkeeper.store.bulk import Listed
 from watchkeeper.store.db import Database
 
 logger = logging.getLogger(__name__)
@@ -304,21 +305,40 @@ class AlarmService:
         before_id: int | None = None,
     ) -> list[Alarm]:
         """Alarms, newest first: the open ones from memory, the history from the store."""
+        listed = await self.page_alarms(
+            open_only=open_only, key=key, host=host, limit=limit, before_id=before_id
+        )
+        return listed.items
+
+    async def page_alarms(
+        self,
+        *,
+        open_only: bool = True,
+        key: str | None = None,
+        host: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        before_id: int | None = None,
+    ) -> Listed[Alarm]:
+        """A page of `list_alarms`, and how many alarms match."""
         if limit < 1:
             raise AlarmRequestError("limit", "must be positive")
+        if offset < 0:
+            raise AlarmRequestError("offset", "must not be negative")
         if open_only:
             found = [
                 a
                 for a in reversed(self.book.alarms(open_only=True, key=key))
                 if (host is None or a.host == host) and (before_id is None or a.id < before_id)
             ]
-            return found[:limit]
+            return Listed(found[offset : offset + limit], len(found))
         with contextlib.suppress(StoreError):
             await self.flush()
         async with self.db.session() as session:
-            return await alarm_store.list_alarms(
-                session, open_only=False, key=key, host=host, limit=limit, before_id=before_id
-            )
+            return await alarm_store.page_alarms(
+                session, open_only=False, key=key, host=host, limit=limit, offset=offset,
+                before_id=before_id,
+            )  # fmt: skip
 
     async def alarm_events(self, alarm_id: int) -> list[AlarmEvent]:
         """One alarm's timeline, oldest first."""

@@ -216,8 +216,20 @@ class QueueConnector(Protocol):
         owner: str | None = None,
         subject: str | None = None,
         limit: int | None = None,
+        offset: int = 0,
     ) -> list[QueuedJob]:
         """Jobs of ``queue``, newest first."""
+        ...
+
+    async def count_jobs(
+        self,
+        queue: str,
+        *,
+        states: Iterable[JobState] | None = None,
+        owner: str | None = None,
+        subject: str | None = None,
+    ) -> int:
+        """How many jobs `list_jobs` would give without a limit."""
         ...
 
     async def dispatched_since(self, queue: str, since: float) -> list[QueuedJob]:
@@ -233,8 +245,21 @@ class QueueConnector(Protocol):
         subject: str | None = None,
         before_id: int | None = None,
         limit: int = 100,
+        offset: int = 0,
     ) -> list[AuditEntry]:
-        """Audit entries of ``queue``, newest first; page with ``before_id``."""
+        """Audit entries of ``queue``, newest first; page with ``before_id`` or ``offset``."""
+        ...
+
+    async def count_audit(
+        self,
+        queue: str,
+        *,
+        job_id: int | None = None,
+        owner: str | None = None,
+        subject: str | None = None,
+        before_id: int | None = None,
+    ) -> int:
+        """How many entries `list_audit` would give without a limit."""
         ...
 
     async def prune_audit(self, *, before: float) -> int:
@@ -313,9 +338,21 @@ class JobQueue:
         owner: str | None = None,
         subject: str | None = None,
         limit: int | None = None,
+        offset: int = 0,
     ) -> list[QueuedJob]:
         return await self.connector.list_jobs(
-            self.name, states=states, owner=owner, subject=subject, limit=limit
+            self.name, states=states, owner=owner, subject=subject, limit=limit, offset=offset
+        )
+
+    async def count_jobs(
+        self,
+        *,
+        states: Iterable[JobState] | None = None,
+        owner: str | None = None,
+        subject: str | None = None,
+    ) -> int:
+        return await self.connector.count_jobs(
+            self.name, states=states, owner=owner, subject=subject
         )
 
     async def dispatched_since(self, since: float) -> list[QueuedJob]:
@@ -329,8 +366,21 @@ class JobQueue:
         subject: str | None = None,
         before_id: int | None = None,
         limit: int = 100,
+        offset: int = 0,
     ) -> list[AuditEntry]:
         return await self.connector.list_audit(
             self.name, job_id=job_id, owner=owner, subject=subject, before_id=before_id,
-            limit=limit,
+            limit=limit, offset=offset,
         )  # fmt: skip
+
+    async def count_audit(
+        self,
+        *,
+        job_id: int | None = None,
+        owner: str | None = None,
+        subject: str | None = None,
+        before_id: int | None = None,
+    ) -> int:
+        return await self.connector.count_audit(
+            self.name, job_id=job_id, owner=owner, subject=subject, before_id=before_id
+        )

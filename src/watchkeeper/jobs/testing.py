@@ -73,9 +73,30 @@ class InMemoryConnector:
         owner: str | None = None,
         subject: str | None = None,
         limit: int | None = None,
+        offset: int = 0,
+    ) -> list[QueuedJob]:
+        found = self._jobs(queue, states, owner, subject)[offset:]
+        return found if limit is None else found[:limit]
+
+    async def count_jobs(
+        self,
+        queue: str,
+        *,
+        states: Iterable[JobState] | None = None,
+        owner: str | None = None,
+        subject: str | None = None,
+    ) -> int:
+        return len(self._jobs(queue, states, owner, subject))
+
+    def _jobs(
+        self,
+        queue: str,
+        states: Iterable[JobState] | None,
+        owner: str | None,
+        subject: str | None,
     ) -> list[QueuedJob]:
         wanted = None if states is None else set(states)
-        found = [
+        return [
             j
             for j in sorted(self.jobs.values(), key=lambda j: -j.id)
             if j.queue == queue
@@ -83,7 +104,6 @@ class InMemoryConnector:
             and (owner is None or j.owner == owner)
             and (subject is None or j.subject == subject)
         ]
-        return found if limit is None else found[:limit]
 
     async def dispatched_since(self, queue: str, since: float) -> list[QueuedJob]:
         found = [
@@ -102,8 +122,30 @@ class InMemoryConnector:
         subject: str | None = None,
         before_id: int | None = None,
         limit: int = 100,
+        offset: int = 0,
     ) -> list[AuditEntry]:
-        found = [
+        return self._audit(queue, job_id, owner, subject, before_id)[offset : offset + limit]
+
+    async def count_audit(
+        self,
+        queue: str,
+        *,
+        job_id: int | None = None,
+        owner: str | None = None,
+        subject: str | None = None,
+        before_id: int | None = None,
+    ) -> int:
+        return len(self._audit(queue, job_id, owner, subject, before_id))
+
+    def _audit(
+        self,
+        queue: str,
+        job_id: int | None,
+        owner: str | None,
+        subject: str | None,
+        before_id: int | None,
+    ) -> list[AuditEntry]:
+        return [
             e
             for e in reversed(self.audit)
             if e.queue == queue
@@ -112,7 +154,6 @@ class InMemoryConnector:
             and (subject is None or e.subject == subject)
             and (before_id is None or e.id < before_id)
         ]
-        return found[:limit]
 
     async def prune_audit(self, *, before: float) -> int:
         kept = [e for e in self.audit if e.at >= before]

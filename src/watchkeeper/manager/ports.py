@@ -12,6 +12,7 @@ from watchkeeper.jobs.queue import JobQueue
 from watchkeeper.manager.runner import EngineRunner
 from watchkeeper.manager.stages import Stages
 from watchkeeper.remediation.records import RemediationJob
+from watchkeeper.store.bulk import Listed
 from watchkeeper.telemetry.recorder import LatestMetric
 from watchkeeper.telemetry.rollup import Retention
 from watchkeeper.transport.workers import WorkerInfo
@@ -81,6 +82,21 @@ class ManagerPorts:
         return await self._stages.alarms.list_alarms(
             open_only=open_only, key=key, host=host, limit=limit, before_id=before_id
         )
+
+    async def page_alarms(
+        self,
+        *,
+        open_only: bool = True,
+        key: str | None = None,
+        host: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        before_id: int | None = None,
+    ) -> Listed[Alarm]:
+        return await self._stages.alarms.page_alarms(
+            open_only=open_only, key=key, host=host, limit=limit, offset=offset,
+            before_id=before_id,
+        )  # fmt: skip
 
     async def alarm_events(self, alarm_id: int) -> list[AlarmEvent]:
         return await self._stages.alarms.alarm_events(alarm_id)

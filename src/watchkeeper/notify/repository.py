@@ -126,10 +126,30 @@ async def list_deliveries(
     ``since`` is inclusive and ``until`` exclusive. For the next page pass the last
     attempt's id as ``before_id``.
     """
+    listed = await page_deliveries(
+        session, key=key, channel=channel, success=success, since=since, until=until,
+        limit=limit, before_id=before_id,
+    )  # fmt: skip
+    return listed.items
+
+
+async def page_deliveries(
+    session: AsyncSession,
+    *,
+    key: str | None = None,
+    channel: str | None = None,
+    success: bool | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 100,
+    offset: int = 0,
+    before_id: int | None = None,
+) -> bulk.Listed[DeliveryAttempt]:
+    """A page of `list_deliveries` and how many attempts match."""
     if limit < 1:
         raise ValueError(f"limit must be positive, not {limit}")
     row = tables.NotificationDeliveryRow
-    stmt = sa.select(row).order_by(row.id.desc()).limit(limit)
+    stmt = sa.select(row).order_by(row.id.desc())
     if key is not None:
         stmt = stmt.where(row.check_key == key)
     if channel is not None:
@@ -142,7 +162,7 @@ async def list_deliveries(
         stmt = stmt.where(row.at < until)
     if before_id is not None:
         stmt = stmt.where(row.id < before_id)
-    return [DeliveryAttempt.from_row(found) for found in await session.scalars(stmt)]
+    return await bulk.listed(session, stmt, DeliveryAttempt.from_row, limit=limit, offset=offset)
 
 
 async def prune_deliveries(db: Database, *, older_than: datetime, batch: int = PRUNE_BATCH) -> int:

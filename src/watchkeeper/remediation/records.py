@@ -148,7 +148,10 @@ async def list_jobs(
     rule: str | None = None,
     target: str | None = None,
     limit: int | None = None,
+    offset: int = 0,
 ) -> list[RemediationJob]:
     """Remediation jobs, newest first, filtered by state, rule and target."""
-    found = await queue.list_jobs(states=states, owner=rule, subject=target, limit=limit)
+    found = await queue.list_jobs(
+        states=states, owner=rule, subject=target, limit=limit, offset=offset
+    )
     return [RemediationJob(job) for job in found]

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from watchkeeper.store.db import Database
+
+T = TypeVar("T")
 
 #: Keys per ``IN (...)`` list: well under SQLite's bound-variable limit.
 CHUNK = 500
@@ -191,3 +194,34 @@ async def _copy(
     ):
         for row in rows:
             await copy.write_row(row)
+
+
+@dataclass(frozen=True, slots=True)
+class Listed(Generic[T]):
+    """One page of a filtered list, and how many rows matched in all."""
+
+    items: list[T]
+    total: int
+
+
+async def listed(
+    session: AsyncSession,
+    stmt: sa.Select[Any],
+    convert: Callable[[Any], T],
+    *,
+    limit: int | None,
+    offset: int = 0,
+) -> Listed[T]:
+    """Run an ordered, filtered ``select`` of ORM rows for one page, and count its matches.
+
+    The count is the same statement without order, limit and offset, so the page and its
+    total cannot disagree about the filters.
+    """
+    if offset < 0:
+        raise ValueError(f"offset must not be negative, not {offset}")
+    counting = stmt.order_by(None).limit(None).offset(None).subquery()
+    total = await session.scalar(sa.select(sa.func.count()).select_from(counting))
+    page = stmt.offset(offset) if offset else stmt
+    if limit is not None:
+        page = page.limit(limit)
+    return Listed([convert(row) for row in await session.scalars(page)], int(total or 0))

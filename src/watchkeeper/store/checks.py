@@ -226,8 +226,32 @@ async def list_state_history(
     """
     if limit < 1:
         raise ValueError(f"limit must be positive, not {limit}")
+    stmt = _history(check_key, kind, since, until, before_id).limit(limit)
+    return [StateHistoryEntry.from_row(found) for found in await session.scalars(stmt)]
+
+
+async def page_state_history(
+    session: AsyncSession,
+    *,
+    check_key: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+    before_id: int | None = None,
+) -> bulk.Listed[StateHistoryEntry]:
+    """A page of `list_state_history` and how many entries match."""
+    stmt = _history(check_key, None, None, None, before_id)
+    return await bulk.listed(session, stmt, StateHistoryEntry.from_row, limit=limit, offset=offset)
+
+
+def _history(
+    check_key: str | None,
+    kind: HistoryKind | None,
+    since: datetime | None,
+    until: datetime | None,
+    before_id: int | None,
+) -> sa.Select[Any]:
     row = tables.StateHistoryRow
-    stmt = sa.select(row).order_by(row.id.desc()).limit(limit)
+    stmt = sa.select(row).order_by(row.id.desc())
     if check_key is not None:
         stmt = stmt.where(row.check_key == check_key)
     if kind is not None:
@@ -238,7 +262,7 @@ async def list_state_history(
         stmt = stmt.where(row.at < until)
     if before_id is not None:
         stmt = stmt.where(row.id < before_id)
-    return [StateHistoryEntry.from_row(found) for found in await session.scalars(stmt)]
+    return stmt
 
 
 async def prune_state_history(

@@ -80,18 +80,29 @@ async def list_objects(session: AsyncSession, kind: str) -> list[ObjectRecord]:
     return [ObjectRecord(kind=kind, name=name, hash=hash_, spec=spec) for name, hash_, spec in rows]
 
 
+def _versions() -> sa.Select[Any]:
+    return (
+        sa.select(ConfigVersionRow)
+        .options(defer(ConfigVersionRow.document, raiseload=True))
+        .order_by(ConfigVersionRow.id.desc())
+    )
+
+
 async def list_versions(
     session: AsyncSession, *, limit: int = 50, offset: int = 0
 ) -> list[ConfigVersion]:
     """Versions newest first, without their documents."""
-    rows = await session.scalars(
-        sa.select(ConfigVersionRow)
-        .options(defer(ConfigVersionRow.document, raiseload=True))
-        .order_by(ConfigVersionRow.id.desc())
-        .limit(limit)
-        .offset(offset)
-    )
+    rows = await session.scalars(_versions().limit(limit).offset(offset))
     return [ConfigVersion.from_row(r) for r in rows]
+
+
+async def page_versions(
+    session: AsyncSession, *, limit: int = 50, offset: int = 0
+) -> bulk.Listed[ConfigVersion]:
+    """A page of `list_versions` and how many versions there are."""
+    return await bulk.listed(
+        session, _versions(), ConfigVersion.from_row, limit=limit, offset=offset
+    )
 
 
 async def get_version(session: AsyncSession, version_id: int) -> ConfigVersion | None:
@@ -104,15 +115,20 @@ async def list_rejections(
     session: AsyncSession, *, limit: int = 50, offset: int = 0
 ) -> list[Rejection]:
     """Rejected candidates, most recently seen first, without their documents."""
+    return (await page_rejections(session, limit=limit, offset=offset)).items
+
+
+async def page_rejections(
+    session: AsyncSession, *, limit: int = 50, offset: int = 0
+) -> bulk.Listed[Rejection]:
+    """A page of rejected candidates and how many there are."""
     r = RejectedCandidateRow
-    rows = await session.scalars(
+    stmt = (
         sa.select(r)
         .options(defer(r.document, raiseload=True))
         .order_by(r.last_seen.desc(), r.id.desc())
-        .limit(limit)
-        .offset(offset)
     )
-    return [Rejection.from_row(row) for row in rows]
+    return await bulk.listed(session, stmt, Rejection.from_row, limit=limit, offset=offset)
 
 
 async def get_rejection(session: AsyncSession, rejection_id: int) -> Rejection | None:

@@ -196,18 +196,28 @@ class SqlQueueConnector:
         owner: str | None = None,
         subject: str | None = None,
         limit: int | None = None,
+        offset: int = 0,
     ) -> list[QueuedJob]:
-        query = sa.select(JobRow).where(JobRow.queue == queue).order_by(JobRow.id.desc())
-        if states is not None:
-            query = query.where(JobRow.state.in_([s.value for s in states]))
-        if owner is not None:
-            query = query.where(JobRow.owner == owner)
-        if subject is not None:
-            query = query.where(JobRow.subject == subject)
+        query = _jobs(queue, states, owner, subject).order_by(JobRow.id.desc()).offset(offset)
         if limit is not None:
             query = query.limit(limit)
         async with self.db.session() as session:
             return [_job(row) for row in await session.scalars(query)]
+
+    async def count_jobs(
+        self,
+        queue: str,
+        *,
+        states: Iterable[JobState] | None = None,
+        owner: str | None = None,
+        subject: str | None = None,
+    ) -> int:
+        return await self._count(_jobs(queue, states, owner, subject))
+
+    async def _count(self, query: sa.Select[Any]) -> int:
+        async with self.db.session() as session:
+            found = await session.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
+        return int(found or 0)
 
     async def dispatched_since(self, queue: str, since: float) -> list[QueuedJob]:
         query = (
@@ -227,23 +237,62 @@ class SqlQueueConnector:
         subject: str | None = None,
         before_id: int | None = None,
         limit: int = 100,
+        offset: int = 0,
     ) -> list[AuditEntry]:
         query = (
-            sa.select(JobAuditRow)
-            .where(JobAuditRow.queue == queue)
+            _audit(queue, job_id, owner, subject, before_id)
             .order_by(JobAuditRow.id.desc())
             .limit(limit)
+            .offset(offset)
         )
-        if job_id is not None:
-            query = query.where(JobAuditRow.job_id == job_id)
-        if owner is not None:
-            query = query.where(JobAuditRow.owner == owner)
-        if subject is not None:
-            query = query.where(JobAuditRow.subject == subject)
-        if before_id is not None:
-            query = query.where(JobAuditRow.id < before_id)
         async with self.db.session() as session:
             return [_entry(row) for row in await session.scalars(query)]
 
+    async def count_audit(
+        self,
+        queue: str,
+        *,
+        job_id: int | None = None,
+        owner: str | None = None,
+        subject: str | None = None,
+        before_id: int | None = None,
+    ) -> int:
+        return await self._count(_audit(queue, job_id, owner, subject, before_id))
+
     async def prune_audit(self, *, before: float) -> int:
         return await bulk.prune(self.db, job_audit, older_than=_dt(before))
+
+
+def _jobs(
+    queue: str,
+    states: Iterable[JobState] | None,
+    owner: str | None,
+    subject: str | None,
+) -> sa.Select[Any]:
+    query = sa.select(JobRow).where(JobRow.queue == queue)
+    if states is not None:
+        query = query.where(JobRow.state.in_([s.value for s in states]))
+    if owner is not None:
+        query = query.where(JobRow.owner == owner)
+    if subject is not None:
+        query = query.where(JobRow.subject == subject)
+    return query
+
+
+def _audit(
+    queue: str,
+    job_id: int | None,
+    owner: str | None,
+    subject: str | None,
+    before_id: int | None,
+) -> sa.Select[Any]:
+    query = sa.select(JobAuditRow).where(JobAuditRow.queue == queue)
+    if job_id is not None:
+        query = query.where(JobAuditRow.job_id == job_id)
+    if owner is not None:
+        query = query.where(JobAuditRow.owner == owner)
+    if subject is not None:
+        query = query.where(JobAuditRow.subject == subject)
+    if before_id is not None:
+        query = query.where(JobAuditRow.id < before_id)
+    return query

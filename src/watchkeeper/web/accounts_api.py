@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from watchkeeper.store import users as users_store
+from watchkeeper.web.listing import Listing, PathId, whole
 from watchkeeper.web.security import accounts
 from watchkeeper.web.security.guard import Security
 from watchkeeper.web.security.passwords import MAX_PASSWORD_LENGTH
@@ -103,12 +104,12 @@ def create_accounts_router(security: Security) -> APIRouter:
     viewer = Depends(security.require(Role.VIEWER))
     admin = Depends(security.require(Role.ADMIN))
 
-    @router.get("/tokens", response_model=list[TokenOut], tags=["tokens"])
+    @router.get("/tokens", response_model=Listing[TokenOut], tags=["tokens"])
     async def list_tokens(
         principal: Principal = viewer,
         owner: Annotated[str | None, Query(max_length=128)] = None,
         include_revoked: bool = True,
-    ) -> list[TokenOut]:
+    ) -> dict[str, Any]:
         """The caller's tokens; an admin sees everyone's (or ``owner``'s)."""
         if not principal.allows(Role.ADMIN):
             if owner is not None and owner != principal.name:
@@ -118,7 +119,7 @@ def create_accounts_router(security: Security) -> APIRouter:
             found = await users_store.list_tokens(
                 session, owner=owner, include_revoked=include_revoked
             )
-        return [_token_out(t) for t in found]
+        return whole([_token_out(t) for t in found])
 
     @router.post(
         "/tokens",
@@ -164,7 +165,7 @@ def create_accounts_router(security: Security) -> APIRouter:
     @router.delete(
         "/tokens/{token_id}", response_model=TokenOut, tags=["tokens"], responses={404: {}}
     )
-    async def revoke_token(token_id: int, principal: Principal = viewer) -> TokenOut:
+    async def revoke_token(token_id: PathId, principal: Principal = viewer) -> TokenOut:
         """Revoke a token: the caller's own, or anyone's for an admin."""
         owner = None if principal.allows(Role.ADMIN) else principal.name
         revoked = await users_store.revoke_token(
@@ -180,10 +181,10 @@ def create_accounts_router(security: Security) -> APIRouter:
         )
         return _token_out(revoked)
 
-    @router.get("/users", response_model=list[UserOut], tags=["users"], dependencies=[admin])
-    async def list_users() -> list[UserOut]:
+    @router.get("/users", response_model=Listing[UserOut], tags=["users"], dependencies=[admin])
+    async def list_users() -> dict[str, Any]:
         async with security.db.session() as session:
-            return [_user_out(u) for u in await users_store.list_users(session)]
+            return whole([_user_out(u) for u in await users_store.list_users(session)])
 
     @router.post(
         "/users",

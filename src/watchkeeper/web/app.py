@@ -17,6 +17,7 @@ from watchkeeper import __version__, store
 from watchkeeper.web.accounts_api import create_accounts_router
 from watchkeeper.web.errors import install_error_handlers
 from watchkeeper.web.inventory_api import config_diff_router, inventory_router
+from watchkeeper.web.listing import Listing, Offset, PathId, listing, whole
 from watchkeeper.web.login import create_login_router
 from watchkeeper.web.metrics import metrics_router
 from watchkeeper.web.operations import operations_router
@@ -124,35 +125,33 @@ def create_app(
             raise HTTPException(status.HTTP_404_NOT_FOUND, "no configuration imported yet")
         return _version(version)
 
-    @api.get("/config/versions", response_model=list[VersionOut])
-    async def versions(
-        limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0)
-    ) -> list[VersionOut]:
+    @api.get("/config/versions", response_model=Listing[VersionOut])
+    async def versions(limit: int = Query(50, ge=1, le=500), offset: Offset = 0) -> dict[str, Any]:
         async with db.session() as session:
-            rows = await store.list_versions(session, limit=limit, offset=offset)
-        return [_version(v) for v in rows]
+            page = await store.page_versions(session, limit=limit, offset=offset)
+        items = [_version(v) for v in page.items]
+        return listing(items, total=page.total, offset=offset, limit=limit)
 
     @api.get("/config/versions/{version_id}", response_model=VersionDetail)
-    async def version(version_id: int) -> VersionDetail:
+    async def version(version_id: PathId) -> VersionDetail:
         async with db.session() as session:
             found = await store.get_version(session, version_id)
         if found is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no version {version_id}")
         return VersionDetail(**_version(found).model_dump(), document=found.document)
 
-    @api.get("/config/rejected", response_model=list[RejectionOut])
-    async def rejected(
-        limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0)
-    ) -> list[RejectionOut]:
+    @api.get("/config/rejected", response_model=Listing[RejectionOut])
+    async def rejected(limit: int = Query(50, ge=1, le=500), offset: Offset = 0) -> dict[str, Any]:
         async with db.session() as session:
-            rows = await store.list_rejections(session, limit=limit, offset=offset)
-        return [RejectionOut.model_validate(r, from_attributes=True) for r in rows]
+            page = await store.page_rejections(session, limit=limit, offset=offset)
+        items = [RejectionOut.model_validate(r, from_attributes=True) for r in page.items]
+        return listing(items, total=page.total, offset=offset, limit=limit)
 
-    @api.get("/sources", response_model=list[SourceOut])
-    async def sources() -> list[SourceOut]:
+    @api.get("/sources", response_model=Listing[SourceOut])
+    async def sources() -> dict[str, Any]:
         async with db.session() as session:
             rows = await store.list_source_statuses(session)
-        return [SourceOut.model_validate(r, from_attributes=True) for r in rows]
+        return whole([SourceOut.model_validate(r, from_attributes=True) for r in rows])
 
     @api.post(
         "/config/candidates",

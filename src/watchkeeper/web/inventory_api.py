@@ -19,6 +19,7 @@ from watchkeeper import store
 from watchkeeper.document import compare
 from watchkeeper.errors import NotFound
 from watchkeeper.web import views
+from watchkeeper.web.listing import MAX_ID, Listing, Offset, whole
 from watchkeeper.web.ports import ReadModel
 from watchkeeper.web.security import Principal
 
@@ -201,7 +202,7 @@ def inventory_router(read: ReadModel, *, viewer: Requirement) -> APIRouter:
         state: Annotated[
             list[str] | None, Query(description="UP, DOWN, UNREACHABLE, PENDING (repeat or A,B)")
         ] = None,
-        offset: int = Query(0, ge=0),
+        offset: Offset = 0,
         limit: int = Query(100, ge=1, le=MAX_LIMIT),
     ) -> HostPage:
         page = views.host_rows(
@@ -228,13 +229,15 @@ def inventory_router(read: ReadModel, *, viewer: Requirement) -> APIRouter:
         row, checks = found
         return HostDetail(**host_out(row).model_dump(), checks=[service_out(c) for c in checks])
 
-    @api.get("/zones", response_model=list[ZoneOut])
-    async def zones() -> list[ZoneOut]:
-        return [ZoneOut.model_validate(z, from_attributes=True) for z in views.zone_rows(read)]
+    @api.get("/zones", response_model=Listing[ZoneOut])
+    async def zones() -> dict[str, Any]:
+        rows = views.zone_rows(read)
+        return whole([ZoneOut.model_validate(z, from_attributes=True) for z in rows])
 
-    @api.get("/workers", response_model=list[WorkerOut])
-    async def workers() -> list[WorkerOut]:
-        return [WorkerOut.model_validate(w, from_attributes=True) for w in views.worker_rows(read)]
+    @api.get("/workers", response_model=Listing[WorkerOut])
+    async def workers() -> dict[str, Any]:
+        rows = views.worker_rows(read)
+        return whole([WorkerOut.model_validate(w, from_attributes=True) for w in rows])
 
     return api
 
@@ -245,8 +248,8 @@ def config_diff_router(db: store.Database, *, viewer: Requirement) -> APIRouter:
 
     @api.get("/config/diff", response_model=DiffOut, responses={404: {"model": ErrorOut}})
     async def config_diff(
-        from_version: int = Query(alias="from", ge=1, description="the older version id"),
-        to_version: int = Query(alias="to", ge=1, description="the newer version id"),
+        from_version: int = Query(alias="from", ge=1, le=MAX_ID, description="the older version"),
+        to_version: int = Query(alias="to", ge=1, le=MAX_ID, description="the newer version id"),
     ) -> DiffOut:
         async with db.session() as session:
             old = await _document(session, "from", from_version)

@@ -28,6 +28,7 @@ from watchkeeper.telemetry import repository as telemetry_store
 from watchkeeper.telemetry.rollup import Tier
 from watchkeeper.web import views
 from watchkeeper.web.inventory_api import ERRORS, ServicePage, Sort, service_out, states_arg
+from watchkeeper.web.listing import Listing, Offset, PathId, QueryId, listing, whole
 from watchkeeper.web.ports import WebPorts
 from watchkeeper.web.security import Principal
 from watchkeeper.web.security.guard import STATE_KEY
@@ -139,7 +140,7 @@ def operations_router(
             Sort, Query(description="name, severity, age (oldest first), recent")
         ] = "name",
         limit: int = Query(500, ge=1, le=10_000),
-        offset: int = Query(0, ge=0),
+        offset: Offset = 0,
     ) -> ServicePage:
         page = views.service_rows(
             read,
@@ -174,20 +175,25 @@ def operations_router(
         ops.check_now(key)
         return {"key": key, "queued": True}
 
-    @api.get("/checks/{key}/history")
+    @api.get("/checks/{key}/history", response_model=Listing[dict[str, Any]])
     async def history(
         key: str,
         limit: int = Query(100, ge=1, le=1000),
-    ) -> list[dict[str, Any]]:
+        offset: Offset = 0,
+        before_id: QueryId = None,
+    ) -> dict[str, Any]:
         async with db.session() as session:
-            entries = await store.list_state_history(session, check_key=key, limit=limit)
-        return [jsonable(e) for e in entries]
+            page = await store.page_state_history(
+                session, check_key=key, limit=limit, offset=offset, before_id=before_id
+            )
+        items = [jsonable(e) for e in page.items]
+        return listing(items, total=page.total, offset=offset, limit=limit)
 
-    @api.get("/checks/{key}/metrics")
-    async def metrics(key: str) -> list[dict[str, Any]]:
+    @api.get("/checks/{key}/metrics", response_model=Listing[dict[str, Any]])
+    async def metrics(key: str) -> dict[str, Any]:
         async with db.session() as session:
             found = await telemetry_store.list_metrics(session, key)
-        return [jsonable(m) for m in found]
+        return whole([jsonable(m) for m in found])
 
     @api.get("/checks/{key}/metrics/{metric}", responses=ERRORS)
     async def series(
@@ -219,21 +225,24 @@ def operations_router(
 
     # --- alarms and acknowledgements --------------------------------------------------------
 
-    @api.get("/alarms")
+    @api.get("/alarms", response_model=Listing[dict[str, Any]])
     async def alarm_list(
         open_only: bool = Query(True, alias="open"),
         key: str | None = None,
         host: str | None = None,
         limit: int = Query(100, ge=1, le=1000),
-        before_id: int | None = None,
-    ) -> list[dict[str, Any]]:
-        found = await read.list_alarms(
-            open_only=open_only, key=key, host=host, limit=limit, before_id=before_id
-        )
-        return [jsonable(a) | {"phase": a.phase.value} for a in found]
+        offset: Offset = 0,
+        before_id: QueryId = None,
+    ) -> dict[str, Any]:
+        page = await read.page_alarms(
+            open_only=open_only, key=key, host=host, limit=limit, offset=offset,
+            before_id=before_id,
+        )  # fmt: skip
+        items = [jsonable(a) | {"phase": a.phase.value} for a in page.items]
+        return listing(items, total=page.total, offset=offset, limit=limit)
 
     @api.get("/alarms/{alarm_id}")
-    async def alarm(alarm_id: int) -> dict[str, Any]:
+    async def alarm(alarm_id: PathId) -> dict[str, Any]:
         async with db.session() as session:
             found = await alarm_store.get_alarm(session, alarm_id)
         if found is None:
@@ -257,9 +266,9 @@ def operations_router(
 
     # --- downtimes --------------------------------------------------------------------------
 
-    @api.get("/downtimes")
-    async def downtimes(include_past: bool = False) -> list[dict[str, Any]]:
-        return [jsonable(d) for d in await read.list_downtimes(include_past=include_past)]
+    @api.get("/downtimes", response_model=Listing[dict[str, Any]])
+    async def downtimes(include_past: bool = False) -> dict[str, Any]:
+        return whole([jsonable(d) for d in await read.list_downtimes(include_past=include_past)])
 
     @api.post(
         "/downtimes", status_code=status.HTTP_201_CREATED, dependencies=acts, responses=ERRORS
@@ -271,29 +280,32 @@ def operations_router(
         return jsonable(made)  # type: ignore[no-any-return]
 
     @api.delete("/downtimes/{downtime_id}", dependencies=acts)
-    async def cancel(downtime_id: int, request: Request) -> dict[str, Any]:
+    async def cancel(downtime_id: PathId, request: Request) -> dict[str, Any]:
         return jsonable(await ops.cancel_downtime(downtime_id))  # type: ignore[no-any-return]
 
     # --- remediation ------------------------------------------------------------------------
 
-    @api.get("/remediation/jobs", responses=ERRORS)
+    @api.get("/remediation/jobs", response_model=Listing[dict[str, Any]], responses=ERRORS)
     async def remediation_jobs(
         state: Annotated[list[str] | None, Query()] = None,
         rule: str | None = None,
         target: str | None = None,
         limit: int = Query(100, ge=1, le=1000),
-    ) -> list[dict[str, Any]]:
+        offset: Offset = 0,
+    ) -> dict[str, Any]:
         try:
             states = None if state is None else [JobState(s) for s in state]
         except ValueError as exc:
             raise InvalidArgument("state", str(exc)) from exc
+        queue = read.remediation_queue
         jobs = await remediation_records.list_jobs(
-            read.remediation_queue, states=states, rule=rule, target=target, limit=limit
+            queue, states=states, rule=rule, target=target, limit=limit, offset=offset
         )
-        return [j.as_dict() for j in jobs]
+        total = await queue.count_jobs(states=states, owner=rule, subject=target)
+        return listing([j.as_dict() for j in jobs], total=total, offset=offset, limit=limit)
 
     @api.get("/remediation/jobs/{job_id}")
-    async def remediation_job(job_id: int) -> dict[str, Any]:
+    async def remediation_job(job_id: PathId) -> dict[str, Any]:
         job = await remediation_records.get_job(read.remediation_queue, job_id)
         if job is None:
             raise NotFound(f"no remediation job {job_id}")
@@ -301,41 +313,47 @@ def operations_router(
         trail = [remediation_records.audit_dict(a) for a in reversed(audit)]
         return job.as_dict() | {"audit": trail}
 
-    @api.get("/remediation/audit")
+    @api.get("/remediation/audit", response_model=Listing[dict[str, Any]])
     async def remediation_audit(
         rule: str | None = None,
         target: str | None = None,
         limit: int = Query(100, ge=1, le=1000),
-        before_id: int | None = None,
-    ) -> list[dict[str, Any]]:
-        entries = await read.remediation_queue.list_audit(
-            owner=rule, subject=target, limit=limit, before_id=before_id
+        offset: Offset = 0,
+        before_id: QueryId = None,
+    ) -> dict[str, Any]:
+        queue = read.remediation_queue
+        entries = await queue.list_audit(
+            owner=rule, subject=target, limit=limit, offset=offset, before_id=before_id
         )
-        return [remediation_records.audit_dict(e) for e in entries]
+        total = await queue.count_audit(owner=rule, subject=target, before_id=before_id)
+        items = [remediation_records.audit_dict(e) for e in entries]
+        return listing(items, total=total, offset=offset, limit=limit)
 
     @api.post("/remediation/jobs/{job_id}/run", dependencies=acts)
-    async def run_pending(job_id: int, request: Request) -> dict[str, Any]:
+    async def run_pending(job_id: PathId, request: Request) -> dict[str, Any]:
         return (await ops.run_pending(job_id, author(request))).as_dict()
 
     @api.post("/remediation/jobs/{job_id}/skip", dependencies=acts)
-    async def skip_pending(job_id: int, body: SkipIn, request: Request) -> dict[str, Any]:
+    async def skip_pending(job_id: PathId, body: SkipIn, request: Request) -> dict[str, Any]:
         return (await ops.skip_pending(job_id, author(request), body.reason)).as_dict()
 
     # --- notifications ----------------------------------------------------------------------
 
-    @api.get("/notifications/deliveries")
+    @api.get("/notifications/deliveries", response_model=Listing[dict[str, Any]])
     async def deliveries(
         key: str | None = None,
         channel: str | None = None,
         success: bool | None = None,
         limit: int = Query(100, ge=1, le=1000),
-        before_id: int | None = None,
-    ) -> list[dict[str, Any]]:
+        offset: Offset = 0,
+        before_id: QueryId = None,
+    ) -> dict[str, Any]:
         async with db.session() as session:
-            found = await delivery_store.list_deliveries(
+            page = await delivery_store.page_deliveries(
                 session, key=key, channel=channel, success=success, limit=limit,
-                before_id=before_id,
+                offset=offset, before_id=before_id,
             )  # fmt: skip
-        return [d.as_dict() for d in found]
+        items = [d.as_dict() for d in page.items]
+        return listing(items, total=page.total, offset=offset, limit=limit)
 
     return api

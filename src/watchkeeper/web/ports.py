@@ -26,6 +26,7 @@ from watchkeeper.document.problems import Problem
 from watchkeeper.engine import CheckStatus, HostStatus
 from watchkeeper.jobs.queue import JobQueue
 from watchkeeper.remediation.records import RemediationJob
+from watchkeeper.store.bulk import Listed
 from watchkeeper.telemetry.recorder import LatestMetric
 from watchkeeper.telemetry.rollup import Retention
 from watchkeeper.transport.workers import WorkerInfo
@@ -88,6 +89,19 @@ class ReadModel(Protocol):
         limit: int = 100,
         before_id: int | None = None,
     ) -> list[Alarm]: ...
+
+    async def page_alarms(
+        self,
+        *,
+        open_only: bool = True,
+        key: str | None = None,
+        host: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        before_id: int | None = None,
+    ) -> Listed[Alarm]:
+        """One page of `list_alarms`, and how many alarms match in all."""
+        ...
 
     async def alarm_events(self, alarm_id: int) -> list[AlarmEvent]: ...
 

@@ -21,6 +21,7 @@ from fastapi.responses import RedirectResponse
 
 from watchkeeper.document.durations import parse_duration
 from watchkeeper.errors import InvalidArgument, NotFound
+from watchkeeper.web.listing import PathId
 from watchkeeper.web.ports import Operations
 from watchkeeper.web.security import csrf
 from watchkeeper.web.security.redirects import safe_next
@@ -164,19 +165,19 @@ def actions_router(ops: Operations, *, operator: Requirement) -> APIRouter:
         )
 
     @router.post("/downtimes/{downtime_id}/cancel")
-    async def cancel(request: Request, downtime_id: int) -> Response:
+    async def cancel(request: Request, downtime_id: PathId) -> Response:
         form = await Form.read(request)
         await ops.cancel_downtime(downtime_id)
         return done(request, form, f"Downtime {downtime_id} cancelled.", fallback="/downtimes")
 
     @router.post("/remediation/{job_id}/run")
-    async def run(request: Request, job_id: int) -> Response:
+    async def run(request: Request, job_id: PathId) -> Response:
         form = await Form.read(request)
         await ops.run_pending(job_id, principal_of(request).name)
         return done(request, form, f"Remediation job {job_id} queued.", fallback="/remediation")
 
     @router.post("/remediation/{job_id}/skip")
-    async def skip(request: Request, job_id: int) -> Response:
+    async def skip(request: Request, job_id: PathId) -> Response:
         form = await Form.read(request)
         await ops.skip_pending(job_id, principal_of(request).name, form.text("reason"))
         return done(request, form, f"Remediation job {job_id} skipped.", fallback="/remediation")

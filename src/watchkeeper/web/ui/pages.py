@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 from watchkeeper import store
 from watchkeeper.telemetry import repository as telemetry_store
 from watchkeeper.web import views
+from watchkeeper.web.listing import MAX_ID
 from watchkeeper.web.ports import ReadModel
 from watchkeeper.web.security import Principal
 from watchkeeper.web.ui.formatting import split_output
@@ -99,7 +100,7 @@ def pages_router(db: store.Database, read: ReadModel, *, viewer: Requirement) ->
         zone: str | None = None,
         unhandled: bool = False,
         sort: str = "name",
-        page: Annotated[int, Query(ge=1)] = 1,
+        page: Annotated[int, Query(ge=1, le=MAX_ID)] = 1,
     ) -> Response:
         wanted = _states(state)
         found = views.service_rows(
@@ -127,7 +128,7 @@ def pages_router(db: store.Database, read: ReadModel, *, viewer: Requirement) ->
         q: str | None = None,
         state: Annotated[list[str] | None, Query()] = None,
         zone: str | None = None,
-        page: Annotated[int, Query(ge=1)] = 1,
+        page: Annotated[int, Query(ge=1, le=MAX_ID)] = 1,
     ) -> Response:
         wanted = _states(state)
         found = views.host_rows(
@@ -200,7 +201,7 @@ def pages_router(db: store.Database, read: ReadModel, *, viewer: Requirement) ->
             labels={str(k): str(v) for k, v in labels.items()},
             interval=record.spec.get("interval"),
             ranges=list(RANGES),
-            range=range_ if range_ in RANGES else DEFAULT_RANGE,
+            graph_range=range_ if range_ in RANGES else DEFAULT_RANGE,
             range_seconds=RANGES.get(range_, RANGES[DEFAULT_RANGE]),
         )
 

@@ -21,6 +21,7 @@ from watchkeeper.document import compare
 from watchkeeper.jobs.states import JobState
 from watchkeeper.remediation import records as remediation_records
 from watchkeeper.web import views
+from watchkeeper.web.listing import MAX_ID, PathId
 from watchkeeper.web.ports import ReadModel
 from watchkeeper.web.ui.requirements import Requirement, principal_of
 from watchkeeper.web.ui.templating import is_htmx, render
@@ -67,7 +68,7 @@ def records_router(db: store.Database, read: ReadModel, *, viewer: Requirement) 
 
     @router.get("/remediation")
     async def remediation_page(
-        request: Request, job: Annotated[int | None, Query(ge=1)] = None
+        request: Request, job: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None
     ) -> Response:
         queue = read.remediation_queue
         pending = await remediation_records.list_jobs(
@@ -121,7 +122,7 @@ def records_router(db: store.Database, read: ReadModel, *, viewer: Requirement) 
         )
 
     @router.get("/config/versions/{version_id}")
-    async def version_page(request: Request, version_id: int) -> Response:
+    async def version_page(request: Request, version_id: PathId) -> Response:
         principal = principal_of(request)
         async with db.session() as session:
             found = await store.get_version(session, version_id)
@@ -143,8 +144,8 @@ def records_router(db: store.Database, read: ReadModel, *, viewer: Requirement) 
     @router.get("/config/diff")
     async def diff_page(
         request: Request,
-        from_: Annotated[int | None, Query(alias="from", ge=1)] = None,
-        to: Annotated[int | None, Query(ge=1)] = None,
+        from_: Annotated[int | None, Query(alias="from", ge=1, le=MAX_ID)] = None,
+        to: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     ) -> Response:
         """Two versions compared by `compare.config_diff` (the API's diff, drawn as tables)."""
         principal = principal_of(request)

@@ -61,12 +61,14 @@ def _environment() -> jinja2.Environment:
         SERVICE_STATES=formatting.SERVICE_STATES,
         HOST_STATES=formatting.HOST_STATES,
         Role=Role,
-        version=__version__,
+        app_version=__version__,
     )
     return env
 
 
 ENV = _environment()
+#: What `render` gives every template besides the route's own context.
+COMMON_CONTEXT = ("request", "path", "principal", "can_act", "now", "age", "query")
 
 
 def render(
@@ -78,7 +80,15 @@ def render(
     headers: dict[str, str] | None = None,
     **context: Any,
 ) -> HTMLResponse:
-    """A page or fragment, with the page headers and the common context."""
+    """A page or fragment, with the page headers and the common context.
+
+    A route's context may not reuse a global's name or one of `COMMON_CONTEXT`: the page
+    would show the route's value where every page expects the shared one (a version
+    page once showed a Python object where the application's version belonged).
+    """
+    clash = sorted(context.keys() & (set(ENV.globals) | set(COMMON_CONTEXT)))
+    if clash:
+        raise ValueError(f"{template}: context {', '.join(clash)} shadows what every page uses")
     now = time.time()
 
     def age(epoch: Any) -> str:
