@@ -31,12 +31,13 @@ from watchkeeper.clock import utcnow
 from watchkeeper.document.diff import summary_text
 from watchkeeper.document.normalize import Snapshot
 from watchkeeper.errors import DocumentError, StoreError, UsageError
-from watchkeeper.manager.demo import API_SERVICE, bundled_example, demo_for_port
+from watchkeeper.manager.demo import API_SERVICE, DEMO_PORT, DemoSource
 from watchkeeper.manager.embedded import EmbeddedWorker
 from watchkeeper.manager.intake import ConfigIntake, IntakeOutcome
 from watchkeeper.manager.ports import ManagerPorts
 from watchkeeper.manager.runner import EngineRunner
 from watchkeeper.manager.stages import Stages, StageSettings
+from watchkeeper.private import looser, private_dir
 from watchkeeper.sources import Candidate, Poller, Source, SourceStatus, open_source
 from watchkeeper.transport import keys
 from watchkeeper.transport.registry import KeyRegistry, StoreKeyRegistry
@@ -71,7 +72,7 @@ class ManagerSettings:
     embedded_worker: bool = False
     #: Seconds a zone may have no worker before its checks go UNKNOWN.
     worker_grace: float = 60.0
-    #: ``source`` is the bundled demo: poll a copy whose API check names the bound port.
+    #: ``source`` is the bundled demo: its API check follows the bound port.
     demo: bool = False
     #: Telemetry retention, notification retries, remediation limits.
     stages: StageSettings = field(default_factory=StageSettings)
@@ -204,31 +205,42 @@ class Manager:
     async def run(self, started: Callable[[], Awaitable[None]] | None = None) -> None:
         """Run until cancelled or until a part fails."""
         check_tls_files(self.settings.tls_cert, self.settings.tls_key)
-        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
-        await self.db.migrate()
-        self.token = load_or_create_token(self.settings.data_dir)
-        self.first_admin_password = await ensure_first_admin(self.db)
+        data_dir = private_dir(self.settings.data_dir)
+        exposed = looser([data_dir, *sorted(data_dir.iterdir())])
+        if exposed:
+            logger.warning(
+                "readable by other users: %s; they hold the database and keys: "
+                "chmod 700 the directory and 600 its files",
+                ", ".join(exposed),
+                extra={"action": "data_dir_exposed"},
+            )
+        # Both ports before anything is created: a busy one must not cost the first admin
+        # its one-time password (it is created, and printed, only once the manager serves).
         listener = bind_listener(self.settings.http_host, self.settings.http_port)
         self.port = listener.getsockname()[1]
         try:
-            source = open_source(
-                self._source_for_port(),
-                timeout=self.settings.source_timeout,
-                max_bytes=self.settings.max_bytes,
-                bearer_token=self.settings.bearer_token,
-            )
+            await self.db.migrate()
+            self.token = load_or_create_token(self.settings.data_dir)
+            source = self._source()
         except BaseException:
             listener.close()
             raise
         await self._serve(source, listener, started)
 
-    def _source_for_port(self) -> str:
+    def _source(self) -> Source:
+        source = open_source(
+            self.settings.source,
+            timeout=self.settings.source_timeout,
+            max_bytes=self.settings.max_bytes,
+            bearer_token=self.settings.bearer_token,
+        )
         if not self.settings.demo:
-            return self.settings.source
-        path = demo_for_port(self.port, self.settings.data_dir)
-        if path != bundled_example():
-            self._on_event(f"demo: {API_SERVICE} checks port {self.port}; polling {path}")
-        return str(path)
+            return source
+        note = (
+            "" if self.port == DEMO_PORT else f"; its {API_SERVICE} check follows port {self.port}"
+        )
+        self._on_event(f"demo: watching {source.name}{note}")
+        return DemoSource(source, self.port)
 
     async def _serve(
         self,
@@ -244,7 +256,16 @@ class Manager:
             clock=self._clock,
             on_status=self._record_status,
         )
-        runner = await self._start_engine()
+        try:
+            runner = await self._start_engine()
+            self.first_admin_password = await ensure_first_admin(self.db)
+        except BaseException:
+            listener.close()
+            await source.aclose()
+            if self.runner is not None:
+                await self.runner.server.aclose()
+            await self.db.aclose()
+            raise
         # Over TLS every request is https: the session cookie is Secure (it would be anyway,
         # by the request's scheme; saying so keeps it Secure behind any misreported scheme).
         cookie = CookiePolicy(secure=True) if self.settings.tls else None

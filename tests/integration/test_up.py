@@ -89,3 +89,77 @@ def test_up_imports_the_demo_runs_its_checks_and_stops_cleanly(tmp_path: Path) -
     summaries = re.findall(r"6 checks: .*", "".join(seen) + out)
     assert summaries, out
     assert any(re.search(r"\b[1-6] OK\b", line) for line in summaries), summaries
+
+
+def _up(data: Path, cwd: Path, http: str, jobs: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "watchkeeper", "up", "--data-dir", str(data), "--http", http,
+         "--jobs", jobs],
+        capture_output=True, text=True, cwd=cwd, timeout=60,
+        env={**os.environ, "WATCHKEEPER_LOG_LEVEL": "WARNING"},
+    )  # fmt: skip
+
+
+def test_a_busy_port_costs_the_first_admin_nothing(tmp_path: Path) -> None:
+    """Both ports are taken before the admin exists: its password is not lost."""
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        for http, jobs in (
+            (f"127.0.0.1:{port}", "127.0.0.1:0"),
+            ("127.0.0.1:0", f"127.0.0.1:{port}"),
+        ):
+            done = _up(tmp_path / "data", tmp_path, http, jobs)
+            assert done.returncode == 2, done.stderr
+            assert "cannot listen" in done.stderr
+            assert "password" not in done.stdout
+    db = tmp_path / "data" / "watchkeeper.db"
+    with sqlite3.connect(db) as conn:
+        try:
+            users = conn.execute("SELECT count(*) FROM users").fetchone()[0]
+        except sqlite3.OperationalError:
+            users = 0  # not even migrated
+    assert users == 0
+
+
+def test_the_data_directory_and_its_files_are_private(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "watchkeeper", "up", "--data-dir", str(data), "--http",
+         "127.0.0.1:0", "--jobs", "127.0.0.1:0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+        env={**os.environ, "WATCHKEEPER_LOG_LEVEL": "WARNING"},
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if "log in at" in line:
+                break
+        modes = {p.name: oct(p.stat().st_mode & 0o777) for p in [data, *data.iterdir()]}
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+    assert modes.pop("data") == "0o700"
+    assert {"watchkeeper.db", "watchkeeper.db-wal", "watchkeeper.db-shm"} <= modes.keys()
+    assert set(modes.values()) == {"0o600"}, modes
+    # An existing directory others can read is kept as it is, and said so at start.
+    data.chmod(0o755)
+    (data / "watchkeeper.db").chmod(0o644)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "watchkeeper", "up", "--data-dir", str(data), "--http",
+         "127.0.0.1:0", "--jobs", "127.0.0.1:0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+        env={**os.environ, "WATCHKEEPER_LOG_LEVEL": "WARNING"},
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if "log in at" in line:
+                break
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    assert "readable by other users" in err and "(mode 0755)" in err and "(mode 0644)" in err

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import asyncssh
 
+from watchkeeper.private import private_dir
 from watchkeeper.transport import keys
 from watchkeeper.transport.client import WorkerConnection, WorkerSettings
 from watchkeeper.transport.registry import Enrolment, KeyRegistry
@@ -37,7 +38,7 @@ def load_or_create_worker_key(data_dir: Path) -> Path:
     if path.exists():
         return path
     key = asyncssh.generate_private_key("ssh-ed25519", comment="watchkeeper embedded worker")
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(data_dir)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:  # another process made it first: use that one

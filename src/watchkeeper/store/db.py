@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 from sqlalchemy.pool import StaticPool
 
 from watchkeeper.errors import StoreError
+from watchkeeper.private import private_dir, private_file
 
 #: The SQLite file inside ``--data-dir``.
 DATABASE_FILE = "watchkeeper.db"
@@ -181,9 +182,10 @@ class Database:
 
     @classmethod
     def for_data_dir(cls, path: Path) -> Database:
-        """SQLite in ``<path>/watchkeeper.db``, creating the directory."""
+        """SQLite in ``<path>/watchkeeper.db``, creating the directory (0700) and the file
+        (0600, which SQLite's -wal and -shm files copy) when they are missing."""
         try:
-            path.mkdir(parents=True, exist_ok=True)
+            private_file(private_dir(path) / DATABASE_FILE)
         except OSError as exc:
             raise StoreError(f"cannot create the data directory {path}: {exc.strerror}") from exc
         return cls(URL.create("sqlite+aiosqlite", database=str(path / DATABASE_FILE)))

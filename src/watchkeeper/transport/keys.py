@@ -15,6 +15,7 @@ from pathlib import Path
 import asyncssh
 
 from watchkeeper.errors import UsageError
+from watchkeeper.private import private_dir
 from watchkeeper.transport.errors import TransportError
 
 HOST_KEY_FILE = "ssh_host_ed25519_key"
@@ -36,7 +37,7 @@ def load_or_create_host_key(data_dir: Path) -> asyncssh.SSHKey:
         raise TransportError(f"cannot read the host key {path}: {exc}") from exc
     key = asyncssh.generate_private_key(HOST_KEY_ALGORITHM, comment="watchkeeper manager")
     try:
-        data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(data_dir)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:  # another process won the race: use its key
         return asyncssh.read_private_key(path)

@@ -16,6 +16,8 @@ from pathlib import Path
 
 from fastapi import HTTPException, Request, status
 
+from watchkeeper.private import private_dir
+
 TOKEN_FILE = "api-token"
 
 
@@ -23,7 +25,7 @@ def load_or_create_token(data_dir: Path) -> str:
     """Read the API token, creating it (readable by the owner only) on first start."""
     path = data_dir / TOKEN_FILE
     if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(data_dir)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(secrets.token_urlsafe(32) + "\n")
