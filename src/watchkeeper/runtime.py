@@ -31,6 +31,7 @@ from watchkeeper.clock import utcnow
 from watchkeeper.document.diff import summary_text
 from watchkeeper.document.normalize import Snapshot
 from watchkeeper.errors import DocumentError, StoreError, UsageError
+from watchkeeper.latch import FailureLatch
 from watchkeeper.manager.demo import API_SERVICE, DEMO_PORT, DemoSource
 from watchkeeper.manager.embedded import EmbeddedWorker
 from watchkeeper.manager.intake import ConfigIntake, IntakeOutcome
@@ -298,6 +299,7 @@ class Manager:
             asyncio.create_task(runner.run(), name="engine"),
             asyncio.create_task(security.run(), name="sessions"),
             asyncio.create_task(poller.run(), name="source-poller"),
+            asyncio.create_task(self._follow(), name="config-follower"),
             asyncio.create_task(self.server.serve([listener]), name="http"),
         }
         worker = None
@@ -367,6 +369,7 @@ class Manager:
             runner.config_imported(outcome, snapshot)
 
         self.intake.on_import = imported
+        await self.intake.start()
         try:
             await runner.start()
         except OSError as exc:
@@ -374,6 +377,24 @@ class Manager:
             raise UsageError(f"--jobs: cannot listen on {where}: {exc.strerror}") from exc
         self.jobs_port = runner.server.port
         return runner
+
+    async def _follow(self) -> None:
+        """Every poll interval: run the store's current version if another process
+        (``watchkeeper import``) made it."""
+        latch = FailureLatch(
+            logger,
+            "cannot read the current configuration version: %s",
+            "reading the current configuration version recovered",
+            action="config_follow",
+        )
+        while True:
+            await asyncio.sleep(self.settings.poll_interval)
+            try:
+                await self.intake.follow()
+            except StoreError as exc:
+                latch.failed(exc.message)
+            else:
+                latch.succeeded()
 
     def stop(self) -> None:
         """Ask `run` to finish: the HTTP server drains, the poller stops."""

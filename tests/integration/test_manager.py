@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 from typing import Any
@@ -155,3 +156,39 @@ def test_busy_port_is_a_clear_error() -> None:
             bind_listener("127.0.0.1", first.getsockname()[1])
     finally:
         first.close()
+
+
+def _port_running(mgr: Manager) -> int | None:
+    runner = mgr.runner
+    if runner is None or "h1!ssh" not in runner.engine.scheduler:
+        return None
+    return int(runner.engine.scheduler.record("h1!ssh").spec["check"]["port"])
+
+
+@pytest.mark.parametrize("path", ["cli import", "push", "poll"])
+async def test_the_running_manager_runs_what_the_store_says_is_current(
+    manager: tuple[Manager, Path], tmp_path: Path, path: str
+) -> None:
+    mgr, source = manager
+    await eventually(lambda: _port_running(mgr) == 22, what="the first version running")
+    changed = tmp_path / "changed.json"
+    changed.write_text(json.dumps(document(2222)))
+    if path == "cli import":  # another process writes the store; the source is unchanged
+        done = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "watchkeeper", "import", str(changed),
+            "--data-dir", str(mgr.settings.data_dir),
+        )  # fmt: skip
+        assert await done.wait() == 0
+    elif path == "push":
+        headers = {"Authorization": f"Bearer {mgr.token}"}
+        async with httpx.AsyncClient(base_url=mgr.url, headers=headers) as client:
+            pushed = await client.post("/api/v1/config/candidates", content=changed.read_bytes())
+            assert pushed.status_code == 201
+    else:
+        source.write_text(changed.read_text())
+    # Within a poll interval or so (0.1 s here; the wait is bounded for a loaded machine).
+    await eventually(lambda: _port_running(mgr) == 2222, within=5, what="version 2 running")
+    headers = {"Authorization": f"Bearer {mgr.token}"}
+    async with httpx.AsyncClient(base_url=mgr.url, headers=headers) as client:
+        current = (await client.get("/api/v1/config/current")).json()
+    assert current["id"] == 2

@@ -3,6 +3,12 @@
 Candidates are taken one at a time (a lock), so two sources or a push during a poll cannot
 interleave imports. The CPU-heavy steps run in a thread to keep the event loop responsive
 while a large document is checked.
+
+The running manager runs what the store says is current, whoever imported it: a
+``watchkeeper import`` from the command line, another manager on the same database. The
+intake remembers which version it handed to the engine; `follow` (called every poll)
+compares it with the store's current version and, when another process imported a newer
+one, hands that one over the same way, with the difference computed from the hashes.
 """
 
 from __future__ import annotations
@@ -18,8 +24,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from watchkeeper import store
-from watchkeeper.document.diff import ConfigDiff
-from watchkeeper.document.normalize import Snapshot, SnapshotCache, snapshot
+from watchkeeper.document import models
+from watchkeeper.document.diff import ConfigDiff, diff
+from watchkeeper.document.normalize import Hashes, Snapshot, SnapshotCache, snapshot
 from watchkeeper.document.problems import Problem, Severity
 from watchkeeper.document.validate import Validated, ValidationCache, parse_json, validate
 from watchkeeper.errors import DocumentUnreadable
@@ -108,6 +115,50 @@ class ConfigIntake:
         self._cache = ValidationCache()
         self._snapshot_cache = SnapshotCache()
         self._lock = asyncio.Lock()
+        #: The version the engine was last handed, and the hashes of what it runs.
+        self.version_id: int | None = None
+        self._hashes: Hashes | None = None
+
+    async def start(self) -> None:
+        """Remember what the store runs now, before the engine loads it."""
+        async with self._lock, self._db.session() as session:
+            current = await store.current_version(session)
+            self._hashes = await store.running_hashes(session)
+        self.version_id = None if current is None else current.id
+
+    async def follow(self) -> bool:
+        """Hand over the store's current version if another process imported it; whether
+        it did."""
+        async with self._lock:
+            async with self._db.session() as session:
+                current = await store.current_version(session)
+                if current is None or current.id == self.version_id:
+                    return False
+                hashes = await store.running_hashes(session)
+                checks = {record.key: record for record in await store.list_checks(session)}
+                objects = {
+                    kind: {r.name: r for r in await store.list_objects(session, kind)}
+                    for kind in models.SECTIONS
+                }
+            changes = diff(self._hashes or Hashes(), hashes)
+            self.version_id, self._hashes = current.id, hashes
+            logger.info(
+                "configuration version %s was imported by another process (%s): applying it",
+                current.id,
+                current.source,
+                extra={"action": "config_followed", "version": current.id},
+            )
+            if self.on_import is not None:
+                outcome = IntakeOutcome(
+                    source=current.source,
+                    content_hash=current.content_hash,
+                    accepted=True,
+                    version_id=current.id,
+                    created=True,
+                    diff=changes,
+                )
+                self.on_import(outcome, Snapshot(objects=objects, checks=checks))
+            return True
 
     async def submit(self, body: bytes, *, source: str) -> IntakeOutcome:
         """Take a candidate through validation and import; never raises for a bad document."""
@@ -163,8 +214,11 @@ class ConfigIntake:
                 check_seconds=checked_at - started,
                 import_seconds=done - checked_at,
             )
-            if outcome.created and self.on_import is not None:
-                self.on_import(result, checked.snapshot)
+            if outcome.created:
+                self.version_id = outcome.version.id
+                self._hashes = checked.snapshot.hashes()
+                if self.on_import is not None:
+                    self.on_import(result, checked.snapshot)
             return result
 
     async def _reject(self, digest: str, source: str, problems: list[Problem], body: bytes) -> None:
