@@ -26,7 +26,7 @@ async def test_the_migrations_build_exactly_the_models(db: store.Database) -> No
         connection = await session.connection()
         assert await connection.run_sync(_drift) == []
         head = await session.scalar(sa.text("SELECT version_num FROM alembic_version"))
-    assert head == "0010"
+    assert head == "0011"
 
 
 async def test_migrating_again_changes_nothing(db: store.Database) -> None:
@@ -78,6 +78,21 @@ async def test_sqlite_connections_are_set_up_for_a_server(tmp_path: Path) -> Non
         "busy_timeout": 5000,
     }
     assert (tmp_path / "data" / "watchkeeper.db").exists()
+
+
+async def test_the_sqlite_file_is_made_private_by_the_first_session_not_before(
+    tmp_path: Path,
+) -> None:
+    db = store.Database.for_data_dir(tmp_path / "data")
+    try:
+        assert list((tmp_path / "data").iterdir()) == []  # a failed start leaves nothing
+        async with db.begin() as session:
+            await session.execute(sa.text("CREATE TABLE t (x INTEGER)"))
+        modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "data").iterdir()}
+    finally:
+        await db.aclose()
+    assert modes["watchkeeper.db"] == 0o600
+    assert set(modes.values()) == {0o600}, modes  # -wal and -shm copy the file's mode
 
 
 async def test_sqlite_writers_take_the_lock_when_they_begin(tmp_path: Path) -> None:

@@ -175,6 +175,7 @@ class Database:
         self.config = _CONFIGURATIONS[self._url.get_backend_name()]()
         self.engine = self.config.engine(self._url)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+        self._file_made = False
 
     @classmethod
     def from_url(cls, url: str) -> Database:
@@ -182,10 +183,13 @@ class Database:
 
     @classmethod
     def for_data_dir(cls, path: Path) -> Database:
-        """SQLite in ``<path>/watchkeeper.db``, creating the directory (0700) and the file
-        (0600, which SQLite's -wal and -shm files copy) when they are missing."""
+        """SQLite in ``<path>/watchkeeper.db``, creating the directory (0700) when it is missing.
+
+        The file itself is created (0600, which SQLite's -wal and -shm files copy) by the first
+        session, so a process that fails before it touches the database leaves nothing behind.
+        """
         try:
-            private_file(private_dir(path) / DATABASE_FILE)
+            private_dir(path)
         except OSError as exc:
             raise StoreError(f"cannot create the data directory {path}: {exc.strerror}") from exc
         return cls(URL.create("sqlite+aiosqlite", database=str(path / DATABASE_FILE)))
@@ -242,6 +246,9 @@ class Database:
                 f"(no directory {Path(path).parent})"
             )
         try:
+            if path and path != ":memory:" and not self._file_made:
+                private_file(Path(path))
+                self._file_made = True
             await session.connection(execution_options={WRITE_OPTION: write})
         except (*_DATABASE_ERRORS, OSError) as exc:
             message = f"cannot connect to the database at {self.url}: {reason(exc)}"
