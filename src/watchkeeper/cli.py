@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from watchkeeper import __version__
+from watchkeeper import __version__, logs
 from watchkeeper.commands import config_cmds, keys_cmds, run_cmds, user_cmds
 from watchkeeper.errors import WatchkeeperError
 
@@ -119,8 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level",
         env="LOG_LEVEL",
         default=None,
-        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
-        help="log level (default INFO for manager and worker, WARNING otherwise)",
+        choices=("DEBUG", "INFO", "NOTICE", "WARNING", "ERROR"),
+        help="log level (default NOTICE for up, INFO for manager and worker, WARNING otherwise)",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -298,7 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
         env="WORKER_MAX_LOAD",
         type=float,
         default=2.5,
-        help="refuse new jobs while the 1-minute load per core is above this (default 2.5)",
+        help="run a quarter of --concurrency while the 1-minute load per core is above this "
+        "(default 2.5)",
     )
     _env_arg(
         p,
@@ -306,7 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
         env="WORKER_MIN_MEMORY",
         type=int,
         default=128,
-        help="refuse new jobs while less memory than this many MiB is available (default 128)",
+        help="run a quarter of --concurrency while less memory than this many MiB is available "
+        "(default 128)",
     )
     _env_arg(p, "--name", env="WORKER_NAME", help="name in the hello (default: the hostname)")
     p.set_defaults(func=run_cmds.worker)
@@ -316,17 +317,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    # up prints its own events on stdout; logs would say each thing twice
-    long_running = args.command in ("manager", "worker")
-    level = args.log_level or ("INFO" if long_running else "WARNING")
-    logging.basicConfig(
-        level=getattr(logging, level),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("alembic").setLevel(max(logging.WARNING, getattr(logging, level)))
-    # asyncssh logs every channel at INFO; our transport logs what matters to operators.
-    logging.getLogger("asyncssh").setLevel(max(logging.WARNING, getattr(logging, level)))
+    # up is read by a person at a terminal: one stream, short lines, NOTICE and up.
+    if args.command == "up":
+        logs.configure(logs.parse_level(args.log_level or "NOTICE"), "console", stream=sys.stdout)
+    else:
+        default = "INFO" if args.command in ("manager", "worker") else "WARNING"
+        logs.configure(logs.parse_level(args.log_level or default), "daemon", stream=sys.stderr)
     try:
         code: int = asyncio.run(args.func(args))
     except WatchkeeperError as exc:

@@ -283,6 +283,8 @@ class Manager:
         config = uvicorn.Config(
             app,
             log_level="warning",
+            # uvicorn's lines go to the root handler, in the one format (`watchkeeper.logs`).
+            log_config=None,
             lifespan="off",
             ssl_certfile=str(tls.tls_cert) if tls.tls_cert is not None else None,
             ssl_keyfile=str(tls.tls_key) if tls.tls_key is not None else None,

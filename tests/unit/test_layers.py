@@ -23,7 +23,7 @@ ROOT = Path(watchkeeper.__file__).parent
 #: Lowest first. A package may import its own layer's packages and any below.
 LAYERS: list[set[str]] = [
     {"errors"},
-    {"clock", "results", "secrets", "backoff", "latch", "plugins", "private", "__init__"},
+    {"clock", "results", "secrets", "backoff", "latch", "logs", "plugins", "private", "__init__"},
     {"jobs"},
     {"document"},
     {"engine"},

@@ -6,9 +6,9 @@ import argparse
 import asyncio
 import dataclasses
 import signal
-from datetime import datetime
 from pathlib import Path
 
+from watchkeeper import logs
 from watchkeeper.commands.common import EXIT_OK
 from watchkeeper.document.durations import parse_duration
 from watchkeeper.errors import UsageError
@@ -93,8 +93,7 @@ def _absolute(path: Path | None) -> Path | None:
     return None if path is None else Path(path).absolute()
 
 
-def _say(message: str) -> None:
-    print(f"{datetime.now():%H:%M:%S} {message}", flush=True)
+_say = logs.say
 
 
 async def _serve(manager: Manager) -> int:
