@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sys
 import time
@@ -313,6 +314,28 @@ async def test_a_silent_worker_is_dropped_and_its_jobs_move(h: Harness) -> None:
         assert h.results[0][0] == "peer"
 
 
+async def test_a_stalled_event_loop_is_not_taken_for_a_dead_worker(h: Harness) -> None:
+    """``up`` on a loaded machine: manager and embedded worker share one loop, and it
+    stalls for longer than three heartbeats. The worker's silence was the loop's, not its
+    own: it stays connected and runs the next job, with no reconnect."""
+    worker = await h.start_worker("same-loop", ["a"])
+    await eventually(lambda: len(h.server.workers()) == 1)
+    dropped: list[str] = []
+    detach = h.server.detach
+
+    def spy(connected: Any, why: str) -> None:
+        dropped.append(why)
+        detach(connected, why)
+
+    h.server.detach = spy  # type: ignore[method-assign]
+    time.sleep(8 * HEARTBEAT)  # noqa: ASYNC251  the stall itself: no heartbeat sent or read
+    job = make_job("a")
+    assert await h.server.submit(job)
+    await eventually(lambda: [r.job_id for _, r in h.results] == [job.job_id])
+    assert dropped == [] and worker.failures == 0
+    assert [w.name for w in h.server.workers()] == ["same-loop"]
+
+
 # --- drain and pressure -------------------------------------------------------------------
 
 
@@ -347,12 +370,32 @@ class Refuse:
         return False, "load 9.00 per core > 2.5"
 
 
-async def test_a_worker_under_pressure_says_why_and_gets_nothing(h: Harness) -> None:
-    await h.start_worker("hot", ["a"], sensor_list=[Refuse()])
-    await eventually(lambda: not h.server.workers()[0].accepting)
-    assert h.server.workers()[0].reason == "load 9.00 per core > 2.5"
+async def test_a_worker_under_pressure_says_why_and_runs_fewer_jobs_not_none(
+    h: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A loaded machine slows its checks down; refusing them all would blind the zone."""
+    caplog.set_level(logging.WARNING, "watchkeeper.transport.client")
+    release = asyncio.Event()
+    hot = await h.start_worker(
+        "hot", ["a"], held_jobs(release), concurrency=8, sensor_list=[Refuse()]
+    )
+    await eventually(lambda: h.server.workers()[0].capacity == 2)  # a quarter of 8
+    info = h.server.workers()[0]
+    assert info.accepting and info.reason == "load 9.00 per core > 2.5"
     assert h.server.zone_online("a")
-    assert await h.server.submit(make_job("a")) is False
+    jobs = [make_job("a") for _ in range(5)]
+    for job in jobs:
+        assert await h.server.submit(job)
+    await eventually(lambda: hot.in_flight == 2)
+    assert h.server.waiting() == {"a": 3}  # held for the worker's next free slot
+    release.set()
+    await eventually(lambda: len(h.results) == 5)
+    assert h.lost == []
+    assert any(
+        "under pressure (load 9.00 per core > 2.5): taking at most 2 job(s) at once instead of 8"
+        in r.getMessage()
+        for r in caplog.records
+    )
 
 
 # --- waiting for a free slot ---------------------------------------------------------------

@@ -3,11 +3,12 @@
 A worker is eligible when its *enrolled* zones include the job's zone, its enrolled labels
 carry every label the job requires, its agent enrolment matches the job's (an agent job
 goes only to that host's agent, and an agent gets nothing else), it has said hello, is
-accepting (its sensors agree), is not draining, and holds fewer leases than its
-concurrency. Among the eligible the least loaded wins: fewest leases per slot, then lowest
-reported load per core (to 0.1, so noise does not decide), then the one that got a job
-least recently, which spreads a burst round-robin across a zone's cluster instead of
-piling it on whoever sorts first.
+accepting, is not draining, and holds fewer leases than its capacity (its concurrency, or
+the fewer slots it offers under pressure). Among the eligible the least loaded wins: one
+not under pressure first, then fewest leases per offered slot, then lowest reported load
+per core (to 0.1, so noise does not decide), then the one that got a job least recently,
+which spreads a burst round-robin across a zone's cluster instead of piling it on
+whoever sorts first.
 """
 
 from __future__ import annotations
@@ -35,6 +36,11 @@ class Routable(Protocol):
     @property
     def concurrency(self) -> int: ...
     @property
+    def capacity(self) -> int:
+        """Leases it may hold now: its concurrency, fewer under pressure."""
+        ...
+
+    @property
     def load(self) -> float: ...
     @property
     def last_assigned(self) -> int: ...
@@ -59,13 +65,18 @@ def choose(
 ) -> W | None:
     """The least-loaded eligible worker for a job, or None when no worker can take it."""
     best: W | None = None
-    best_rank: tuple[float, float, int] | None = None
+    best_rank: tuple[bool, float, float, int] | None = None
     for worker in workers:
-        if not worker.ready or worker.leased >= worker.concurrency:
+        if not worker.ready or worker.leased >= worker.capacity:
             continue
         if not serves(worker, zone, requires, agent):
             continue
-        rank = (worker.leased / worker.concurrency, round(worker.load, 1), worker.last_assigned)
+        rank = (
+            worker.capacity < worker.concurrency,
+            worker.leased / worker.capacity,
+            round(worker.load, 1),
+            worker.last_assigned,
+        )
         if best_rank is None or rank < best_rank:
             best, best_rank = worker, rank
     return best

@@ -5,10 +5,13 @@ refuses any other key before authenticating, so a man in the middle learns nothi
 gets no results. It authenticates with its own key, opens the ``watchkeeper-jobs@v1``
 subsystem, says hello and is told in the welcome which zones its key serves.
 
-Jobs run concurrently up to ``concurrency``; each result goes back on the connection it
-came from. If that connection is gone the job is cancelled: the manager has already moved
-it to a peer. Lost connections are redialled with exponential backoff and jitter
-(`backoff_delay`); a host-key mismatch is never retried, since it needs a person.
+Jobs run concurrently up to ``concurrency`` (fewer while the machine is under pressure,
+see `sensors`); each result goes back on the connection it came from. If that connection
+is gone the job is cancelled: the manager has already moved it to a peer. Lost
+connections are redialled with exponential backoff and jitter (`backoff_delay`), and the
+worker says so (`link.LinkLog`): a warning when the link is lost or the first dial fails,
+with what to do when the manager refused the key, a reminder while it stays down, and a
+NOTICE when it is back. A host-key mismatch is never retried, since it needs a person.
 `drain` (SIGTERM) tells the manager to send nothing new, finishes the running jobs, then
 closes.
 """
@@ -29,6 +32,7 @@ import asyncssh
 
 from watchkeeper import __version__
 from watchkeeper.backoff import backoff_delay
+from watchkeeper.logs import NOTICE
 from watchkeeper.results import CheckOutcome, CheckState
 from watchkeeper.transport import protocol, sensors
 from watchkeeper.transport.errors import (
@@ -38,6 +42,7 @@ from watchkeeper.transport.errors import (
     ProtocolError,
     TransportError,
 )
+from watchkeeper.transport.link import LinkLog, enrol_hint
 from watchkeeper.transport.protocol import Job
 from watchkeeper.transport.session import FramedSession
 
@@ -103,7 +108,8 @@ class WorkerConnection:
         self._tasks: set[asyncio.Task[None]] = set()
         self._session: _WorkerSession | None = None
         self._stable: tuple[bool, str] = (True, "")
-        self._reported: tuple[bool, str] | None = None
+        #: The last (accepting, capacity, reason) sent.
+        self._reported: tuple[bool, int, str] | None = None
         self._draining = False
         self._stopping = False
         self._wake = asyncio.Event()
@@ -111,6 +117,11 @@ class WorkerConnection:
         #: Set while a session is welcomed; tests and ``up`` wait on it.
         self.connected = asyncio.Event()
         self.failures = 0
+        self._link = LinkLog(
+            f"{settings.host}:{settings.port}",
+            lambda: enrol_hint(settings.name, settings.zones, settings.key_path),
+            clock=time.monotonic,
+        )
 
     @property
     def in_flight(self) -> int:
@@ -124,15 +135,13 @@ class WorkerConnection:
         Raises `HostKeyMismatch` at once: a wrong manager key is not a transient failure.
         """
         while not (self._stopping or self._draining):
+            error: TransportError | None = None
             try:
                 await self._serve()
             except HostKeyMismatch:
                 raise
             except TransportError as exc:
-                if self.failures == 0:
-                    logger.warning("manager connection failed: %s", exc.message)
-                else:
-                    logger.debug("manager connection failed again: %s", exc.message)
+                error = exc
             if self._stopping or self._draining:
                 break
             self.failures += 1
@@ -142,6 +151,7 @@ class WorkerConnection:
                 cap=self.settings.backoff_cap,
                 rng=self._rng,
             )
+            self._link.down(error, delay)
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), delay)
@@ -227,6 +237,10 @@ class WorkerConnection:
                 await self._cancel_jobs()
             if session.error is not None:
                 raise session.error
+            if session.reconnect:
+                self._link.asked(session.reconnect)
+            elif session.welcomed and not (self._stopping or self._draining):
+                self._link.lost(session.closed_why)
 
     # --- called by the session ------------------------------------------------------------
 
@@ -234,12 +248,7 @@ class WorkerConnection:
         self.welcome = welcome
         self.failures = 0
         self.connected.set()
-        logger.info(
-            "connected to the manager as %s for zones %s",
-            welcome.name,
-            ", ".join(welcome.zones),
-            extra={"action": "worker_connected"},
-        )
+        self._link.up(welcome)
         session.start_heartbeats(welcome.heartbeat_interval)
         self._maybe_close_drained()
 
@@ -284,23 +293,46 @@ class WorkerConnection:
         self._pressure(session, force=True)
 
     def _pressure(self, session: _WorkerSession, *, force: bool = False) -> None:
-        """Report when accepting flips (or on a heartbeat); log refusals once."""
-        load = sensors.WorkerLoad(in_flight=self.in_flight, concurrency=self.settings.concurrency)
-        verdict = self._stable
-        if verdict[0]:
-            verdict = sensors.evaluate([s for s in self._sensors if s.volatile], load)
-        if self._reported is not None and verdict[0] != self._reported[0]:
-            logger.info(
-                "%s", "accepting jobs again" if verdict[0] else f"refusing jobs: {verdict[1]}"
-            )
-        if force or self._reported is None or verdict[0] != self._reported[0]:
+        """Report when what the worker offers changes (or on a heartbeat).
+
+        A volatile sensor's no (all slots taken) stops new jobs; a system sensor's no
+        (load, memory) only lowers the capacity offered, logged when it starts and ends.
+        """
+        concurrency = self.settings.concurrency
+        load = sensors.WorkerLoad(in_flight=self.in_flight, concurrency=concurrency)
+        calm, pressure = self._stable
+        free, full = sensors.evaluate([s for s in self._sensors if s.volatile], load)
+        capacity = concurrency if calm else sensors.pressured_capacity(concurrency)
+        accepting = free and not self._draining
+        reason = ("draining" if self._draining else full) if not accepting else pressure
+        verdict = (accepting, capacity, reason)
+        before = self._reported
+        was_pressed = before is not None and before[1] < concurrency
+        if was_pressed != (capacity < concurrency):
+            if capacity < concurrency:
+                logger.warning(
+                    "under pressure (%s): taking at most %d job(s) at once instead of %d",
+                    pressure,
+                    capacity,
+                    concurrency,
+                    extra={"action": "worker_pressure"},
+                )
+            else:
+                logger.log(
+                    NOTICE,
+                    "pressure over: taking %d jobs at once again",
+                    concurrency,
+                    extra={"action": "worker_pressure_over"},
+                )
+        if force or before is None or verdict[:2] != before[:2]:
             self._reported = verdict
             session.send(
                 protocol.Heartbeat(
                     in_flight=self.in_flight,
                     load=self._load(),
-                    accepting=verdict[0] and not self._draining,
-                    reason=verdict[1] or ("draining" if self._draining else ""),
+                    accepting=accepting,
+                    capacity=capacity,
+                    reason=reason,
                 )
             )
 
@@ -325,6 +357,9 @@ class _WorkerSession(FramedSession, asyncssh.SSHClientSession[bytes]):
         self._worker = worker
         self.welcomed = False
         self.error: TransportError | None = None
+        self.closed_why = ""
+        #: Why the manager asked this worker to log in again, or "".
+        self.reconnect = ""
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._beats: asyncio.Task[None] | None = None
 
@@ -346,6 +381,8 @@ class _WorkerSession(FramedSession, asyncssh.SSHClientSession[bytes]):
             self._worker._job(self, message)
         elif isinstance(message, protocol.Drain):
             self._worker.drain(message.reason or "requested by the manager")
+        elif isinstance(message, protocol.Error) and message.code == protocol.RECONNECT:
+            self.reconnect = message.message
         elif isinstance(message, protocol.Error):
             self.error = ManagerUnreachable(
                 f"the manager closed: {message.code}: {message.message}"
@@ -354,6 +391,7 @@ class _WorkerSession(FramedSession, asyncssh.SSHClientSession[bytes]):
             raise ProtocolError(f"a manager may not send {message.type}")
 
     def on_closed(self, why: str) -> None:
+        self.closed_why = why
         if self._beats is not None:
             self._beats.cancel()
         if not self.welcomed and self.error is None:

@@ -181,13 +181,17 @@ class Result(_Message):
 
 
 class Heartbeat(_Message):
-    """A worker is alive; whether it takes new jobs and, if not, why (its sensors' answer)."""
+    """A worker is alive; how many jobs it takes now and, when fewer than usual, why."""
 
     type: Literal["heartbeat"] = "heartbeat"
     in_flight: int = Field(ge=0)
     #: One-minute load average per core.
     load: float = 0.0
     accepting: bool = True
+    #: Jobs the worker runs at once now: its concurrency, or fewer under pressure; None
+    #: means its whole concurrency.
+    capacity: int | None = Field(default=None, ge=1)
+    #: Why it is not accepting, or why it offers less than its concurrency.
     reason: str = ""
 
 
@@ -196,6 +200,11 @@ class Drain(_Message):
 
     type: Literal["drain"] = "drain"
     reason: str = ""
+
+
+#: The `Error` code of a manager that closes a session to have the worker log in again at
+#: once (its key's grants changed): not a failure, so the worker does not report one.
+RECONNECT = "reconnect"
 
 
 class Error(_Message):

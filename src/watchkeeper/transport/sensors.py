@@ -1,10 +1,15 @@
 """How a worker protects itself: sensors that say whether it should take more work.
 
-Each sensor answers ``(ok, reason)``; the worker takes new jobs only while all say yes,
-and its heartbeat carries the first refusal's reason, so the manager stops sending and an
-operator sees why (``load 3.2 per core > 2.0``). *Volatile* sensors (in-flight count) are
-asked on every job start and finish; the others read the system (``/proc``) and are asked
-once per heartbeat, so pressure checks cost nothing per job.
+Each sensor answers ``(ok, reason)``. *Volatile* sensors (in-flight count) are asked on
+every job start and finish: while one says no the worker accepts nothing new. The others
+read the system (``/proc``: load, memory) and are asked once per heartbeat; while one says
+no the worker is *under pressure* and offers fewer slots (`pressured_capacity`, a quarter
+of its concurrency, at least one) instead of none. A monitoring worker that stops checking
+when its machine is busy goes blind exactly when it is needed (the load check itself could
+not run), and a zone with one worker would lose every check; fewer checks at once eases
+the machine and keeps them coming. The heartbeat carries the offered capacity and the
+reason (``load 3.2 per core > 2.0``), so the manager sends no more than that, prefers the
+zone's other workers, and an operator sees why.
 """
 
 from __future__ import annotations
@@ -106,6 +111,15 @@ def default_sensors(
         LoadSensor(max_per_core=max_load_per_core),
         MemorySensor(min_available=min_available),
     ]
+
+
+#: The share of its slots a worker under pressure still offers.
+PRESSURE_SHARE = 0.25
+
+
+def pressured_capacity(concurrency: int) -> int:
+    """The slots a worker of ``concurrency`` offers while a system sensor says no."""
+    return max(1, int(concurrency * PRESSURE_SHARE))
 
 
 def evaluate(sensors: Sequence[Sensor], load: WorkerLoad) -> tuple[bool, str]:

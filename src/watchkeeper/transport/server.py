@@ -52,6 +52,8 @@ DEFAULT_PORT = 4730
 DEFAULT_HEARTBEAT = 5.0
 #: Missed heartbeats after which a silent worker is disconnected and its jobs moved.
 MISSED_HEARTBEATS = 3
+#: Seconds between two log lines about the same refused worker key.
+REFUSAL_LOG_EVERY = 3600.0
 #: Jobs that may wait for a free slot per pool; past that `submit` refuses.
 DEFAULT_MAX_WAITING = 10_000
 
@@ -117,6 +119,8 @@ class JobServer:
         self._assignments = 0
         self._acceptor: asyncssh.SSHAcceptor | None = None
         self._monitor: asyncio.Task[None] | None = None
+        #: Fingerprint of a refused key -> when its refusal was last logged (monotonic).
+        self._refused: dict[str, float] = {}
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -200,24 +204,50 @@ class JobServer:
             w.hello is not None and w.agent_for is None and zone in w.zones for w in self._workers
         )
 
+    def first_refusal(self, fingerprint: str) -> bool:
+        """Whether a refused key is worth a log line: the first time, then once an hour.
+
+        A revoked worker redials for ever; its manager should say so, not fill the log.
+        """
+        now = time.monotonic()
+        last = self._refused.get(fingerprint)
+        if last is not None and now - last < REFUSAL_LOG_EVERY:
+            return False
+        if len(self._refused) >= 1024:
+            self._refused.clear()
+        self._refused[fingerprint] = now
+        return True
+
     def revoke(self, name: str) -> int:
         """Close every connection of key ``name`` now; returns how many were closed.
 
         Revoke the key in the registry first, or it will simply reconnect.
         """
-        return self._close(name, logging.WARNING, "closing revoked worker %s", "worker_revoked")
+        return self._close(
+            name,
+            logging.WARNING,
+            "closing revoked worker %s",
+            protocol.Error(code="revoked", message="this worker's key was revoked"),
+        )
 
     def regrant(self, name: str) -> int:
         """Key ``name``'s grants changed: close its connections so it logs in with the new.
 
         A connection's zones are fixed at login; the worker redials after its backoff.
         """
-        return self._close(name, logging.INFO, "worker %s reconnects for new grants", "regrant")
+        return self._close(
+            name,
+            logging.INFO,
+            "worker %s reconnects for new grants",
+            protocol.Error(code=protocol.RECONNECT, message="this worker's key has new grants"),
+        )
 
-    def _close(self, name: str, level: int, message: str, action: str) -> int:
+    def _close(self, name: str, level: int, message: str, why: protocol.Error) -> int:
+        """Tell each connection of ``name`` why it is closed, then close it."""
         closing = [w for w in self._workers if w.name == name]
         for worker in closing:
-            logger.log(level, message, name, extra={"action": action})
+            logger.log(level, message, name, extra={"action": f"worker_{why.code}"})
+            worker.peer.send(why)
             worker.peer.close()
         return len(closing)
 
@@ -261,14 +291,14 @@ class JobServer:
         for (zone, agent, requires), queue in self._waiting.items():
             if not queue or not routing.serves(worker, zone, dict(requires), agent):
                 continue
-            while queue and worker.leased < worker.concurrency:
+            while queue and worker.leased < worker.capacity:
                 job = queue.popleft()
                 self._waiting_ids.discard(job.job_id)
                 if _fits(job, now):
                     self._assign(job, worker)
                 else:
                     self._lost(job, f"no worker of zone {zone} was free in time")
-            if worker.leased >= worker.concurrency:
+            if worker.leased >= worker.capacity:
                 return
 
     def _expire_waiting(self, now: float) -> None:
@@ -362,23 +392,14 @@ class JobServer:
         self._expire_waiting(self._clock())
 
     def handle(self, worker: ConnectedWorker, message: protocol.Message) -> None:
-        worker.last_seen, worker.last_seen_wall = time.monotonic(), time.time()
+        worker.last_seen_wall = time.time()
+        worker.silent_ticks = 0
         if worker.hello is None:
             self._hello(worker, message)
         elif isinstance(message, Result):
             self._result(worker, message)
         elif isinstance(message, protocol.Heartbeat):
-            if message.accepting != worker.accepting:
-                logger.info(
-                    "worker %s %s%s",
-                    worker.name,
-                    "accepts jobs again" if message.accepting else "refuses jobs: ",
-                    "" if message.accepting else message.reason,
-                    extra={"action": "worker_pressure", "worker": worker.name},
-                )
-            worker.accepting, worker.reason = message.accepting, message.reason
-            worker.load = message.load
-            self._pump(worker)
+            self._heartbeat(worker, message)
         elif isinstance(message, protocol.Drain):
             worker.draining = True
             logger.info("worker %s is draining", worker.name, extra={"action": "worker_drain"})
@@ -386,6 +407,23 @@ class JobServer:
             logger.warning("worker %s: %s: %s", worker.name, message.code, message.message)
         else:
             raise ProtocolError(f"a worker may not send {message.type}")
+
+    def _heartbeat(self, worker: ConnectedWorker, beat: protocol.Heartbeat) -> None:
+        before = worker.capacity
+        worker.accepting, worker.reason, worker.offered = beat.accepting, beat.reason, beat.capacity
+        worker.load = beat.load
+        if worker.capacity != before:
+            full = worker.capacity >= worker.concurrency
+            logger.info(
+                "worker %s %s",
+                worker.name,
+                f"takes its {worker.concurrency} slots again"
+                if full
+                else f"is under pressure ({beat.reason}): {worker.capacity} of "
+                f"{worker.concurrency} slots",
+                extra={"action": "worker_pressure", "worker": worker.name},
+            )
+        self._pump(worker)
 
     def _hello(self, worker: ConnectedWorker, message: protocol.Message) -> None:
         if not isinstance(message, protocol.Hello):
@@ -454,6 +492,13 @@ class JobServer:
                 logger.warning("job server check failed: %s", exc.message)
 
     async def _tick(self) -> None:
+        """Expire leases and waiting jobs; drop workers silent for `MISSED_HEARTBEATS` ticks.
+
+        Silence is counted in the monitor's own ticks, not in seconds: when the event loop
+        stalls (a loaded machine, a long garbage collection), the heartbeats that arrived
+        meanwhile are read before the next tick, so a stall is never taken for a dead
+        worker, while a worker that really went quiet is dropped after that many intervals.
+        """
         now = self._clock()
         freed = set()
         for job_id in [j for j, lease in self._leases.items() if lease.job.deadline <= now]:
@@ -463,11 +508,11 @@ class JobServer:
         self._expire_waiting(now)
         for worker in freed:
             self._pump(worker)
-        silent = time.monotonic() - MISSED_HEARTBEATS * self.heartbeat_interval
         for worker in list(self._workers):
-            if worker.last_seen < silent:
+            if worker.silent_ticks >= MISSED_HEARTBEATS:
                 worker.peer.abort()
                 self.detach(worker, f"missed {MISSED_HEARTBEATS} heartbeats")
+            worker.silent_ticks += 1
         for key in {w.enrolment.public_key for w in self._workers}:
             if await self.registry.lookup(key) is None:
                 for worker in [w for w in self._workers if w.enrolment.public_key == key]:

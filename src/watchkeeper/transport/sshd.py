@@ -31,6 +31,7 @@ class Hub(Protocol):
     def attach(self, worker: ConnectedWorker) -> None: ...
     def detach(self, worker: ConnectedWorker, why: str) -> None: ...
     def handle(self, worker: ConnectedWorker, message: protocol.Message) -> None: ...
+    def first_refusal(self, fingerprint: str) -> bool: ...
 
 
 class SSHServer(asyncssh.SSHServer):
@@ -71,11 +72,15 @@ class SSHServer(asyncssh.SSHServer):
             logger.warning("cannot look up worker key: %s; refusing it", exc.message)
             return False
         if enrolment is None:
-            logger.warning(
-                "refused unknown or revoked worker key %s",
-                key.get_fingerprint("sha256"),
-                extra={"action": "worker_key_refused"},
-            )
+            fingerprint = key.get_fingerprint("sha256")
+            if self._server.first_refusal(fingerprint):
+                logger.warning(
+                    "refused unknown or revoked worker key %s (the worker calls itself %s); "
+                    "enrol it with `watchkeeper worker-key add`; said once an hour per key",
+                    fingerprint,
+                    username,
+                    extra={"action": "worker_key_refused"},
+                )
             return False
         # asyncssh asks again for every auth request, signed ones included, one request
         # at a time: the last key accepted before auth completes is the one that signed.

@@ -28,6 +28,8 @@ class WorkerInfo:
     claimed_labels: dict[str, str]
     version: str
     concurrency: int
+    #: Slots it offers now: ``concurrency``, or fewer while under pressure.
+    capacity: int
     in_flight: int
     load: float
     last_seen: float
@@ -46,10 +48,13 @@ class ConnectedWorker:
     jobs: set[str] = field(default_factory=set)
     load: float = 0.0
     accepting: bool = True
+    #: Slots the worker offers in its last heartbeat (None: its whole concurrency).
+    offered: int | None = None
     reason: str = ""
     draining: bool = False
-    last_seen: float = field(default_factory=time.monotonic)
     last_seen_wall: float = field(default_factory=time.time)
+    #: Monitor ticks in a row without a message from the worker (see `JobServer._tick`).
+    silent_ticks: int = 0
     last_assigned: int = 0
 
     @property
@@ -80,6 +85,12 @@ class ConnectedWorker:
     def concurrency(self) -> int:
         return 1 if self.hello is None else self.hello.concurrency
 
+    @property
+    def capacity(self) -> int:
+        """The leases it may hold now: its concurrency, or what it offers under pressure."""
+        offered = self.offered
+        return self.concurrency if offered is None else min(offered, self.concurrency)
+
     def info(self) -> WorkerInfo:
         hello = self.hello
         return WorkerInfo(
@@ -91,6 +102,7 @@ class ConnectedWorker:
             claimed_labels=dict(hello.labels) if hello else {},
             version=hello.version if hello else "",
             concurrency=self.concurrency,
+            capacity=self.capacity,
             in_flight=self.leased,
             load=self.load,
             last_seen=self.last_seen_wall,

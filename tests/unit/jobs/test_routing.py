@@ -17,6 +17,7 @@ class W:
     ready: bool = True
     leased: int = 0
     concurrency: int = 4
+    capacity: int = 4
     load: float = 0.0
     last_assigned: int = 0
 
@@ -43,6 +44,16 @@ def test_least_loaded_then_least_recently_assigned() -> None:
     assert choose([busy, idle_recent, idle_old], zone="z", requires={}) is idle_old
     hot = W("hot", frozenset({"z"}), load=1.7)
     assert choose([hot, idle_recent], zone="z", requires={}) is idle_recent
+
+
+def test_a_worker_under_pressure_takes_only_what_it_offers_and_comes_last() -> None:
+    pressured = W("pressured", frozenset({"z"}), capacity=1)
+    calm = W("calm", frozenset({"z"}), leased=2)
+    assert choose([pressured, calm], zone="z", requires={}) is calm
+    calm.leased = 4
+    assert choose([pressured, calm], zone="z", requires={}) is pressured
+    pressured.leased = 1
+    assert choose([pressured, calm], zone="z", requires={}) is None
 
 
 def test_agent_jobs_go_only_to_that_hosts_agent_and_agents_get_nothing_else() -> None:
