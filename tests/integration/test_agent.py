@@ -116,9 +116,9 @@ async def test_the_worker_command_serves_as_an_agent(h: Harness) -> None:
         assert result.output == "CRITICAL: CRITICAL - / is full"  # check_dummy adds a prefix
     finally:
         proc.terminate()  # SIGTERM drains: nothing is in flight, so it stops at once
-        out, err = await asyncio.to_thread(proc.communicate, timeout=20)
+        _, err = await asyncio.to_thread(proc.communicate, timeout=20)
     assert proc.returncode == 0, err
-    assert "stopped" in out
+    assert "stopped" in err  # a daemon's log goes to stderr
 
 
 async def test_the_manager_runs_agent_checks_only_on_the_hosts_agent(tmp_path: Path) -> None:
@@ -164,22 +164,30 @@ async def test_the_manager_runs_agent_checks_only_on_the_hosts_agent(tmp_path: P
             async with mgr.db.session() as session:
                 found = await store.list_check_states(session)
             return {
-                k: ("PENDING" if s.pending else s.state.name, s.output) for k, s in found.items()
+                k: ("PENDING" if s.pending else s.state.name, s.not_run or s.output)
+                for k, s in found.items()
             }
 
         async def reached(expected: dict[str, tuple[str, str]]) -> bool:
             current = await saved()
             return all(current.get(k) == v for k, v in expected.items())
 
-        # No agent yet: the host's agent check says so; its other check is not affected.
+        # No agent yet: the host's agent check is not run, and says why; its other check
+        # is not affected; the missing agent is an alarm of the host's.
         await eventually(
             lambda: reached(
                 {
                     "h1!remote": ("OK", "OK: remote"),
-                    "h1!local": ("UNKNOWN", "no agent connected for host h1"),
+                    "h1!local": ("PENDING", "no agent connected for host h1"),
                 }
             ),
             within=20,
+            what="h1!remote OK, h1!local not run for want of an agent",
+        )
+        await eventually(
+            lambda: [a.key for a in mgr.stages.alarms.book.alarms()] == ["zone:agent:h1"],
+            within=20,
+            what="an alarm for h1's missing agent",
         )
         key = asyncssh.generate_private_key("ssh-ed25519")
         key_path = tmp_path / "agent.key"
@@ -214,9 +222,15 @@ async def test_the_manager_runs_agent_checks_only_on_the_hosts_agent(tmp_path: P
                 {"h1!local": ("WARNING", "WARNING: on h1"), "h1!remote": ("OK", "OK: remote")}
             ),
             within=20,
+            what="h1!local run by h1's agent",
         )
         workers = {w.name: w.agent_for for w in mgr.runner.server.workers()}
         assert workers == {"embedded": None, "h1-agent": "h1"}
+        await eventually(
+            lambda: [a.key for a in mgr.stages.alarms.book.alarms()] == ["h1!local"],
+            within=20,
+            what="the missing agent's alarm resolved (h1!local's WARNING open)",
+        )
     finally:
         if agent is not None:
             agent.stop()

@@ -411,13 +411,14 @@ async def test_hosts_zones_and_workers(world: World) -> None:
 
     assert (await viewer.get("/api/v1/zones")).json() == {
         "total": 1, "offset": 0, "limit": 1,
-        "items": [{"name": "core", "hosts": 1, "checks": 3, "workers_online": 1}],
+        "items": [{"name": "core", "hosts": 1, "checks": 3, "workers_online": 1,
+                   "health": "online", "no_worker_since": None, "not_run": 0}],
     }  # fmt: skip
     [worker] = (await viewer.get("/api/v1/workers")).json()["items"]
     assert worker["name"] == "embedded" and "core" in worker["zones"]
     assert worker["accepting"] and worker["concurrency"] >= 1 and worker["last_seen"] > 0
     assert {"labels", "agent_for", "in_flight", "load", "reason", "draining", "version",
-            "claimed_zones"} <= worker.keys()  # fmt: skip
+            "claimed_zones", "capacity"} <= worker.keys()  # fmt: skip
 
 
 async def test_the_config_diff_between_two_versions(world: World) -> None:

@@ -131,6 +131,7 @@ async def test_every_status_field_survives_a_round_trip(
             output="TCP CRITICAL - refused",
             pending=False,
             stale=True,
+            not_run="no worker for zone dmz",
             host_problem=True,
             last_check=T + 30.25,
             last_state_change=T + 20.5,

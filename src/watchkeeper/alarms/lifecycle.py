@@ -2,6 +2,7 @@
 
     StateChange / HostStateChange (hard) ──▶ state alarm of a check key
     MetricSignal (thresholds)            ──▶ metric alarm of (check key, metric)
+    ZoneStatus (OFFLINE / ONLINE)        ──▶ zone alarm of ``zone:NAME``
     CheckStatus (each new result)        ──▶ flap detection, deferred PROBLEMs
     tick(now)                            ──▶ downtimes start/end, ack expiry, REMINDERs
                                              │
@@ -21,6 +22,14 @@ notifications on check results (so a host's recovery does not page for each of i
 before they are checked again). A RECOVERY goes out only when the PROBLEM did. Metric
 alarms from threshold breaches are records for operators and remediation and do not page
 (the thresholds already set the check's state, whose alarm does); no-data alarms page.
+
+A zone that has had no worker past the engine's grace is a problem of its own: its checks
+cannot run, and they keep their last states rather than page for hosts and services that
+may be fine. Its alarm (state OFFLINE) tells the channels of the zone's checks, whoever
+would hear of those checks' problems, and resolves with a RECOVERY (ONLINE) when a worker
+connects. An import that leaves the zone without checks resolves it quietly. A host's
+agent is a zone of one (pool ``agent:HOST``): its alarm belongs to that host, so the host's
+downtime covers it and a DOWN host holds it, as it holds the host's services.
 
 The book is pure: time comes in as ``now`` (epoch seconds) and notifications leave through
 the `Notify` callable, which only queues. Persisting is the caller's: `take_changes`.
@@ -46,6 +55,8 @@ from watchkeeper.alarms.values import (
     Downtime,
     EventKind,
     NothingToAcknowledge,
+    key_zone,
+    zone_key,
 )
 from watchkeeper.document.normalize import CheckRecord
 from watchkeeper.engine import (
@@ -55,7 +66,10 @@ from watchkeeper.engine import (
     HostStatus,
     StateChange,
     StateType,
+    ZoneHealth,
+    ZoneStatus,
 )
+from watchkeeper.jobs.pools import no_worker_reason, pool_agent
 from watchkeeper.notify.notification import Notification, NotificationKind, Notify
 
 #: Resolved alarms kept in memory for `AlarmBook.alarms`; older ones are in the store only.
@@ -101,6 +115,8 @@ class AlarmBook:
         self._open: dict[str, dict[str | None, int]] = {}
         self._recent: dict[int, Alarm] = {}
         self._checks: dict[str, _Check] = {}
+        #: Zone -> the channels of its checks: who hears that the zone cannot run them.
+        self._zones: dict[str, _Check] = {}
         self._keys_by_host: dict[str, set[str]] = {}
         self._hosts: dict[str, HostState] = {}
         self._flaps: dict[str, FlapDetector] = {}
@@ -152,12 +168,21 @@ class AlarmBook:
         gone = [key for key in self._checks if key not in records]
         self._checks = {key: _Check.from_record(record) for key, record in records.items()}
         self._keys_by_host = {}
+        channels: dict[str, set[str]] = {}
         for key, check in self._checks.items():
             self._keys_by_host.setdefault(check.host, set()).add(key)
             detector = self._flaps.get(key)
             if detector is not None and detector.configure(check.flapping) is FlapChange.STOP:
                 self._flap_stopped(key, None, now)
+        for record in records.values():
+            channels.setdefault(record.pool, set()).update(self._checks[record.key].channels)
+        self._zones = {
+            pool: _Check(host=pool_agent(pool) or "", service=None, channels=tuple(sorted(names)))
+            for pool, names in channels.items()
+        }
         self.remove(gone, now)
+        for key in [k for k in self._open if (z := key_zone(k)) is not None and z not in channels]:
+            self._resolve(key, None, now, "no check runs in the zone any more", notify=False)
 
     def remove(self, keys: Iterable[str], now: float) -> None:
         """Checks an import removed: their alarms resolve without a notification."""
@@ -191,6 +216,17 @@ class AlarmBook:
             self._raise(change.host, None, change.to_state.name, change.output, now)
         else:
             self._resolve(change.host, None, now, change.output)
+
+    def zone_status(self, status: ZoneStatus, now: float) -> None:
+        """A zone's (or a host agent's) health: OFFLINE opens its alarm, ONLINE resolves it."""
+        key = zone_key(status.zone)
+        if status.health is ZoneHealth.OFFLINE:
+            since = status.no_worker_since if status.no_worker_since is not None else now
+            output = f"{no_worker_reason(status.zone)} for {now - since:.0f}s"
+            self._raise(key, None, "OFFLINE", output, now)
+        elif status.health is ZoneHealth.ONLINE:
+            again = "its agent is connected" if status.agent else "a worker serves it"
+            self._resolve(key, None, now, f"{again} again")
 
     def host_status(self, status: HostStatus, now: float) -> None:
         """A host's current state (any type): services on a host in trouble do not page."""
@@ -403,11 +439,12 @@ class AlarmBook:
             if metric is None:
                 self._owed_recovery.pop(key, None)  # a new problem: a new PROBLEM instead
             check = self._check(key)
+            kind = AlarmKind.STATE if metric is None else AlarmKind.METRIC
             alarm = Alarm(
                 id=self._next_id,
                 key=key,
                 metric=metric,
-                kind=AlarmKind.STATE if metric is None else AlarmKind.METRIC,
+                kind=AlarmKind.ZONE if key_zone(key) is not None else kind,
                 host=check.host,
                 service=check.service,
                 state=state,
@@ -498,7 +535,8 @@ class AlarmBook:
 
     def _parent_reason(self, key: str, check: _Check) -> str | None:
         state = self._hosts.get(check.host, HostState.UP)
-        if check.service is not None and state.is_problem:
+        below_host = check.service is not None or key_zone(key) is not None  # a service, an agent
+        if below_host and state.is_problem:
             return f"host {check.host} is {state.name}"
         if check.service is None and state is HostState.UNREACHABLE:
             return f"host {check.host} is UNREACHABLE"
@@ -623,7 +661,13 @@ class AlarmBook:
     # --- bookkeeping ------------------------------------------------------------------------
 
     def _check(self, key: str) -> _Check:
-        return self._checks.get(key) or _Check.from_key(key)
+        found = self._checks.get(key)
+        if found is not None:
+            return found
+        zone = key_zone(key)
+        if zone is not None:
+            return self._zones.get(zone) or _Check(host="", service=None)
+        return _Check.from_key(key)
 
     def _open_alarms(self, key: str) -> list[Alarm]:
         return [self._alarms[i] for i in self._open.get(key, {}).values()]
@@ -679,4 +723,6 @@ class AlarmBook:
 
 
 def _ok(alarm: Alarm) -> str:
+    if alarm.kind is AlarmKind.ZONE:
+        return "ONLINE"
     return "UP" if alarm.kind is AlarmKind.STATE and alarm.service is None else "OK"

@@ -161,6 +161,8 @@ class AlarmService:
         if observed.removed:
             book.remove(observed.removed, now)
             self.interpreter.forget(observed.removed)
+        for zone in observed.zones:
+            book.zone_status(zone, now)
         if observed.loading:
             # Saved statuses, and host changes made up from UP: reconcile, announce nothing.
             for host in observed.hosts:

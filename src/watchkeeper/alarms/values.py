@@ -37,6 +37,22 @@ class AlarmKind(enum.Enum):
     STATE = "state"
     #: One metric of a check (threshold breach or no data): keyed by (check key, metric).
     METRIC = "metric"
+    #: A zone without a worker, so its checks cannot run: keyed ``zone:NAME`` (`zone_key`).
+    ZONE = "zone"
+
+
+#: What a zone alarm's key starts with; no host or service name contains a colon.
+ZONE_PREFIX = "zone:"
+
+
+def zone_key(zone: str) -> str:
+    """The alarm key of a zone: ``zone:dmz``."""
+    return ZONE_PREFIX + zone
+
+
+def key_zone(key: str) -> str | None:
+    """The zone of a zone alarm's key, or None for a check's key."""
+    return key[len(ZONE_PREFIX) :] if key.startswith(ZONE_PREFIX) else None
 
 
 class AlarmPhase(enum.Enum):
@@ -71,9 +87,11 @@ class Alarm:
     #: The metric of a metric alarm; None for a state alarm.
     metric: str | None = None
     kind: AlarmKind = AlarmKind.STATE
+    #: The check's host; "" for a zone alarm.
     host: str
     service: str | None = None
-    #: CRITICAL, WARNING, UNKNOWN, DOWN, UNREACHABLE: the latest (hard) problem state.
+    #: CRITICAL, WARNING, UNKNOWN, DOWN, UNREACHABLE (OFFLINE for a zone): the latest
+    #: (hard) problem state.
     state: str
     output: str = ""
     opened_at: float
@@ -98,8 +116,13 @@ class Alarm:
 
     @property
     def pages(self) -> bool:
-        """State alarms and no-data alarms notify; threshold-breach alarms do not."""
-        return self.kind is AlarmKind.STATE or self.state == CheckState.UNKNOWN.name
+        """State, zone and no-data alarms notify; threshold-breach alarms do not."""
+        return self.kind is not AlarmKind.METRIC or self.state == CheckState.UNKNOWN.name
+
+    @property
+    def zone(self) -> str | None:
+        """The zone of a zone alarm; None for a check's."""
+        return key_zone(self.key) if self.kind is AlarmKind.ZONE else None
 
     def evolve(self, **changes: Any) -> Alarm:
         return dataclasses.replace(self, **changes)

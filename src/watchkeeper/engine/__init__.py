@@ -3,7 +3,8 @@
     Engine (core)  one method per event, each returning a Step (a decision value)
      ├── Scheduler (scheduler)        phases, due heap, dispatch tokens, deadlines, freshness
      ├── apply (statemachine)         soft/hard states, attempts, history entries
-     └── HostGraph (reachability)     UP / DOWN / UNREACHABLE through parents
+     ├── HostGraph (reachability)     UP / DOWN / UNREACHABLE through parents
+     └── ZoneStatus (zones)           ONLINE / WAITING / OFFLINE: can a zone's checks run
 
     Observed (observed)  what one turn produced, handed to every Downstream stage
 
@@ -32,6 +33,7 @@ from watchkeeper.engine.scheduler import (
 )
 from watchkeeper.engine.statemachine import CheckStatus, StateChange, Transition, apply
 from watchkeeper.engine.states import HostState, StateType
+from watchkeeper.engine.zones import ZoneHealth, ZoneStatus
 
 __all__ = [
     "DEFAULT_DEADLINE_GRACE",
@@ -52,6 +54,8 @@ __all__ = [
     "Step",
     "Timing",
     "Transition",
+    "ZoneHealth",
+    "ZoneStatus",
     "apply",
     "host_transition",
     "next_slot",

@@ -10,18 +10,22 @@ on one monotonic-style clock) comes with every call.
 Results the engine makes up itself go through the same state machine as real ones:
 
 * ``timed out: no result within Xs`` when a dispatch passes its deadline;
-* ``stale: no result for Xs`` when a check is silent past its freshness (`Timing`);
-* ``no worker for zone Z`` when a check falls due in a zone without a live worker. The
-  check is not queued anywhere: it gets its UNKNOWN and its next due time, so a dead zone
-  costs one result per check per interval and never a growing backlog. A zone is given
-  ``worker_grace`` seconds after start (or after losing its last worker) first, so a
-  manager restart does not mark everything UNKNOWN while workers reconnect; checks that
-  fall due meanwhile are held (not stale, not queued twice) and released on their phases
-  when a worker comes, so they do not all run at once.
+* ``stale: no result for Xs`` when a check is silent past its freshness (`Timing`) while
+  its zone has a worker and nothing explains the silence.
+
+A check that *cannot run* is another matter: no result is not a bad result. When a check
+falls due in a zone without a worker (`zones`: OFFLINE, past ``worker_grace``), or no
+worker of its zone could take it (`not_run`: all full, or gone with the job), the check
+keeps its state, output and attempt, and is marked stale with the reason (``no worker for
+zone Z``, ``no agent connected for host H``): no state change, no alarm, no host DOWN.
+The zone's own health says what is wrong, once, as a problem of its own. Nothing is
+queued: the check gets its next due time, so a dead zone never builds a backlog. While a
+zone is WAITING (within the grace after start, an import that brought it, or the loss of
+its last worker) its due checks are held instead, not stale, not queued twice, and
+released on their phases when a worker comes, so they do not all run at once.
 
 "Zone" in the liveness methods means a check's *pool* (`CheckRecord.pool`): its zone, or
-``agent:HOST`` for an agent check, which only that host's agent can run; such checks say
-``no agent connected for host H`` instead.
+``agent:HOST`` for an agent check, which only that host's agent can run.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from watchkeeper.engine.reachability import (
 from watchkeeper.engine.scheduler import DEFAULT_DEADLINE_GRACE, DispatchDecision, Scheduler
 from watchkeeper.engine.statemachine import CheckStatus, StateChange, apply
 from watchkeeper.engine.states import HostState, StateType
+from watchkeeper.engine.zones import ZoneHealth, ZoneStatus, advance, waiting
 from watchkeeper.jobs.pools import no_worker_reason
 from watchkeeper.results import CheckOutcome, CheckState
 
@@ -63,9 +68,11 @@ class Step:
     hosts: tuple[HostStatus, ...] = ()
     #: Checks removed by an import, whose saved status can go.
     removed: tuple[str, ...] = ()
+    #: Every zone whose health changed, once each (the latest).
+    zones: tuple[ZoneStatus, ...] = ()
 
     def __bool__(self) -> bool:
-        return bool(self.dispatch or self.statuses or self.hosts or self.removed)
+        return bool(self.dispatch or self.statuses or self.hosts or self.removed or self.zones)
 
 
 @dataclass(slots=True)
@@ -76,6 +83,7 @@ class _StepBuilder:
     statuses: dict[str, CheckStatus] = field(default_factory=dict)
     hosts: dict[str, HostStatus] = field(default_factory=dict)
     removed: list[str] = field(default_factory=list)
+    zones: dict[str, ZoneStatus] = field(default_factory=dict)
 
     def build(self) -> Step:
         return Step(
@@ -85,6 +93,7 @@ class _StepBuilder:
             statuses=tuple(self.statuses.values()),
             hosts=tuple(self.hosts.values()),
             removed=tuple(self.removed),
+            zones=tuple(self.zones.values()),
         )
 
 
@@ -104,11 +113,10 @@ class Engine:
         self._graph = HostGraph()
         #: host -> keys of its checks (its host check's key is the host name).
         self._by_host: dict[str, set[str]] = {}
-        self._live_zones: set[str] = set()
-        self._zone_lost: dict[str, float] = {}
+        #: Pool -> its health, for every pool a running check is in.
+        self._zones: dict[str, ZoneStatus] = {}
         #: zone -> checks held back while the zone waits for a worker.
         self._held: dict[str, set[str]] = {}
-        self._started = 0.0
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -120,8 +128,14 @@ class Engine:
     def hosts(self) -> Mapping[str, HostStatus]:
         return MappingProxyType(self._hosts)
 
+    @property
+    def zones(self) -> Mapping[str, ZoneStatus]:
+        """The health of every pool a running check is in."""
+        return MappingProxyType(self._zones)
+
     def zone_has_worker(self, zone: str) -> bool:
-        return zone in self._live_zones
+        status = self._zones.get(zone)
+        return status is not None and status.health is ZoneHealth.ONLINE
 
     # --- events ----------------------------------------------------------------------------
 
@@ -139,13 +153,13 @@ class Engine:
         so a manager that was down for an hour does not call everything stale at once.
         """
         restored = statuses or {}
-        self._started = now
         step = _StepBuilder()
         for record in checks:
             status = restored.get(record.key) or CheckStatus.initial(record.key, now)
             self._statuses[record.key] = status
             self.scheduler.add(record, now, retrying=status.retrying)
             self._index(record)
+            self._track_zone(record.pool, now, step)
         self._hosts.update({h: s for h, s in (hosts or {}).items() if h in self._by_host})
         self._refresh_hosts(self._by_host, now, step)
         return step.build()
@@ -180,7 +194,13 @@ class Engine:
                 self._statuses[key] = CheckStatus.initial(key, now)
                 self.scheduler.add(record, now)
             self._index(record)
+            self._track_zone(record.pool, now, step)
             touched.add(record.host)
+        if delta.removed or delta.changed:
+            used = {self.scheduler.record(key).pool for key in self.scheduler}
+            for zone in self._zones.keys() - used:
+                del self._zones[zone]
+                self._held.pop(zone, None)
         for host in touched - self._by_host.keys():
             self._hosts.pop(host, None)
         affected = {h for h in touched if h in self._by_host}
@@ -195,26 +215,30 @@ class Engine:
         ``limit`` caps dispatches per tick; the rest stay due for the next tick.
         """
         step = _StepBuilder()
+        for status in list(self._zones.values()):
+            if status.health is ZoneHealth.WAITING:
+                self._set_zone(advance(status, online=None, now=now, grace=self.worker_grace), step)
         for gone in self.scheduler.expired(now):
             output = f"timed out: no result within {gone.deadline - gone.dispatched_at:g}s"
             self._record(gone.key, _unknown(output), now, step)
         for key, silence in self.scheduler.stale(now):
-            if self._waiting_for_worker(self.scheduler.record(key).pool, now) is None:
+            # Silence that a missing worker explains is not news: the zone says it once.
+            pool = self.scheduler.record(key).pool
+            if self.zone_has_worker(pool) and not self._statuses[key].not_run:
                 outcome = _unknown(f"stale: no result for {silence:.0f}s")
                 self._transition(key, outcome, now, step, stale=True)
         for decision in self.scheduler.due(now, limit):
             zone = decision.pool
-            if zone in self._live_zones:
+            health = self._zones[zone].health
+            if health is ZoneHealth.ONLINE:
                 step.dispatch.append(decision)
-                continue
-            grace_end = self._waiting_for_worker(zone, now)
-            if grace_end is not None:
-                self.scheduler.defer(decision.key, grace_end)
+            elif health is ZoneHealth.WAITING:
+                self.scheduler.defer(decision.key, self._zones[zone].since + self.worker_grace)
                 self._held.setdefault(zone, set()).add(decision.key)
-                continue
-            self._held.get(zone, set()).discard(decision.key)
-            self.scheduler.accept(decision.key, decision.token)
-            self._record(decision.key, _unknown(no_worker_reason(zone)), now, step)
+            else:
+                self._held.get(zone, set()).discard(decision.key)
+                self.scheduler.accept(decision.key, decision.token)
+                self._not_run(decision.key, no_worker_reason(zone), now, step)
         return step.build()
 
     def record_result(self, key: str, token: int, outcome: CheckOutcome, now: float) -> Step:
@@ -225,6 +249,15 @@ class Engine:
         self._record(key, outcome, now, step)
         return step.build()
 
+    def not_run(self, key: str, token: int, reason: str, now: float) -> Step:
+        """Dispatch ``token`` was not run: no worker could take it, or its worker left with
+        it and no peer could. The check keeps its state, marked stale with ``reason``."""
+        if not self.scheduler.accept(key, token):
+            return Step()
+        step = _StepBuilder()
+        self._not_run(key, reason, now, step)
+        return step.build()
+
     def check_now(self, key: str, now: float) -> bool:
         """Run a check at the next tick instead of its slot; False if unknown or in flight."""
         if key not in self.scheduler:
@@ -233,29 +266,46 @@ class Engine:
 
     def zone_online(self, zone: str, now: float) -> Step:
         """The zone has a live worker: checks held back for it run at their next slot."""
-        self._live_zones.add(zone)
-        self._zone_lost.pop(zone, None)
+        step = _StepBuilder()
+        self._track_zone(zone, now, step)
+        self._set_zone(advance(self._zones[zone], online=True, now=now, grace=0), step)
         for key in self._held.pop(zone, ()):
             if key in self.scheduler and self.scheduler.in_flight(key) is None:
                 self.scheduler.defer(key, now)
-        return Step()
+        return step.build()
 
     def zone_offline(self, zone: str, now: float) -> Step:
-        """The zone's last worker left; its checks wait ``worker_grace``, then go UNKNOWN.
+        """The zone's last worker left; its checks wait ``worker_grace``, then are not run.
 
         Dispatches in flight there are left to their deadlines: the job layer may still
         deliver them to a worker that reconnects.
         """
-        if zone in self._live_zones:
-            self._live_zones.discard(zone)
-            self._zone_lost[zone] = now
-        return Step()
+        step = _StepBuilder()
+        status = self._zones.get(zone)
+        if status is not None:
+            self._set_zone(advance(status, online=False, now=now, grace=0), step)
+        return step.build()
 
     # --- internals -------------------------------------------------------------------------
 
     def _record(self, key: str, outcome: CheckOutcome, now: float, step: _StepBuilder) -> None:
         status = self._transition(key, outcome, now, step)
         self.scheduler.completed(key, status, now)
+
+    def _not_run(self, key: str, reason: str, now: float, step: _StepBuilder) -> None:
+        status = self._statuses[key]
+        if status.not_run != reason or not status.stale:
+            status = self._statuses[key] = status.evolve(stale=True, not_run=reason)
+            step.statuses[key] = status
+        self.scheduler.completed(key, status, now, fresh=False)
+
+    def _track_zone(self, zone: str, now: float, step: _StepBuilder) -> None:
+        if zone not in self._zones:
+            self._zones[zone] = step.zones[zone] = waiting(zone, now)
+
+    def _set_zone(self, status: ZoneStatus, step: _StepBuilder) -> None:
+        if self._zones.get(status.zone) is not status:
+            self._zones[status.zone] = step.zones[status.zone] = status
 
     def _transition(
         self,
@@ -286,13 +336,6 @@ class Engine:
                 hosts.update(self._graph.children(record.host))
             self._refresh_hosts(hosts, now, step)
         return status
-
-    def _waiting_for_worker(self, zone: str, now: float) -> float | None:
-        """When a zone without a worker stops waiting for one; None if it has one or gave up."""
-        if zone in self._live_zones:
-            return None
-        grace_end = self._zone_lost.get(zone, self._started) + self.worker_grace
-        return grace_end if now < grace_end else None
 
     def _host_problem(self, host: str) -> bool:
         current = self._hosts.get(host)

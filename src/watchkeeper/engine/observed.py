@@ -17,6 +17,7 @@ from typing import Protocol
 from watchkeeper.document.normalize import CheckRecord
 from watchkeeper.engine.reachability import HostStateChange, HostStatus
 from watchkeeper.engine.statemachine import CheckStatus, StateChange
+from watchkeeper.engine.zones import ZoneStatus
 from watchkeeper.results import CheckOutcome
 
 
@@ -45,6 +46,8 @@ class Observed:
     hosts: tuple[HostStatus, ...] = ()
     #: Checks an import removed.
     removed: tuple[str, ...] = ()
+    #: Every zone whose health changed this turn (the latest of each); at loading, all.
+    zones: tuple[ZoneStatus, ...] = ()
     #: The running checks after an import, when this turn applied one; else None.
     checks: Mapping[str, CheckRecord] | None = None
     #: Set on the turn of `EngineRunner.start`: statuses are the saved ones, not news.
@@ -58,6 +61,7 @@ class Observed:
             or self.statuses
             or self.hosts
             or self.removed
+            or self.zones
             or self.checks is not None
         )
 

@@ -261,11 +261,12 @@ class Scheduler:
         entry.flight = None
         self._queue(entry, next_slot(not_before, entry.phase, entry.timing.interval))
 
-    def completed(self, key: str, status: CheckStatus, now: float) -> float:
+    def completed(self, key: str, status: CheckStatus, now: float, *, fresh: bool = True) -> float:
         """A result was recorded: queue the next run and restart the freshness clock.
 
         A SOFT problem is retried ``retry_interval`` after now; anything else returns to its
-        phase, at least half an interval after the run it follows.
+        phase, at least half an interval after the run it follows. ``fresh`` False (a run
+        that did not happen) queues the next run but leaves the freshness clock running.
         """
         entry = self._entries[key]
         if entry.flight is not None:
@@ -276,7 +277,8 @@ class Scheduler:
         else:
             due = next_slot(max(now, entry.due + timing.interval / 2), entry.phase, timing.interval)
         self._queue(entry, due)
-        self._arm(entry, now)
+        if fresh:
+            self._arm(entry, now)
         return due
 
     def stale(self, now: float) -> list[tuple[str, float]]:

@@ -40,8 +40,13 @@ class CheckStatus:
     output: str = ""
     #: No result yet; ``state`` is the assumed OK until then.
     pending: bool = True
-    #: The current state was set by the engine because no result came in time.
+    #: The current state is not fresh: the engine set it because no result came in time,
+    #: or (with ``not_run``) the check's latest runs did not happen.
     stale: bool = False
+    #: Why the check's latest due run did not happen (no worker of its zone could take it),
+    #: or "". State, output and attempt stay the last real result's: a check that cannot
+    #: run has told nothing new, so it changes no state, pages nobody, downs no host.
+    not_run: str = ""
     #: The check's host is DOWN or UNREACHABLE: notification code may stay quiet.
     host_problem: bool = False
     last_check: float | None = None
@@ -76,6 +81,7 @@ class CheckStatus:
             "state_type": self.state_type.value,
             "attempt": self.attempt,
             "stale": self.stale,
+            "not_run": self.not_run,
             "host_problem": self.host_problem,
         }
 
@@ -152,6 +158,7 @@ def apply(
         output=outcome.output,
         pending=False,
         stale=stale,
+        not_run="",
         host_problem=flag,
         last_check=now,
         last_state_change=now

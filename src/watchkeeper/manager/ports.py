@@ -7,7 +7,7 @@ from collections.abc import Iterator, Mapping
 
 from watchkeeper.alarms.values import Alarm, AlarmEvent, Downtime
 from watchkeeper.document.normalize import CheckRecord
-from watchkeeper.engine import CheckStatus, HostStatus
+from watchkeeper.engine import CheckStatus, HostStatus, ZoneStatus
 from watchkeeper.jobs.queue import JobQueue
 from watchkeeper.manager.runner import EngineRunner
 from watchkeeper.manager.stages import Stages
@@ -52,6 +52,9 @@ class ManagerPorts:
     @property
     def zones(self) -> frozenset[str]:
         return self._runner.zones
+
+    def zone_statuses(self) -> Mapping[str, ZoneStatus]:
+        return self._runner.engine.zones
 
     def workers(self) -> list[WorkerInfo]:
         return self._runner.server.workers()

@@ -46,14 +46,17 @@ from watchkeeper.engine import (
     HostStatus,
     StateChange,
     Step,
+    ZoneHealth,
+    ZoneStatus,
 )
 from watchkeeper.engine.observed import CheckResult, Downstream, Observed
 from watchkeeper.errors import StoreError
 from watchkeeper.jobs.payloads import DEFAULT_CHECK_TIMEOUT, CheckPayload
 from watchkeeper.jobs.pools import no_worker_reason, pool_agent
 from watchkeeper.latch import FailureLatch
+from watchkeeper.logs import NOTICE
 from watchkeeper.manager.intake import IntakeOutcome
-from watchkeeper.results import CheckOutcome, CheckState
+from watchkeeper.results import CheckOutcome
 from watchkeeper.transport.protocol import Job, Result
 from watchkeeper.transport.server import JobServer
 
@@ -161,6 +164,8 @@ class EngineRunner:
         #: Pool (a zone, or ``agent:HOST``) -> how many running checks are in it.
         self._zones: dict[str, int] = {}
         self._online: set[str] = set()
+        #: Pool -> the health last logged (`_log_zone`).
+        self._zone_seen: dict[str, ZoneStatus] = {}
         self._summary = ""
         self._last_flush = 0.0
         self._last_prune = 0.0
@@ -314,8 +319,10 @@ class EngineRunner:
         flight = self._jobs.pop(event.job.job_id, None)
         if flight is None:
             return
-        outcome = CheckOutcome(state=CheckState.UNKNOWN, output=event.reason)
-        self._carry_out(self.engine.record_result(flight.key, flight.token, outcome, now), now)
+        # Its worker left and no peer could take it: the check did not run, so it says
+        # nothing new about its target.
+        step = self.engine.not_run(flight.key, flight.token, event.reason, now)
+        self._carry_out(step, now)
 
     def _imported(self, event: ConfigImported, now: float) -> None:
         delta = event.delta
@@ -345,6 +352,8 @@ class EngineRunner:
         engine rebuilds them from UP at start, and a host that was DOWN before a restart
         would otherwise get a made-up change on every start.
         """
+        for zone in step.zones:
+            self._log_zone(zone, now)
         for change in step.changes:
             logger.info(
                 "%s is %s %s: %s",
@@ -404,11 +413,10 @@ class EngineRunner:
         # Online but full (or just gone): say so now rather than wait for the deadline.
         self._jobs.pop(job_id, None)
         if decision.check.agent is not None:
-            output = no_worker_reason(decision.pool)
+            reason = no_worker_reason(decision.pool)
         else:
-            output = f"no worker of zone {decision.zone} could take the job"
-        outcome = CheckOutcome(state=CheckState.UNKNOWN, output=output)
-        self._carry_out(self.engine.record_result(decision.key, decision.token, outcome, now), now)
+            reason = f"no worker of zone {decision.zone} could take the job"
+        self._carry_out(self.engine.not_run(decision.key, decision.token, reason, now), now)
 
     def _observe(self, now: float, *, loading: bool = False) -> None:
         """Hand this turn's results and changes to the stages after the engine."""
@@ -428,6 +436,37 @@ class EngineRunner:
                     type(stage).__name__,
                     extra={"action": "downstream_failed"},
                 )
+
+    def _log_zone(self, zone: ZoneStatus, now: float) -> None:
+        """Say once when a zone loses its last worker, gives up waiting, and recovers."""
+        before = self._zone_seen.get(zone.zone)
+        self._zone_seen[zone.zone] = zone
+        what = "the agent of " + zone.agent if zone.agent is not None else "zone " + zone.zone
+        extra = {"action": f"zone_{zone.health.value}", "zone": zone.log_context()}
+        if zone.health is ZoneHealth.WAITING and zone.had_worker:
+            logger.warning(
+                "%s lost its last worker: its checks wait up to %.0f s for one",
+                what,
+                self.engine.worker_grace,
+                extra=extra,
+            )
+        elif zone.health is ZoneHealth.OFFLINE:
+            checks = self._zones.get(zone.zone, 0)
+            logger.warning(
+                "%s has had no worker for %.0f s: its %d check(s) are not run (their last "
+                "states are kept, marked stale) until one connects",
+                what,
+                now - (zone.no_worker_since or now),
+                checks,
+                extra=extra,
+            )
+        elif zone.health is ZoneHealth.ONLINE and before is not None:
+            if before.health is ZoneHealth.OFFLINE:
+                logger.log(NOTICE, "%s has a worker again; its checks run again", what, extra=extra)
+            elif before.had_worker:  # back within the grace: nothing was missed
+                logger.log(NOTICE, "%s has a worker again", what, extra=extra)
+            else:  # its first worker, at start or after the import that brought it
+                logger.info("%s has a worker", what, extra=extra)
 
     def _track_zones(self, now: float) -> None:
         for zone in self._zones:
@@ -496,6 +535,7 @@ class _TurnCollector:
         self.statuses: dict[str, CheckStatus] = {}
         self.hosts: dict[str, HostStatus] = {}
         self.removed: list[str] = []
+        self.zones: dict[str, ZoneStatus] = {}
         self.checks: Mapping[str, CheckRecord] | None = None
 
     def add(self, step: Step) -> None:
@@ -506,6 +546,8 @@ class _TurnCollector:
         for host in step.hosts:
             self.hosts[host.host] = host
         self.removed.extend(step.removed)
+        for zone in step.zones:
+            self.zones[zone.zone] = zone
 
     def build(self, *, loading: bool) -> Observed:
         return Observed(
@@ -515,6 +557,7 @@ class _TurnCollector:
             statuses=tuple(self.statuses.values()),
             hosts=tuple(self.hosts.values()),
             removed=tuple(self.removed),
+            zones=tuple(self.zones.values()),
             checks=self.checks,
             loading=loading,
         )
@@ -532,6 +575,9 @@ def summarize(statuses: Mapping[str, CheckStatus], *, show: int = 3) -> str:
     order = ("OK", "WARNING", "CRITICAL", "UNKNOWN", "PENDING")
     parts = [f"{counts[name]} {name}" for name in order if counts.get(name)]
     line = f"{len(statuses)} check{'s' if len(statuses) != 1 else ''}: " + ", ".join(parts)
+    not_run = sum(1 for status in statuses.values() if status.not_run)
+    if not_run:
+        line += f"; {not_run} not run"
     if problems:
         problems.sort(key=lambda s: (-s.state.severity, s.key))
         named = ", ".join(s.key for s in problems[:show])

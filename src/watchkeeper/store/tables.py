@@ -26,6 +26,8 @@ NAMING_CONVENTION = {
 NAME_LENGTH = 128
 CHECK_KEY_LENGTH = 2 * NAME_LENGTH + 1
 HASH_LENGTH = 64
+#: Longest reason a check did not run that is kept (`check_states.not_run`).
+NOT_RUN_LENGTH = 512
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):
@@ -139,6 +141,8 @@ class CheckStateRow(Base):
     last_change: Mapped[datetime | None]
     pending: Mapped[bool] = mapped_column(sa.Boolean, default=False, server_default=sa.false())
     stale: Mapped[bool] = mapped_column(sa.Boolean, default=False, server_default=sa.false())
+    #: Why the latest runs did not happen (no worker), or "" (migration 0011).
+    not_run: Mapped[str] = mapped_column(sa.String(NOT_RUN_LENGTH), default="", server_default="")
     host_problem: Mapped[bool] = mapped_column(sa.Boolean, default=False, server_default=sa.false())
     #: NULL (with ``last_hard_change``) only in rows written before migration 0003.
     last_hard_state: Mapped[str | None] = mapped_column(sa.String(16))

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from watchkeeper import __version__, store
+from watchkeeper.web import views
 from watchkeeper.web.accounts_api import create_accounts_router
 from watchkeeper.web.errors import install_error_handlers
 from watchkeeper.web.inventory_api import config_diff_router, inventory_router
@@ -203,7 +204,12 @@ def create_app(
         app.include_router(operations_router(db, ports, viewer=viewer, operator=operator))
         app.include_router(inventory_router(read, viewer=viewer))
         app.include_router(
-            metrics_router(read.checks, lambda: read.host_statuses().values(), read.latest_metrics),
+            metrics_router(
+                read.checks,
+                lambda: read.host_statuses().values(),
+                read.latest_metrics,
+                lambda: views.zone_rows(read),
+            ),
             dependencies=[Depends(viewer)],
         )
     # --- web pages ---

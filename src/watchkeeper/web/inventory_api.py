@@ -61,6 +61,9 @@ class ServiceOut(BaseModel):
     in_downtime: bool
     flapping: bool
     stale: bool
+    #: Why its latest runs did not happen (no worker could take them), or "": its state
+    #: and output are then those of its last real result.
+    not_run: str
     host_problem: bool
     silenced: str | None
     alarm_id: int | None
@@ -108,13 +111,24 @@ class Overview(BaseModel):
     #: Problems that are HARD, not acknowledged, not in downtime, their host up.
     unhandled: int
     problems: list[ServiceOut]
+    #: Zones without a worker past the grace: their checks are not run.
+    offline_zones: list[ZoneOut]
 
 
 class ZoneOut(BaseModel):
+    """A zone: its checks, its workers, and whether the checks can run (`views.ZoneRow`)."""
+
     name: str
     hosts: int
     checks: int
     workers_online: int
+    #: online; waiting (no worker, within the grace: checks held); offline (no worker past
+    #: the grace: checks not run, an alarm ``zone:NAME`` open).
+    health: str
+    #: Epoch seconds since it has had no worker; null while it has one.
+    no_worker_since: float | None
+    #: Its checks whose latest runs did not happen.
+    not_run: int
 
 
 class WorkerOut(BaseModel):
@@ -128,6 +142,8 @@ class WorkerOut(BaseModel):
     claimed_labels: dict[str, str]
     version: str
     concurrency: int
+    #: Slots it offers now: ``concurrency``, or fewer while under pressure (``reason``).
+    capacity: int
     in_flight: int
     load: float
     #: Epoch seconds of its last message.
@@ -193,6 +209,9 @@ def inventory_router(read: ReadModel, *, viewer: Requirement) -> APIRouter:
             hosts=found.hosts,
             unhandled=found.unhandled,
             problems=[service_out(r) for r in found.problems],
+            offline_zones=[
+                ZoneOut.model_validate(z, from_attributes=True) for z in found.offline_zones
+            ],
         )
 
     @api.get("/hosts", response_model=HostPage, responses=ERRORS)

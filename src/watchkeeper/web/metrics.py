@@ -6,9 +6,13 @@ touches the database. Families:
 
 * ``watchkeeper_check_state{host,service,zone}``: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN;
   ``watchkeeper_check_state_hard`` (1 hard, 0 soft), ``watchkeeper_check_attempt`` and
-  ``watchkeeper_check_pending`` (1 until the first result; the state is then an assumed OK);
-  ``service`` is empty for a host's own check;
+  ``watchkeeper_check_pending`` (1 until the first result; the state is then an assumed OK),
+  ``watchkeeper_check_not_run`` (1 while its runs do not happen for want of a worker; the
+  state is then its last real result's); ``service`` is empty for a host's own check;
 * ``watchkeeper_host_state{host}``: 0 UP, 1 DOWN, 2 UNREACHABLE;
+* ``watchkeeper_zone_health{zone}``: 0 ONLINE, 1 WAITING (no worker, within the grace), 2
+  OFFLINE (no worker past it: the zone's checks are not run); ``watchkeeper_zone_workers``
+  the workers connected for it. Alert on ``watchkeeper_zone_health == 2``;
 * ``watchkeeper_metric{host,service,metric,label,uom}``: the last value of each perfdata
   metric. ``metric`` is the label made a valid Prometheus name (so relabelling can turn it
   into a metric name); ``label`` is the perfdata label as the plugin wrote it, which keeps
@@ -28,6 +32,7 @@ from fastapi.responses import Response
 from watchkeeper.document.normalize import CheckRecord
 from watchkeeper.engine import CheckStatus, HostStatus, StateType
 from watchkeeper.telemetry.recorder import LatestMetric
+from watchkeeper.web.views import ZoneRow
 
 #: What Prometheus expects for the text format.
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -84,10 +89,15 @@ class _Family:
         return head + "".join(line + "\n" for line in self.samples)
 
 
+#: `watchkeeper_zone_health` values.
+ZONE_HEALTH = {"online": 0, "waiting": 1, "offline": 2}
+
+
 def prometheus_text(
     checks: Iterable[CheckSample],
     hosts: Iterable[HostStatus],
     latest: Iterable[LatestMetric],
+    zones: Iterable[ZoneRow] = (),
 ) -> str:
     """The exposition text for the given checks, hosts and latest metric values."""
     state = _Family(
@@ -98,15 +108,28 @@ def prometheus_text(
     pending = _Family(
         "watchkeeper_check_pending", "1 while the check has no result yet (its state is OK)."
     )
+    not_run = _Family(
+        "watchkeeper_check_not_run",
+        "1 while no worker could run the check (its state is its last real result's).",
+    )
     for record, status in sorted(checks, key=lambda c: c[0].key):
         labels = {"host": record.host, "service": record.service or "", "zone": record.zone}
         state.add(labels, status.state.value)
         hard.add(labels, 1 if status.state_type is StateType.HARD else 0)
         attempt.add(labels, status.attempt)
         pending.add(labels, 1 if status.pending else 0)
+        not_run.add(labels, 1 if status.not_run else 0)
     host_state = _Family("watchkeeper_host_state", "Host state: 0 UP, 1 DOWN, 2 UNREACHABLE.")
     for host in sorted(hosts, key=lambda h: h.host):
         host_state.add({"host": host.host}, host.state.value)
+    zone_health = _Family(
+        "watchkeeper_zone_health",
+        "Zone health: 0 ONLINE, 1 WAITING (no worker, in the grace), 2 OFFLINE (checks not run).",
+    )
+    zone_workers = _Family("watchkeeper_zone_workers", "Workers connected for the zone.")
+    for zone in sorted(zones, key=lambda z: z.name):
+        zone_health.add({"zone": zone.name}, ZONE_HEALTH[zone.health])
+        zone_workers.add({"zone": zone.name}, zone.workers_online)
     metric = _Family(
         "watchkeeper_metric", "Latest perfdata value of a check's metric, in its unit (uom)."
     )
@@ -121,20 +144,22 @@ def prometheus_text(
             },
             value.value,
         )
-    return "".join(f.render() for f in (state, hard, attempt, pending, host_state, metric))
+    families = (state, hard, attempt, pending, not_run, host_state, zone_health, zone_workers)
+    return "".join(f.render() for f in (*families, metric))
 
 
 def metrics_router(
     get_statuses: Callable[[], Iterable[CheckSample]],
     get_hosts: Callable[[], Iterable[HostStatus]],
     get_latest: Callable[[], Iterable[LatestMetric]],
+    get_zones: Callable[[], Iterable[ZoneRow]] = tuple,
 ) -> APIRouter:
-    """A router serving ``GET /metrics`` from the three getters (called once per scrape)."""
+    """A router serving ``GET /metrics`` from the getters (each called once per scrape)."""
     router = APIRouter()
 
     @router.get("/metrics", response_class=Response, include_in_schema=True)
     async def metrics() -> Response:
-        body = prometheus_text(get_statuses(), get_hosts(), get_latest())
+        body = prometheus_text(get_statuses(), get_hosts(), get_latest(), get_zones())
         return Response(content=body, media_type=CONTENT_TYPE)
 
     return router

@@ -23,7 +23,7 @@ from watchkeeper.alarms.values import Alarm, AlarmEvent, Downtime
 from watchkeeper.document.diff import ConfigDiff
 from watchkeeper.document.normalize import CheckRecord
 from watchkeeper.document.problems import Problem
-from watchkeeper.engine import CheckStatus, HostStatus
+from watchkeeper.engine import CheckStatus, HostStatus, ZoneStatus
 from watchkeeper.jobs.queue import JobQueue
 from watchkeeper.remediation.records import RemediationJob
 from watchkeeper.store.bulk import Listed
@@ -58,6 +58,10 @@ class ReadModel(Protocol):
     @property
     def zones(self) -> frozenset[str]:
         """The zones running checks are in (agent pools left out)."""
+        ...
+
+    def zone_statuses(self) -> Mapping[str, ZoneStatus]:
+        """Whether each pool of the running checks has a worker (agent pools included)."""
         ...
 
     def workers(self) -> list[WorkerInfo]:

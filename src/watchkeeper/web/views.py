@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from watchkeeper.document.normalize import CheckRecord
-from watchkeeper.engine import CheckStatus, HostStatus, StateType
+from watchkeeper.engine import CheckStatus, HostStatus, StateType, ZoneHealth, ZoneStatus
 from watchkeeper.errors import InvalidArgument
 from watchkeeper.transport.workers import WorkerInfo
 from watchkeeper.web.ports import ReadModel
@@ -65,6 +65,8 @@ class ServiceRow:
     in_downtime: bool
     flapping: bool
     stale: bool
+    #: Why its latest runs did not happen (no worker), or "": state and output are older.
+    not_run: str
     host_problem: bool
     #: Why notifications and remediation hold (`AlarmBook.silenced`), or None.
     silenced: str | None
@@ -110,6 +112,16 @@ class ZoneRow:
     hosts: int
     checks: int
     workers_online: int
+    #: online, waiting (no worker, within the grace) or offline (its checks are not run).
+    health: str
+    #: Epoch seconds since it has had no worker; None while it has one.
+    no_worker_since: float | None
+    #: Its checks whose latest runs did not happen.
+    not_run: int
+
+    @property
+    def is_problem(self) -> bool:
+        return self.health == ZoneHealth.OFFLINE.value
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -179,6 +191,7 @@ def _row(read: ReadModel, marks: _Marks, record: CheckRecord, status: CheckStatu
         in_downtime=marks.in_downtime(record),
         flapping=read.flapping(key),
         stale=status.stale,
+        not_run=status.not_run,
         host_problem=status.host_problem,
         silenced=read.silenced(key, marks.now),
         alarm_id=marks.alarm.get(key),
@@ -288,12 +301,15 @@ def problems(read: ReadModel, *, now: float, limit: int = 200) -> list[ServiceRo
 class Overview:
     """What the overview shows, from one pass: counts by state, problems first."""
 
+    #: Service checks by state (a host's own check counts in ``hosts``, not here).
     services: dict[str, int]
     hosts: dict[str, int]
     #: Problems that are HARD, not acknowledged, not in downtime, their host up.
     unhandled: int
     #: As `problems` orders them, at most ``limit``.
     problems: list[ServiceRow]
+    #: Zones without a worker past the grace: their checks are not run.
+    offline_zones: list[ZoneRow]
 
 
 def overview(read: ReadModel, *, now: float, limit: int = 200) -> Overview:
@@ -306,14 +322,23 @@ def overview(read: ReadModel, *, now: float, limit: int = 200) -> Overview:
     hosts: dict[str, _Host] = {}
     found: list[tuple[tuple[bool, bool, int, float, str], CheckRecord, CheckStatus]] = []
     unhandled = 0
+    offline = {
+        zone: status
+        for zone, status in read.zone_statuses().items()
+        if status.is_problem and status.agent is None
+    }
+    in_offline: dict[str, tuple[set[str], list[int]]] = {z: (set(), [0, 0]) for z in offline}
     for record, status in read.checks():
-        state = _state(status)
-        counts[state] += 1
-        entry = hosts.get(record.host)
-        if entry is None:
-            entry = hosts[record.host] = _Host(record=record)
         if record.service is None:
-            entry.check = status
+            hosts.setdefault(record.host, _Host(record=record)).check = status
+        else:
+            counts[_state(status)] += 1
+            hosts.setdefault(record.host, _Host(record=record))
+        tally = in_offline.get(record.zone)
+        if tally is not None:
+            tally[0].add(record.host)
+            tally[1][0] += 1
+            tally[1][1] += 1 if status.not_run else 0
         if not status.is_problem:
             continue
         order = _problem_order(marks, record, status)
@@ -325,11 +350,24 @@ def overview(read: ReadModel, *, now: float, limit: int = 200) -> Overview:
     statuses = read.host_statuses()
     for name, entry in hosts.items():
         host_states[_host_state(entry, statuses.get(name))] += 1
+    zones = [
+        ZoneRow(
+            name=zone,
+            hosts=len(in_offline[zone][0]),
+            checks=in_offline[zone][1][0],
+            workers_online=0,
+            health=status.health.value,
+            no_worker_since=status.no_worker_since,
+            not_run=in_offline[zone][1][1],
+        )
+        for zone, status in sorted(offline.items())
+    ]
     return Overview(
         services=counts,
         hosts=host_states,
         unhandled=unhandled,
         problems=[_row(read, marks, r, s) for _, r, s in found[: max(0, limit)]],
+        offline_zones=zones,
     )
 
 
@@ -356,10 +394,14 @@ def service_detail(read: ReadModel, key: str, *, now: float) -> ServiceRow | Non
 
 
 def state_counts(read: ReadModel) -> dict[str, int]:
-    """How many checks are in each service state (every state present, zeros included)."""
+    """How many service checks are in each state (every state present, zeros included).
+
+    A host's own check is counted by `host_counts`, as the host's state, not here.
+    """
     counts = dict.fromkeys(SERVICE_STATES, 0)
-    for _, status in read.checks():
-        counts[_state(status)] += 1
+    for record, status in read.checks():
+        if record.service is not None:
+            counts[_state(status)] += 1
     return counts
 
 
@@ -464,27 +506,41 @@ def host_detail(
     return row, checks.items
 
 
+#: A zone the engine does not track (a worker's zone without checks): nothing waits on it.
+_ONLINE = ZoneStatus(zone="", health=ZoneHealth.ONLINE, since=0.0)
+
+
 def zone_rows(read: ReadModel) -> list[ZoneRow]:
     """Every zone of the running checks or of a connected worker, by name."""
     hosts: dict[str, set[str]] = {}
     checks: dict[str, int] = {}
-    for record, _ in read.checks():
+    not_run: dict[str, int] = {}
+    for record, status in read.checks():
         hosts.setdefault(record.zone, set()).add(record.host)
         checks[record.zone] = checks.get(record.zone, 0) + 1
+        if status.not_run:
+            not_run[record.zone] = not_run.get(record.zone, 0) + 1
     online: dict[str, int] = {}
     for worker in worker_rows(read):
         if worker.agent_for is None:
             for zone in worker.zones:
                 online[zone] = online.get(zone, 0) + 1
-    return [
-        ZoneRow(
-            name=zone,
-            hosts=len(hosts.get(zone, ())),
-            checks=checks.get(zone, 0),
-            workers_online=online.get(zone, 0),
+    health = read.zone_statuses()
+    rows = []
+    for zone in sorted(hosts.keys() | online.keys()):
+        zone_status = health.get(zone)
+        rows.append(
+            ZoneRow(
+                name=zone,
+                hosts=len(hosts.get(zone, ())),
+                checks=checks.get(zone, 0),
+                workers_online=online.get(zone, 0),
+                health=(zone_status or _ONLINE).health.value,
+                no_worker_since=None if zone_status is None else zone_status.no_worker_since,
+                not_run=not_run.get(zone, 0),
+            )
         )
-        for zone in sorted(hosts.keys() | online.keys())
-    ]
+    return rows
 
 
 def worker_rows(read: ReadModel) -> list[WorkerInfo]:

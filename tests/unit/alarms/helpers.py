@@ -53,8 +53,11 @@ def rec(
     renotify: float | None = None,
     flapping: dict[str, Any] | None = None,
     thresholds: dict[str, Any] | None = None,
+    zone: str = "z",
+    agent: bool = False,
 ) -> CheckRecord:
     spec: dict[str, Any] = {
+        "check": {"kind": "agent" if agent else "tcp"},
         "host": host,
         "service": service,
         "notifications": list(channels),
@@ -67,7 +70,7 @@ def rec(
         key=check_key(host, service),
         host=host,
         service=service,
-        zone="z",
+        zone=zone,
         hash=spec_hash(spec),
         spec=spec,
     )

@@ -30,7 +30,7 @@ from watchkeeper.alarms.values import (
     EventKind,
     NothingToAcknowledge,
 )
-from watchkeeper.engine import HostState
+from watchkeeper.engine import HostState, ZoneHealth, ZoneStatus
 from watchkeeper.notify.notification import NotificationKind as N
 from watchkeeper.results import CheckOutcome, CheckState, Metric
 
@@ -479,3 +479,89 @@ def test_take_changes_hands_over_each_changed_alarm_once() -> None:
     changes = book.take_changes()
     assert [a.id for a in changes.alarms] == [1] and changes.alarms[0].notified
     assert not book.take_changes()
+
+
+# --- zones without a worker -------------------------------------------------------------------
+
+
+def zone(name: str, health: ZoneHealth, at: float, since: float | None = None) -> ZoneStatus:
+    waiting = health is not ZoneHealth.ONLINE
+    return ZoneStatus(
+        zone=name, health=health, since=at, no_worker_since=since if waiting else None
+    )
+
+
+def test_a_zone_without_worker_is_an_alarm_of_its_own_told_to_its_checks_channels() -> None:
+    book, inbox = book_with(
+        rec("web1", channels=("ops",)),
+        rec("db1", channels=("dba", "ops")),
+        rec("lab1", channels=("lab",), zone="lab"),
+    )
+    book.zone_status(zone("z", ZoneHealth.WAITING, T0, since=T0), T0)
+    assert book.alarms() == [] and inbox.sent == []
+    book.zone_status(zone("z", ZoneHealth.OFFLINE, T0 + 60, since=T0), T0 + 60)
+    (alarm,) = book.alarms()
+    assert (alarm.key, alarm.kind, alarm.state, alarm.host, alarm.zone) == (
+        "zone:z",
+        AlarmKind.ZONE,
+        "OFFLINE",
+        "",
+        "z",
+    )
+    (problem,) = inbox.sent
+    assert problem.subject == "PROBLEM: zone:z is OFFLINE"
+    assert problem.channels == ("dba", "ops")
+    assert problem.output == "no worker for zone z for 60s"
+    book.zone_status(zone("z", ZoneHealth.ONLINE, T0 + 90), T0 + 90)
+    assert book.alarms() == []
+    assert [(n.kind, n.state) for n in inbox.sent[1:]] == [(N.RECOVERY, "ONLINE")]
+
+
+def test_a_restored_zone_alarm_resolves_when_a_worker_comes() -> None:
+    book, inbox = book_with(rec("web1"))
+    saved = Alarm(
+        id=7, key="zone:z", kind=AlarmKind.ZONE, host="", state="OFFLINE", opened_at=T0,
+        notified=True,
+    )  # fmt: skip
+    book.load([saved], [], T0 + 100, next_id=8)
+    book.zone_status(zone("z", ZoneHealth.WAITING, T0 + 100, since=T0 + 100), T0 + 100)
+    assert [a.id for a in book.alarms()] == [7]  # a restart is not a recovery
+    book.zone_status(zone("z", ZoneHealth.ONLINE, T0 + 170), T0 + 170)
+    assert book.alarms() == [] and inbox.kinds() == [N.RECOVERY]
+
+
+def test_a_missing_agent_is_its_hosts_alarm_held_while_the_host_is_down() -> None:
+    book, inbox = book_with(
+        rec("web1", "disk", channels=("unix",), agent=True),
+        rec("web1", "http", channels=("web",)),
+    )
+    book.zone_status(zone("agent:web1", ZoneHealth.OFFLINE, T0 + 60, since=T0), T0 + 60)
+    (alarm,) = book.alarms()
+    assert (alarm.key, alarm.kind, alarm.host, alarm.zone) == (
+        "zone:agent:web1",
+        AlarmKind.ZONE,
+        "web1",
+        "agent:web1",
+    )
+    (problem,) = inbox.sent
+    assert problem.channels == ("unix",)  # who hears of the agent's checks, not of the host's
+    assert problem.output == "no agent connected for host web1 for 60s"
+    book.zone_status(zone("agent:web1", ZoneHealth.ONLINE, T0 + 90), T0 + 90)
+    assert inbox.kinds() == [N.PROBLEM, N.RECOVERY]
+    # A DOWN host explains its agent's absence: the agent's alarm opens but does not page.
+    book.host_status(host_status("web1", HostState.DOWN, T0 + 100), T0 + 100)
+    book.zone_status(zone("agent:web1", ZoneHealth.OFFLINE, T0 + 200, since=T0 + 100), T0 + 200)
+    assert [a.key for a in book.alarms()] == ["zone:agent:web1"]
+    assert inbox.kinds() == [N.PROBLEM, N.RECOVERY]
+    assert book.silenced("zone:agent:web1", T0 + 200) == "host web1 is DOWN"
+
+
+def test_an_import_that_empties_a_zone_resolves_its_alarm_quietly() -> None:
+    book, inbox = book_with(rec("web1"), rec("lab1", zone="lab"))
+    book.zone_status(zone("lab", ZoneHealth.OFFLINE, T0, since=T0 - 60), T0)
+    assert [a.key for a in book.alarms()] == ["zone:lab"]
+    inbox.sent.clear()
+    book.configure(checks(rec("web1")), T0 + 10)
+    assert book.alarms() == [] and inbox.sent == []
+    (resolved,) = book.alarms(open_only=False)
+    assert resolved.resolved_at == T0 + 10

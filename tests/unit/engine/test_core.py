@@ -19,7 +19,7 @@ from tests.unit.engine.helpers import (
 )
 from watchkeeper.document.diff import Delta, compare
 from watchkeeper.document.normalize import CheckRecord
-from watchkeeper.engine import CheckStatus, Engine, HostState, StateType, apply
+from watchkeeper.engine import CheckStatus, Engine, HostState, StateType, ZoneHealth, apply
 from watchkeeper.results import CheckState
 
 
@@ -97,7 +97,7 @@ def test_a_check_that_cannot_be_dispatched_goes_stale() -> None:
     assert not engine.statuses[r.key].stale
 
 
-def test_a_zone_without_worker_makes_its_checks_unknown_without_a_backlog() -> None:
+def test_a_zone_without_worker_marks_its_checks_not_run_without_a_backlog() -> None:
     dmz = [record(f"d{i}", zone="dmz", interval=60, retry_interval=15) for i in range(20)]
     dc = [record(f"c{i}") for i in range(5)]
     engine = Engine(worker_grace=60)
@@ -106,24 +106,33 @@ def test_a_zone_without_worker_makes_its_checks_unknown_without_a_backlog() -> N
     workers = FakeWorkers(engine)
     workers.run(T0, T0 + 59)
     assert all(engine.statuses[r.key].pending for r in dmz)  # still within the grace
+    assert not any(engine.statuses[r.key].not_run for r in dmz)
     now = workers.run(T0 + 59, T0 + 3600)
     assert {d.zone for d in workers.dispatched} == {"dc1"}
     for r in dmz:
         status = engine.statuses[r.key]
-        assert status.output == "no worker for zone dmz"
-        assert (status.state, status.state_type) == (CheckState.UNKNOWN, StateType.HARD)
+        # No result is not a bad result: still pending, marked with the reason.
+        assert (status.pending, status.stale, status.not_run) == (
+            True,
+            True,
+            "no worker for zone dmz",
+        )
+        assert not status.is_problem
         assert engine.scheduler.in_flight(r.key) is None
+    assert not [c for step in workers.steps for c in step.changes if c.key.startswith("d")]
     assert all(size <= 2 * 25 + 64 for size in engine.scheduler.heap_sizes())
-    # Hard problems go back to the normal interval: one result per check per interval.
-    results = Counter(
+    # The status changes once, when the mark is set; the rest costs nothing.
+    marked = Counter(
         s.key for step in workers.steps for s in step.statuses if s.key.startswith("d")
     )
-    assert max(results.values()) <= 3 + 3600 / 60 + 1
+    assert set(marked.values()) == {1}
 
     engine.zone_online("dmz", now)
     workers.run(now, now + 60)
     assert {d.key for d in workers.dispatched if d.zone == "dmz"} == {r.key for r in dmz}
-    assert not any(engine.statuses[r.key].is_problem for r in dmz)
+    for r in dmz:
+        status = engine.statuses[r.key]
+        assert (status.state, status.stale, status.not_run) == (CheckState.OK, False, "")
 
 
 def test_a_zone_that_loses_its_last_worker_gets_the_grace_again() -> None:
@@ -135,27 +144,119 @@ def test_a_zone_that_loses_its_last_worker_gets_the_grace_again() -> None:
     engine.zone_offline("dmz", T0 + 1000)
     assert not engine.zone_has_worker("dmz")
     workers.run(T0 + 1000, T0 + 1059)
-    assert engine.statuses[r.key].output == "OK"
+    assert not engine.statuses[r.key].not_run
     workers.run(T0 + 1060, T0 + 1130)
-    assert engine.statuses[r.key].output == "no worker for zone dmz"
+    status = engine.statuses[r.key]
+    assert (status.state, status.output, status.not_run) == (
+        CheckState.OK,
+        "OK",
+        "no worker for zone dmz",
+    )
 
 
-def test_agent_checks_wait_for_their_hosts_agent_not_for_the_zone() -> None:
-    local = record("web1", "disk", zone="dmz", kind="agent")
-    remote = record("web1", "http", zone="dmz")
-    other = record("web2", "disk", zone="dmz", kind="agent")
-    assert (local.pool, remote.pool, other.pool) == ("agent:web1", "dmz", "agent:web2")
+def test_a_zone_has_a_health_of_its_own_reported_once_per_change() -> None:
+    r = record("d", zone="dmz")
     engine = Engine(worker_grace=60)
-    engine.load([local, remote, other], T0)
-    engine.zone_online("dmz", T0)
-    engine.zone_online("agent:web1", T0)
-    workers = FakeWorkers(engine)
-    workers.run(T0, T0 + 300)
-    assert {d.key for d in workers.dispatched} == {local.key, remote.key}
-    assert {d.pool for d in workers.dispatched} == {"agent:web1", "dmz"}
-    assert engine.statuses[local.key].output == "OK"
-    assert engine.statuses[other.key].output == "no agent connected for host web2"
-    assert engine.statuses[remote.key].output == "OK"
+    [loaded] = engine.load([r], T0).zones
+    assert (loaded.zone, loaded.health, loaded.had_worker) == ("dmz", ZoneHealth.WAITING, False)
+    assert engine.tick(T0 + 59).zones == ()
+    [offline] = engine.tick(T0 + 60).zones
+    assert (offline.health, offline.since, offline.no_worker_since) == (
+        ZoneHealth.OFFLINE,
+        T0 + 60,
+        T0,
+    )
+    assert offline.is_problem and engine.tick(T0 + 61).zones == ()
+    [online] = engine.zone_online("dmz", T0 + 70).zones
+    assert (online.health, online.no_worker_since, online.had_worker) == (
+        ZoneHealth.ONLINE,
+        None,
+        True,
+    )
+    assert engine.zone_online("dmz", T0 + 71).zones == ()
+    [lost] = engine.zone_offline("dmz", T0 + 80).zones
+    assert (lost.health, lost.no_worker_since, lost.had_worker) == (
+        ZoneHealth.WAITING,
+        T0 + 80,
+        True,
+    )
+    assert engine.zones["dmz"] is lost
+
+
+def test_a_zone_brought_by_an_import_gets_its_grace_from_the_import() -> None:
+    old = record("c")
+    engine = started([old])
+    engine.tick(T0 + 3600)
+    new = record("d", zone="lab")
+    checks = {old.key: old, new.key: new}
+    step = engine.apply_diff(Delta(added=(new.key,)), checks, T0 + 3600)
+    assert [(z.zone, z.health) for z in step.zones] == [("lab", ZoneHealth.WAITING)]
+    assert engine.tick(T0 + 3650).zones == ()  # not given up at once
+    step = engine.apply_diff(Delta(removed=(new.key,)), {old.key: old}, T0 + 3700)
+    assert set(engine.zones) == {"dc1"}
+
+
+def test_a_host_whose_checks_cannot_run_stays_up_and_keeps_its_states() -> None:
+    host = record("web", None, zone="dmz", max_attempts=1)
+    http = record("web", "http", zone="dmz", max_attempts=3)
+    engine = started([host, http], zones=["dmz"])
+    workers = FakeWorkers(engine, {http.key: CRIT})
+    now = workers.run(T0, T0 + 100)
+    before = engine.statuses[http.key]
+    assert (before.state, before.state_type) == (CheckState.CRITICAL, StateType.HARD)
+    engine.zone_offline("dmz", now)
+    workers.steps.clear()
+    workers.run(now, now + 3600)
+    assert engine.hosts["web"].state is HostState.UP
+    after = engine.statuses[http.key]
+    assert (after.state, after.state_type, after.attempt, after.output) == (
+        before.state,
+        before.state_type,
+        before.attempt,
+        before.output,
+    )
+    assert after.not_run == "no worker for zone dmz"
+    assert engine.statuses[host.key].state is CheckState.OK
+    assert not [c for s in workers.steps for c in (*s.changes, *s.host_changes)]
+
+
+def test_a_dispatch_no_worker_took_keeps_the_state_and_ignores_a_late_result() -> None:
+    r = record("web", "http", max_attempts=3)
+    engine = started([r])
+    first = run_until(engine, r.key, T0)
+    answer(engine, first, CRIT)
+    soft = engine.statuses[r.key]
+    assert (soft.state_type, soft.attempt) == (StateType.SOFT, 1)
+    second = run_until(engine, r.key, first.dispatched_at + 1)
+    [marked] = engine.not_run(
+        r.key, second.token, "all 4 slots taken", second.dispatched_at
+    ).statuses
+    assert (marked.state, marked.state_type, marked.attempt) == (
+        CheckState.CRITICAL,
+        StateType.SOFT,
+        1,
+    )
+    assert (marked.stale, marked.not_run) == (True, "all 4 slots taken")
+    assert not engine.not_run(r.key, second.token, "again", second.dispatched_at)
+    assert not answer(engine, second, OK)  # the token was closed
+    third = run_until(engine, r.key, second.dispatched_at + 1)
+    assert third.dispatched_at - second.dispatched_at == pytest.approx(15, abs=1)  # retrying
+    answer(engine, third, CRIT)
+    again = engine.statuses[r.key]
+    assert (again.attempt, again.stale, again.not_run) == (2, False, "")
+
+
+def test_silence_explained_by_not_running_is_not_made_stale() -> None:
+    r = record("web", "http", interval=60, timeout=10)
+    engine = started([r])
+    now = T0
+    while now < T0 + 600:
+        for decision in engine.tick(now).dispatch:
+            engine.not_run(decision.key, decision.token, "all slots taken", now)
+        now += 1
+    status = engine.statuses[r.key]
+    assert (status.pending, status.not_run) == (True, "all slots taken")
+    assert not status.is_problem
 
 
 def test_checks_held_for_a_late_worker_run_spread_out_and_never_go_stale() -> None:
@@ -173,17 +274,17 @@ def test_checks_held_for_a_late_worker_run_spread_out_and_never_go_stale() -> No
     assert max(Counter(int(d.dispatched_at) for d in cycle).values()) < 15
 
 
-def test_after_the_grace_no_worker_results_come_on_each_checks_phase() -> None:
+def test_after_the_grace_checks_are_marked_not_run_on_each_checks_phase() -> None:
     dmz = [record(f"d{i}", zone="dmz", interval=10) for i in range(50)]
     engine = Engine(worker_grace=60)
     engine.load(dmz, T0)
-    workers = FakeWorkers(engine)
-    workers.run(T0, T0 + 70.5, step=0.5)
     first: dict[str, float] = {}
-    for step in workers.steps:
-        for status in step.statuses:
-            if status.output == "no worker for zone dmz" and status.last_check is not None:
-                first.setdefault(status.key, status.last_check)
+    now = T0
+    while now < T0 + 70.5:
+        for status in engine.tick(now).statuses:
+            if status.not_run == "no worker for zone dmz":
+                first.setdefault(status.key, now)
+        now += 0.5
     assert len(first) == 50
     assert all(T0 + 60 <= t <= T0 + 70 for t in first.values())
     assert max(Counter(int(t) for t in first.values()).values()) < 15

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from watchkeeper.engine import CheckStatus, StateChange, StateType, Step
 from watchkeeper.engine.observed import Observed
 from watchkeeper.errors import StoreError
 from watchkeeper.jobs.payloads import ActionPayload
+from watchkeeper.logs import NOTICE
 from watchkeeper.manager.intake import IntakeOutcome, check_candidate
 from watchkeeper.manager.runner import EngineRunner, Interpret, summarize
 from watchkeeper.results import CheckOutcome, CheckState
@@ -31,6 +33,7 @@ class FakeServer:
     def __init__(self) -> None:
         self.jobs: list[Job] = []
         self.accepting = True
+        self.online = {"core"}
         self.port = 0
 
     async def start(self) -> None:
@@ -46,7 +49,7 @@ class FakeServer:
         return True
 
     def zone_online(self, zone: str) -> bool:
-        return zone == "core"
+        return zone in self.online
 
 
 DOC = {
@@ -115,7 +118,7 @@ async def test_dispatches_records_and_summarises(
     assert lines[-1] == "1 check: 1 CRITICAL (h1!ssh)"
 
 
-async def test_a_job_no_worker_takes_is_unknown_at_once(
+async def test_a_job_no_worker_takes_is_marked_not_run_at_once(
     runner: Setup,
 ) -> None:
     r, server, _, clock = runner
@@ -126,8 +129,41 @@ async def test_a_job_no_worker_takes_is_unknown_at_once(
         clock.now += 1
         await r._turn()
     status = r.engine.statuses["h1!ssh"]
-    assert status.state is CheckState.UNKNOWN
-    assert "no worker" in status.output
+    assert (status.pending, status.stale) == (True, True)  # no result is not a bad result
+    assert status.not_run.startswith("no worker of zone ")
+    assert summarize(r.engine.statuses).endswith("; 1 not run")
+
+
+async def test_a_zone_losing_its_workers_is_said_once_each_way(
+    runner: Setup, caplog: pytest.LogCaptureFixture
+) -> None:
+    r, server, _, clock = runner
+    caplog.set_level(logging.INFO, "watchkeeper.manager.runner")
+    _import(r)
+
+    async def turns(seconds: int) -> list[tuple[int, str]]:
+        caplog.clear()
+        for _ in range(seconds):
+            clock.now += 1
+            await r._turn()
+        return [(x.levelno, x.getMessage()) for x in caplog.records if "zone" in x.getMessage()]
+
+    assert await turns(1) == [(logging.INFO, "zone core has a worker")]  # its first: no news
+    server.online = set()
+    assert await turns(30) == [
+        (logging.WARNING, "zone core lost its last worker: its checks wait up to 60 s for one")
+    ]
+    server.online = {"core"}  # back within the grace: nothing was missed
+    assert await turns(1) == [(NOTICE, "zone core has a worker again")]
+    server.online = set()
+    lines = await turns(120)
+    assert [level for level, _ in lines] == [logging.WARNING, logging.WARNING]
+    assert lines[1][1] == (
+        "zone core has had no worker for 60 s: its 1 check(s) are not run (their last "
+        "states are kept, marked stale) until one connects"
+    )
+    server.online = {"core"}
+    assert await turns(1) == [(NOTICE, "zone core has a worker again; its checks run again")]
 
 
 def test_summary_names_the_worst_problems_first() -> None:

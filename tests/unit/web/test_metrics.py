@@ -18,6 +18,7 @@ from watchkeeper.web.metrics import (
     metrics_router,
     prometheus_text,
 )
+from watchkeeper.web.views import ZoneRow
 
 T = 1_764_000_000.0
 
@@ -103,8 +104,21 @@ def latest(service: str | None, metric: str, value: float, uom: str = "") -> Lat
 CHECKS = [
     (rec("web1", "http"), status("web1!http", CheckState.CRITICAL, StateType.SOFT, 2)),
     (rec("web1", None), status("web1", CheckState.OK, StateType.HARD, 1)),
-    (rec("db1", 'disk "/"\\x\n', zone="dmz"), CheckStatus.initial('db1!disk "/"\\x\n', T)),
+    (
+        rec("db1", 'disk "/"\\x\n', zone="dmz"),
+        CheckStatus.initial('db1!disk "/"\\x\n', T).evolve(
+            stale=True, not_run="no worker for zone dmz"
+        ),
+    ),
 ]
+ZONES = [
+    ZoneRow(name="core", hosts=1, checks=2, workers_online=2, health="online",
+            no_worker_since=None, not_run=0),
+    ZoneRow(name="dmz", hosts=1, checks=1, workers_online=0, health="offline",
+            no_worker_since=T, not_run=1),
+    ZoneRow(name="lab", hosts=0, checks=0, workers_online=0, health="waiting",
+            no_worker_since=T, not_run=0),
+]  # fmt: skip
 HOSTS = [
     HostStatus(host="web1", state=HostState.DOWN, last_state_change=T, last_hard_change=T),
     HostStatus.initial("db1", T),
@@ -124,13 +138,16 @@ def by_name(samples: list[Sample], name: str) -> dict[tuple[tuple[str, str], ...
 
 
 def test_exposition_parses_back_with_every_family_and_escaping() -> None:
-    families, samples = parse(prometheus_text(CHECKS, HOSTS, LATEST))
+    families, samples = parse(prometheus_text(CHECKS, HOSTS, LATEST, ZONES))
     assert set(families) == {
         "watchkeeper_check_state",
         "watchkeeper_check_state_hard",
         "watchkeeper_check_attempt",
         "watchkeeper_check_pending",
+        "watchkeeper_check_not_run",
         "watchkeeper_host_state",
+        "watchkeeper_zone_health",
+        "watchkeeper_zone_workers",
         "watchkeeper_metric",
     }
     http = (("host", "web1"), ("service", "http"), ("zone", "core"))
@@ -140,6 +157,17 @@ def test_exposition_parses_back_with_every_family_and_escaping() -> None:
     assert by_name(samples, "watchkeeper_check_state_hard") == {http: 0, ping: 1, odd: 1}
     assert by_name(samples, "watchkeeper_check_attempt") == {http: 2, ping: 1, odd: 1}
     assert by_name(samples, "watchkeeper_check_pending") == {http: 0, ping: 0, odd: 1}
+    assert by_name(samples, "watchkeeper_check_not_run") == {http: 0, ping: 0, odd: 1}
+    assert by_name(samples, "watchkeeper_zone_health") == {
+        (("zone", "core"),): 0,
+        (("zone", "dmz"),): 2,
+        (("zone", "lab"),): 1,
+    }
+    assert by_name(samples, "watchkeeper_zone_workers") == {
+        (("zone", "core"),): 2,
+        (("zone", "dmz"),): 0,
+        (("zone", "lab"),): 0,
+    }
     assert by_name(samples, "watchkeeper_host_state") == {
         (("host", "app"),): 2,
         (("host", "db1"),): 0,
@@ -187,7 +215,7 @@ def test_exposition_parses_back_with_every_family_and_escaping() -> None:
 
 def test_nothing_to_show_is_still_valid() -> None:
     families, samples = parse(prometheus_text([], [], []))
-    assert len(families) == 6 and samples == []
+    assert len(families) == 9 and samples == []
 
 
 def test_metric_names_follow_the_prometheus_rules() -> None:

@@ -18,6 +18,9 @@ STATE_CLASSES = {
     "UNKNOWN": "st-unknown",
     "UNREACHABLE": "st-unknown",
     "PENDING": "st-pending",
+    "ONLINE": "st-ok",
+    "WAITING": "st-warning",
+    "OFFLINE": "st-critical",
 }
 #: The order states are listed in counts and filters: problems by severity, then the rest.
 SERVICE_STATES = ("CRITICAL", "WARNING", "UNKNOWN", "OK", "PENDING")

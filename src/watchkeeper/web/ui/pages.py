@@ -63,6 +63,7 @@ def pages_router(db: store.Database, read: ReadModel, *, viewer: Requirement) ->
             "unhandled": unhandled,
             "others": others,
             "shown_limit": PROBLEMS_SHOWN,
+            "offline_zones": summary.offline_zones,
         }
 
     @router.get("/")

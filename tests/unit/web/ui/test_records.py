@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from tests.fixtures.engine import CRITICAL, OK
-from tests.unit.web.ui.conftest import Env, document
+from tests.unit.web.ui.conftest import MANAGER, Env, document
 from watchkeeper.clock import utcnow
 from watchkeeper.manager.intake import ConfigIntake
 from watchkeeper.web.security import Role
@@ -28,6 +28,33 @@ async def test_workers_and_zones(env: Env) -> None:
     assert page.status_code == 200
     assert "w1" in page.text and "site=a" in page.text and "1/4" in page.text
     assert 'id="zones"' in page.text and "dmz" in page.text
+
+
+async def test_a_zone_without_worker_is_shown_as_the_problem_not_its_checks(env: Env) -> None:
+    await env.report({"db1!ssh": (OK, "fine")})
+    env.server.offline.add("dmz")
+    for _ in range(70):  # past the 60 s grace, a turn a second
+        env.clock.now += 1
+        await env.runner._turn()
+    assert env.runner.check_now("db1!ssh")  # due now, in a zone without a worker
+    env.clock.now += 1
+    await env.runner._turn()
+    await env.stages.alarms.flush(force=True)
+    await env.login(Role.VIEWER)
+    workers = await env.http.get("/workers")
+    row = workers.text.split('id="zone-dmz"', 1)[1].split("</tr>", 1)[0]
+    assert "OFFLINE" in row and "row-st-critical" in workers.text
+    overview = await env.http.get("/")
+    banner = overview.text.split('id="offline-zones"', 1)[1].split("</section>", 1)[0]
+    assert "#zone-dmz" in banner and "its 1 checks cannot run (1 missed a run so far)" in banner
+    service = await env.http.get("/services/db1%21ssh")
+    assert "NOT RUN" in service.text and "no worker for zone dmz" in service.text
+    assert ">OK<" in service.text  # its last real state, not UNKNOWN
+    alarms = await env.http.get("/alarms")
+    assert 'href="/workers#zone-dmz"' in alarms.text and "OFFLINE" in alarms.text
+    metrics = await env.http.get("/metrics", headers={"Authorization": f"Bearer {MANAGER}"})
+    assert 'watchkeeper_zone_health{zone="dmz"} 2' in metrics.text
+    assert 'watchkeeper_check_not_run{host="db1",service="ssh",zone="dmz"} 1' in metrics.text
 
 
 async def test_remediation_page_without_jobs(env: Env) -> None:
