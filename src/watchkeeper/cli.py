@@ -107,6 +107,32 @@ def _stage_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+class _CommandParser(argparse.ArgumentParser):
+    """A command's parser that names an unknown option before a missing argument.
+
+    argparse checks required arguments first, so ``validate --bogus`` said "the following
+    arguments are required: source" and never mentioned the typo.
+    """
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        if self._subparsers is None:  # a leaf command: every option is its own
+            unknown = []
+            for arg in args or ():
+                if arg == "--":
+                    break
+                name = arg.split("=", 1)[0]
+                if arg.startswith("-") and arg != "-" and not arg[1:2].isdigit():
+                    known = self._option_string_actions
+                    prefix = name.startswith("--") and any(o.startswith(name) for o in known)
+                    if name not in known and not prefix:  # argparse takes --form for --format
+                        unknown.append(arg)
+            if unknown:
+                self.error(f"unrecognized arguments: {' '.join(unknown)}")
+        return super().parse_known_args(args, namespace)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="watchkeeper",
@@ -121,7 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("DEBUG", "INFO", "NOTICE", "WARNING", "ERROR"),
         help="log level (default NOTICE for up, INFO for manager and worker, WARNING otherwise)",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_CommandParser
+    )
 
     p = sub.add_parser("validate", help="check a document; print every problem with its pointer")
     p.add_argument("source", help="a file path, - for standard input, or an http(s) URL")

@@ -108,6 +108,16 @@ def test_validate_not_json_is_invalid_not_unreadable(
     assert out.startswith("/: not valid JSON")
 
 
+def test_a_binary_file_is_said_to_be_no_utf8_json_document(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "image.json"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    code, out, _ = run(capsys, "validate", str(path))
+    assert code == 1
+    assert out.startswith("/: not a UTF-8 JSON document: byte 0x89 at offset 0 is not UTF-8")
+
+
 def test_unreadable_source_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "validate", str(tmp_path / "missing.json"))
     assert code == 2
@@ -125,6 +135,32 @@ def test_wrong_arguments_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
         main(["validate"])
     assert exc.value.code == 2
     assert "source" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["validate", "--bogus"], "--bogus"),
+        (["validate", "--bogus=1", "doc.json"], "--bogus=1"),
+        (["worker-key", "add", "w1", "--zonez", "dmz"], "--zonez"),
+    ],
+)
+def test_an_unknown_option_is_named_before_a_missing_argument(
+    capsys: pytest.CaptureFixture[str], argv: list[str], named: str
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2
+    assert f"error: unrecognized arguments: {named}" in err
+    assert err.startswith(f"usage: watchkeeper {argv[0]}")  # the command's usage, not the top
+
+
+def test_abbreviated_and_negative_looking_arguments_still_parse(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = run(capsys, "validate", "--form", "json", str(REPO / "examples" / "demo.json"))
+    assert code == 0 and json.loads(out)["valid"] is True
 
 
 def test_schema_prints_the_committed_schema(capsys: pytest.CaptureFixture[str]) -> None:

@@ -52,6 +52,38 @@ def test_add_list_revoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert "revoked" in capsys.readouterr().out
 
 
+def test_a_zone_or_host_the_running_document_lacks_is_enrolled_with_a_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    d = ["--data-dir", str(tmp_path)]
+    doc = tmp_path / "doc.json"
+    doc.write_text(
+        json.dumps(
+            {
+                "schema": "watchkeeper/v1",
+                "zones": [{"name": "dmz"}, {"name": "core"}],
+                "hosts": [{"name": "web1", "address": "10.0.0.1", "zone": "dmz"}],
+            }
+        )
+    )
+    first, _ = pubkey(tmp_path, "early")
+    assert (
+        main(["worker-key", "add", "early", "--zones", "lab", "--public-key", str(first), *d]) == 0
+    )
+    assert capsys.readouterr().err == ""  # nothing imported yet: nothing to compare with
+    assert main(["import", str(doc), *d]) == 0
+    path, _ = pubkey(tmp_path)
+    add = ["worker-key", "add", "w1", "--zones", "dmzz,core", "--agent-for", "web2"]
+    assert main([*add, "--public-key", str(path), *d]) == 0
+    out, err = capsys.readouterr()
+    assert "enrolled w1" in out
+    assert err.splitlines() == [
+        "warning: zone 'dmzz' is not in the running configuration (did you mean 'dmz'?); "
+        "the key serves it once a document has it",
+        "warning: host 'web2' is not in the running configuration (did you mean 'web1'?)",
+    ]
+
+
 def test_a_name_or_key_already_enrolled_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

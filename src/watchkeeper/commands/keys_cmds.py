@@ -17,6 +17,7 @@ from pathlib import Path
 from watchkeeper import store
 from watchkeeper.commands.common import EXIT_OK, database, database_exists, emit_json
 from watchkeeper.document.models import NAME_PATTERN
+from watchkeeper.document.problems import did_you_mean
 from watchkeeper.errors import UsageError
 from watchkeeper.transport import keys
 
@@ -38,6 +39,29 @@ def parse_labels(text: str | None) -> dict[str, str]:
     return labels
 
 
+def enrolment_warnings(
+    zones: list[str], agent_for: str | None, running: dict[str, list[str]]
+) -> list[str]:
+    """What an enrolment names that the running configuration lacks (a typo, or early).
+
+    Not an error: a key may be enrolled before the document that brings its zone.
+    """
+    if not running["zones"]:
+        return []  # no configuration imported yet: nothing to compare with
+    found = [
+        f"zone {zone!r} is not in the running configuration"
+        f"{did_you_mean(zone, running['zones'])}; the key serves it once a document has it"
+        for zone in zones
+        if zone not in running["zones"]
+    ]
+    if agent_for is not None and agent_for not in running["hosts"]:
+        found.append(
+            f"host {agent_for!r} is not in the running configuration"
+            f"{did_you_mean(agent_for, running['hosts'])}"
+        )
+    return found
+
+
 async def host_key(args: argparse.Namespace) -> int:
     key = keys.load_or_create_host_key(Path(args.data_dir))
     print(keys.fingerprint(key))
@@ -57,6 +81,11 @@ async def worker_key_add(args: argparse.Namespace) -> int:
     db = database(args)
     try:
         await db.migrate()
+        async with db.session() as session:
+            running = {
+                kind: [o.name for o in await store.list_objects(session, kind)]
+                for kind in ("zones", "hosts")
+            }
         added = await store.add_worker_key(
             db,
             name=args.name,
@@ -71,6 +100,8 @@ async def worker_key_add(args: argparse.Namespace) -> int:
         raise UsageError(exc.message) from exc
     finally:
         await db.aclose()
+    for warning in enrolment_warnings(zones, agent_for, running):
+        print(f"warning: {warning}", file=sys.stderr)
     if args.format == "json":
         emit_json(added.as_dict())
     else:

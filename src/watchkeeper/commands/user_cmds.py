@@ -13,6 +13,7 @@ import argparse
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from watchkeeper.commands.common import EXIT_OK, database, database_exists, emit_json
 from watchkeeper.errors import UsageError
@@ -25,7 +26,7 @@ from watchkeeper.web.security.roles import Role
 
 
 def add_parsers(
-    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    sub: argparse._SubParsersAction[Any],
     store_args: Callable[[argparse.ArgumentParser], None],
 ) -> None:
     """Register the ``user`` command group; ``store_args`` adds --data-dir and --database."""

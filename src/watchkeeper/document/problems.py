@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -52,3 +53,9 @@ def sort_problems(problems: Sequence[Problem]) -> list[Problem]:
         return tuple((0, int(s)) if s.isascii() and s.isdigit() else (1, s) for s in parts)
 
     return sorted(problems, key=key)
+
+
+def did_you_mean(name: str, choices: Sequence[str]) -> str:
+    """`` (did you mean 'local'?)`` when one of ``choices`` is close to ``name``, else ""."""
+    close = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -7,12 +7,11 @@ failed shape validation is not reported again: that object already has its own p
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 from watchkeeper.document import models, normalize
-from watchkeeper.document.problems import Problem, Severity, pointer
+from watchkeeper.document.problems import Problem, Severity, did_you_mean, pointer
 from watchkeeper.document.selectors import HostIndex
 
 Sections = dict[str, list[tuple[int, Any]]]
@@ -49,7 +48,7 @@ def _references(
 ) -> Iterator[Problem]:
     def ref(section: str, value: str | None, *where: str | int, what: str) -> Iterator[Problem]:
         if value is not None and value not in known[section]:
-            hint = _did_you_mean(value, sorted(names[section]))
+            hint = did_you_mean(value, sorted(names[section]))
             yield Problem(pointer=pointer(*where), message=f"unknown {what} {value!r}{hint}")
 
     templates = {obj.name: obj for _, obj in sections["templates"]}
@@ -259,8 +258,3 @@ def _empty_selectors(sections: Sections) -> Iterator[Problem]:
                 message="the label selector matches no host; the service runs nowhere",
                 severity=Severity.WARNING,
             )
-
-
-def _did_you_mean(name: str, choices: Sequence[str]) -> str:
-    close = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -8,7 +8,6 @@ re-validates that service.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -20,7 +19,13 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from watchkeeper import plugins
 from watchkeeper.document import models, semantics
-from watchkeeper.document.problems import Problem, Severity, pointer, sort_problems
+from watchkeeper.document.problems import (
+    Problem,
+    Severity,
+    did_you_mean,
+    pointer,
+    sort_problems,
+)
 from watchkeeper.errors import DocumentUnreadable
 
 #: Candidates above this size are refused before parsing (sources apply their own cap too).
@@ -56,6 +61,14 @@ def parse_json(body: bytes | str) -> dict[str, Any]:
     """Parse a candidate's bytes; raise `DocumentUnreadable` with the position of a syntax error."""
     if len(body) > MAX_DOCUMENT_BYTES:
         raise DocumentUnreadable(f"document is {len(body)} bytes, over {MAX_DOCUMENT_BYTES}")
+    if isinstance(body, bytes):
+        try:
+            body = body.decode("utf-8")
+        except UnicodeDecodeError as exc:  # a binary file, or a legacy encoding
+            raise DocumentUnreadable(
+                f"not a UTF-8 JSON document: byte 0x{body[exc.start]:02x} at offset "
+                f"{exc.start} is not UTF-8"
+            ) from exc
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -283,7 +296,7 @@ def _message(error: Any, path: list[str | int], parent: Any, holder: str) -> str
             kinds = _UNION_KINDS.get(holder, ())
             listed = f" (one of: {', '.join(kinds)})" if kinds else ""
             return f"required field 'kind' is missing{listed}"
-        hint = _did_you_mean(str(tag), expected)
+        hint = did_you_mean(str(tag), expected)
         return f"unknown kind {tag!r}{hint}; expected one of: {', '.join(expected)}"
     if kind == "string_pattern_mismatch":
         pattern = ctx.get("pattern")
@@ -351,12 +364,7 @@ def _allowed_fields(parent: Any, unknown: str) -> list[str]:
 
 
 def _unknown_field(name: str, allowed: Sequence[str]) -> str:
-    return f"unknown field {name!r}{_did_you_mean(name, allowed)}"
-
-
-def _did_you_mean(name: str, choices: Sequence[str]) -> str:
-    close = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown field {name!r}{did_you_mean(name, allowed)}"
 
 
 def _json_type(value: Any) -> str:
