@@ -19,6 +19,7 @@ import shutil
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -138,7 +139,9 @@ async def test_an_operator_sees_graphs_and_acknowledges_a_problem_live(running: 
     async with async_playwright() as p:
         browser: Browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            context = await browser.new_context(viewport={"width": 1400, "height": 900})
+            context = await browser.new_context(
+                viewport={"width": 1400, "height": 900}, timezone_id="America/New_York"
+            )
             overview = await context.new_page()
             overview.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
             overview.on("pageerror", lambda e: problems.append(str(e)))
@@ -169,7 +172,28 @@ async def test_an_operator_sees_graphs_and_acknowledges_a_problem_live(running: 
             assert int(await graph.get_attribute("data-points") or "0") > 0
             assert await graph.locator("canvas").count() == 1
             assert await service.locator("#state-block [data-state=CRITICAL]").count() == 1
+            # Its times are UTC as everywhere else, though the browser is in New York:
+            # hovering the right edge shows the latest point, a moment ago.
+            box = await graph.locator(".u-over").bounding_box()
+            assert box is not None
+            await service.mouse.move(box["x"] + box["width"] - 2, box["y"] + box["height"] / 2)
+            legend = graph.locator(".u-legend .u-series").first
+            shown = await legend.locator(".u-value").inner_text()
+            assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ", shown), shown
+            hovered = datetime.strptime(shown, "%Y-%m-%d %H:%M:%SZ").replace(tzinfo=UTC)
+            assert abs((datetime.now(UTC) - hovered).total_seconds()) < 600, shown
             await service.screenshot(path=str(shots / "service.png"), full_page=True)
+            # A page longer than the window: scrolled to its end, the sidebar still fills
+            # the window's height.
+            await service.set_viewport_size({"width": 1400, "height": 360})
+            await service.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+            assert await service.evaluate("window.scrollY") > 0  # the page is longer
+            side = await service.evaluate(
+                "(() => { const r = document.querySelector('nav.side').getBoundingClientRect();"
+                " return [r.top, r.bottom]; })()"
+            )
+            assert side == [0, 360], side
+            await service.set_viewport_size({"width": 1400, "height": 900})
 
             # A longer range is another tier, drawn without reloading the page.
             await service.click('.ranges a[data-range="30d"]')

@@ -5,6 +5,19 @@
   "use strict";
 
   var RANGES = { "6h": 6 * 3600, "1d": 86400, "7d": 7 * 86400, "30d": 30 * 86400, "1y": 365 * 86400 };
+  var DAY = 86400;
+  /* The pages show every time in UTC, 24-hour, as 2026-12-03 11:05:38Z; so do the graphs,
+   * whatever the browser's time zone. uPlot's axis format table: tick increment, then the
+   * label, then what to add when the year, month, day, hour, minute or second changes. */
+  var UTC_AXIS = [
+    [365 * DAY, "{YYYY}", null, null, null, null, null, null, 1],
+    [28 * DAY, "{YYYY}-{MM}", "\n{YYYY}", null, null, null, null, null, 1],
+    [DAY, "{MM}-{DD}", "\n{YYYY}", null, null, null, null, null, 1],
+    [3600, "{HH}:{mm}", "\n{YYYY}-{MM}-{DD}", null, "\n{MM}-{DD}", null, null, null, 1],
+    [60, "{HH}:{mm}", "\n{YYYY}-{MM}-{DD}", null, "\n{MM}-{DD}", null, null, null, 1],
+    [1, "{HH}:{mm}:{ss}", "\n{YYYY}-{MM}-{DD} {HH}:{mm}", null, "\n{MM}-{DD} {HH}:{mm}", null, null, null, 1],
+  ];
+  function utc(seconds) { return window.uPlot.tzDate(new Date(seconds * 1000), "Etc/UTC"); }
   var plots = [];
 
   function flash(message, error) {
@@ -38,12 +51,15 @@
     return String(Math.round(value * 1000) / 1000);
   }
 
+  /* The x series: its legend value is the hovered point's time, as the tables write it. */
+  var TIME = { label: "time", value: "{YYYY}-{MM}-{DD} {HH}:{mm}:{ss}Z" };
+
   function seriesFor(result, uom) {
     var unit = uom ? " " + uom : "";
     var fmt = function (u, v) { return v === null || v === undefined ? "-" : number(v) + unit; };
     if (result.tier === "raw") {
       return {
-        series: [{}, { label: "value", stroke: "#2f80d1", width: 1.5, value: fmt,
+        series: [TIME, { label: "value", stroke: "#2f80d1", width: 1.5, value: fmt,
                        points: { show: result.points.length < 60 } }],
         bands: [],
         data: [result.points.map(function (p) { return p.at; }),
@@ -52,7 +68,7 @@
     }
     return {
       series: [
-        {},
+        TIME,
         { label: "min", stroke: "rgba(47,128,209,0.35)", width: 1, value: fmt },
         { label: "avg", stroke: "#2f80d1", width: 1.5, value: fmt,
           points: { show: result.points.length < 60 } },
@@ -92,8 +108,10 @@
           height: 200,
           series: made.series,
           bands: made.bands,
+          tzDate: utc,
           scales: { x: { time: true, min: start, max: end } },
-          axes: [{}, { size: 60, values: function (u, vals) { return vals.map(number); } }],
+          axes: [{ values: UTC_AXIS, label: "UTC", labelSize: 20 },
+                 { size: 60, values: function (u, vals) { return vals.map(number); } }],
           legend: { live: true },
           cursor: { drag: { x: true, y: false } },
         }, made.data, plot);

@@ -154,7 +154,10 @@ def pages_router(db: store.Database, read: ReadModel, *, viewer: Requirement) ->
         row, checks = found
         own = next((c for c in checks if c.service is None), None)
         async with db.session() as session:
-            history = await store.list_state_history(session, check_key=name, limit=HISTORY_SHOWN)
+            # The host's own states (UP, DOWN): its host check's results are on its page.
+            history = await store.list_state_history(
+                session, check_key=name, kind=store.HistoryKind.HOST, limit=HISTORY_SHOWN
+            )
         downtimes = [d for d in await read.list_downtimes() if d.host == name]
         if is_htmx(request):
             return render(
@@ -180,7 +183,9 @@ def pages_router(db: store.Database, read: ReadModel, *, viewer: Requirement) ->
         if row is None:
             return _not_found(request, principal, f"No check {key!r} is running.")
         async with db.session() as session:
-            history = await store.list_state_history(session, check_key=key, limit=HISTORY_SHOWN)
+            history = await store.list_state_history(
+                session, check_key=key, kind=store.HistoryKind.CHECK, limit=HISTORY_SHOWN
+            )
             metrics = await telemetry_store.list_metrics(session, key)
         alarms = await read.list_alarms(open_only=True, key=key)
         downtimes = [d for d in await read.list_downtimes() if d.covers(row.host, row.service)]

@@ -157,3 +157,22 @@ async def test_the_host_page_lists_its_checks_and_labels(env: Env) -> None:
     hosts = await env.http.get("/hosts", params={"zone": "dmz"})
     assert "db1" in hosts.text and "/hosts/web1" not in hosts.text
     assert (await env.http.get("/hosts/nohost")).status_code == 404
+
+
+def history_states(html: str) -> list[str]:
+    table = html.split('id="history"', 1)[1].split("</table>", 1)[0]
+    return re.findall(
+        r'<td><span class="badge[^"]*"[^>]*>(\w+)</span></td>\s*<td>[A-Z]+</td>', table
+    )
+
+
+async def test_a_hosts_history_is_up_and_down_its_host_checks_is_ok_and_critical(
+    env: Env,
+) -> None:
+    await env.report({"web1": (OK, "pong")})
+    await env.report({"web1": (CRITICAL, "no answer")})
+    await env.login(Role.VIEWER)
+    host = await env.http.get("/hosts/web1")
+    assert history_states(host.text) == ["DOWN"]  # from UP, which every host starts in
+    check = await env.http.get("/services/web1")
+    assert history_states(check.text) == ["CRITICAL", "OK"]
