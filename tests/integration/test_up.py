@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pwd
 import re
 import signal
 import sqlite3
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-DEMO_FLAG = Path("/tmp/watchkeeper-demo-fail")
+DEMO_FLAG = Path(f"/tmp/watchkeeper-demo-fail-{pwd.getpwuid(os.getuid()).pw_name}")
 
 
 def saved_state(db: Path, key: str) -> str | None:
@@ -86,6 +87,10 @@ def test_up_imports_the_demo_runs_its_checks_and_stops_cleanly(tmp_path: Path) -
         out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
     assert "stopped" in out
+    # One format for every line, the manager's, uvicorn's and the libraries' alike.
+    console = ("".join(seen) + out).splitlines()
+    odd = [line for line in console if not re.match(r"\d\d:\d\d:\d\d \S", line)]
+    assert not odd and err == "", (odd, err)
     summaries = re.findall(r"6 checks: .*", "".join(seen) + out)
     assert summaries, out
     assert any(re.search(r"\b[1-6] OK\b", line) for line in summaries), summaries
@@ -154,12 +159,16 @@ def test_the_data_directory_and_its_files_are_private(tmp_path: Path) -> None:
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
         env={**os.environ, "WATCHKEEPER_LOG_LEVEL": "WARNING"},
     )  # fmt: skip
+    told = []
     try:
         assert proc.stdout is not None
         for line in proc.stdout:
+            told.append(line)
             if "log in at" in line:
                 break
     finally:
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
-    assert "readable by other users" in err and "(mode 0755)" in err and "(mode 0644)" in err
+        out, err = proc.communicate(timeout=30)
+    console = "".join(told) + out  # `up` logs to its console, stdout
+    assert "readable by other users" in console and "(mode 0755)" in console
+    assert "(mode 0644)" in console and err == ""
