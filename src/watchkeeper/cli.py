@@ -105,6 +105,24 @@ def _stage_args(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="remediation actions running at once over every rule (default 10)",
     )
+    _env_arg(
+        parser,
+        "--keep-versions",
+        env="KEEP_VERSIONS",
+        type=int,
+        default=100,
+        metavar="N",
+        help="configuration versions always kept: the last N (default 100)",
+    )
+    _env_arg(
+        parser,
+        "--keep-versions-for",
+        env="KEEP_VERSIONS_FOR",
+        default="90d",
+        metavar="DURATION",
+        help="and every version younger than this (default 90d); the current one, and "
+        "any the running configuration still comes from, are never pruned",
+    )
 
 
 class _CommandParser(argparse.ArgumentParser):

@@ -51,9 +51,10 @@ async def test_records_older_than_their_retention_go_and_newer_ones_stay(
         "state_history": 1,
         "deliveries": 2,
         "job_audit": 1,
+        "config_versions": 0,  # none imported (their pruning: test_store_config)
     }
     assert await stages.prune(NOW.timestamp()) == dict.fromkeys(
-        ("state_history", "deliveries", "job_audit"), 0
+        ("state_history", "deliveries", "job_audit", "config_versions"), 0
     )
     async with db.session() as session:
         history = await store.list_state_history(session)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -298,3 +299,35 @@ async def test_import_after_another_process_imported_reads_the_tables_again(
 
     assert outcome.version.id == 3
     assert outcome.diff.checks.added == ["db1", "db1!disk", "web2", "web2!disk", "web2!http"]
+
+
+async def test_old_versions_are_pruned_but_the_last_the_young_and_the_running_are_kept(
+    db: store.Database, import_document: ImportDocument
+) -> None:
+    """Six versions a minute apart; the zones and hosts never change after version 1, the
+    disk service changes every time."""
+    for n in range(6):
+        await import_document(document(disk=f"{20 + n}%"))
+    minute = timedelta(minutes=1)
+
+    async def ids() -> list[int]:
+        async with db.session() as session:
+            return [v.id for v in await store.list_versions(session)]
+
+    running = set((await object_versions(db, "hosts")).values()) | set(
+        (await check_versions(db)).values()
+    )
+    assert 1 in running and 6 in running  # hosts from version 1; disk checks from 6
+    # Younger than the cutoff (versions 4, 5, 6 at T0 + 3..5 min) are kept whatever N says.
+    assert await store.prune_versions(db, keep_last=1, older_than=T0 + 3 * minute) == 2
+    assert sorted(await ids()) == [1, 4, 5, 6]  # 2 and 3 went; 1 is what the hosts run from
+    # The last N are kept whatever their age; the current one always.
+    assert await store.prune_versions(db, keep_last=2, older_than=T0 + 60 * minute) == 1
+    assert sorted(await ids()) == [1, 5, 6]
+    assert await store.prune_versions(db, keep_last=1, older_than=T0 + 60 * minute) == 1
+    assert sorted(await ids()) == [1, 6]
+    async with db.session() as session:
+        current = await store.current_version(session)
+    assert current is not None and current.id == 6
+    with pytest.raises(ValueError, match="keep_last must be at least 1"):
+        await store.prune_versions(db, keep_last=0, older_than=T0)

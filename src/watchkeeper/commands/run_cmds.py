@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import dataclasses
 import signal
+from datetime import timedelta
 from pathlib import Path
 
 from watchkeeper import logs
@@ -13,7 +14,7 @@ from watchkeeper.commands.common import EXIT_OK
 from watchkeeper.document.durations import parse_duration
 from watchkeeper.errors import UsageError
 from watchkeeper.manager.demo import bundled_example
-from watchkeeper.manager.stages import StageSettings
+from watchkeeper.manager.stages import Retention, StageSettings
 from watchkeeper.remediation.service import RemediationSettings
 from watchkeeper.runtime import Manager, ManagerSettings, parse_listen
 from watchkeeper.telemetry.recorder import TelemetrySettings
@@ -73,9 +74,15 @@ def stage_settings(args: argparse.Namespace) -> StageSettings:
         raise UsageError(
             f"--remediation-concurrency: must be at least 1, got {args.remediation_concurrency}"
         )
+    if args.keep_versions < 1:
+        raise UsageError(f"--keep-versions: must be at least 1, got {args.keep_versions}")
+    versions_for = _duration("--keep-versions-for", args.keep_versions_for)
     return StageSettings(
         telemetry=telemetry,
         remediation=RemediationSettings(global_concurrency=args.remediation_concurrency),
+        retention=Retention(
+            versions_kept=args.keep_versions, versions_for=timedelta(seconds=versions_for)
+        ),
     )
 
 

@@ -128,10 +128,22 @@ PluginState = Literal["OK", "WARNING", "CRITICAL", "UNKNOWN"]
 NoCredentialHeaders = AfterValidator(no_credential_headers)
 
 
-class Strict(BaseModel):
-    """Base of every document model: unknown fields are errors, values are immutable."""
+#: The longest string any field of the document may hold, in characters: a command line, a
+#: template or a URL fits many times over; a 50 MB description does not. The document's own
+#: cap (`MAX_DOCUMENT_BYTES`) bounds the whole.
+MAX_STRING = 65_536
+#: The longest description or display name: text for people, shown in lists.
+MAX_TEXT = 4_096
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+#: A description or display name.
+Text = Annotated[str, Field(max_length=MAX_TEXT)]
+
+
+class Strict(BaseModel):
+    """Base of every document model: unknown fields are errors, values are immutable, and
+    no string is longer than `MAX_STRING` (every plugin's model inherits the bound)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, str_max_length=MAX_STRING)
 
 
 class PluginSpec(Strict):

@@ -20,6 +20,7 @@ from pydantic import ConfigDict, Discriminator, Field, Tag
 from watchkeeper import plugins
 from watchkeeper.document.fields import (
     LABEL_KEY_PATTERN,
+    MAX_STRING,
     NAME_PATTERN,
     Command,
     Duration,
@@ -33,6 +34,7 @@ from watchkeeper.document.fields import (
     RangeText,
     SecretRef,
     Strict,
+    Text,
 )
 
 SCHEMA_ID = "watchkeeper/v1"
@@ -114,7 +116,7 @@ class Zone(Strict):
     """A network boundary; a zone's jobs go only to workers enrolled for it."""
 
     name: Name = Field(description="Unique among objects of this kind.")
-    description: str | None = None
+    description: Text | None = None
     labels: Labels = Field(default_factory=dict)
 
 
@@ -140,7 +142,7 @@ class Host(Strict):
         min_length=1, max_length=255, pattern=r"^\S+$", description="IP address or DNS name."
     )
     zone: Name = Field(description="The zone whose workers check this host.")
-    display_name: str | None = None
+    display_name: Text | None = None
     labels: Labels = Field(default_factory=dict)
     parents: list[Name] = Field(
         default_factory=list,
@@ -314,6 +316,7 @@ class Document(Strict):
         extra="forbid",
         frozen=True,
         strict=True,
+        str_max_length=MAX_STRING,
         title="Watchkeeper desired-state document",
         json_schema_extra={"$id": "https://watchkeeper.dev/schema/watchkeeper-v1.json"},
     )

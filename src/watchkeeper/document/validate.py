@@ -267,8 +267,9 @@ def _contains(node: Any, part: int | str) -> bool:
     return isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
 
 
-# Members of a plain union, as pydantic names them in a location: str, int, list[str], ...
-_UNION_MEMBER = re.compile(r"^(?:str|int|float|bool|[a-z][a-z-]*\[.*\])$")
+# Members of a plain union, as pydantic names them in a location: str, int, list[str], and
+# constrained-str for a str bounded by `MAX_STRING`...
+_UNION_MEMBER = re.compile(r"^(?:str|int|float|bool|constrained-str|[a-z][a-z-]*\[.*\])$")
 
 
 def _is_tag(node: Any, part: int | str) -> bool:

@@ -52,6 +52,10 @@ class Retention:
     state_history: timedelta = HISTORY_RETENTION
     deliveries: timedelta = DELIVERY_RETENTION
     job_audit: timedelta = timedelta(days=400)
+    #: Configuration versions: the last this many are kept, and every one younger than
+    #: `versions_for`; the current one, and any a running object comes from, always.
+    versions_kept: int = 100
+    versions_for: timedelta = timedelta(days=90)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -115,7 +119,8 @@ class Stages:
         }
 
     async def housekeeping(self, interval: float = HOUSEKEEPING_INTERVAL) -> None:
-        """Prune the state history, the delivery log and the job audit, hourly."""
+        """Prune the state history, the delivery log, the job audit and old configuration
+        versions, hourly."""
         while True:
             try:
                 await self.prune(self._clock())
@@ -139,6 +144,11 @@ class Stages:
             ),
             "job_audit": await SqlQueueConnector(self._db).prune_audit(
                 before=before(retention.job_audit).timestamp()
+            ),
+            "config_versions": await store.prune_versions(
+                self._db,
+                keep_last=retention.versions_kept,
+                older_than=before(retention.versions_for),
             ),
         }
         if any(pruned.values()):

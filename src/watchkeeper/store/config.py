@@ -315,6 +315,29 @@ def _insert(db: Database, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
     return postgresql.insert(table) if db.dialect == "postgresql" else sqlite.insert(table)
 
 
+async def prune_versions(db: Database, *, keep_last: int, older_than: datetime) -> int:
+    """Delete configuration versions beyond the last ``keep_last`` and older than
+    ``older_than``; returns how many went.
+
+    Never the current one (it is the last), nor one a running object or check still comes
+    from (its ``version_id``): a version is the record of what the running state is made
+    of, so only versions nothing runs from any more are history to prune.
+    """
+    if keep_last < 1:
+        raise ValueError(f"keep_last must be at least 1, not {keep_last}")
+    v, o, c = tables.config_versions.c, tables.config_objects.c, tables.checks.c
+    newest = sa.select(v.id).order_by(v.id.desc()).limit(keep_last).subquery()
+    in_use = sa.union(sa.select(o.version_id), sa.select(c.version_id)).subquery()
+    doomed = sa.select(v.id).where(
+        v.created_at < older_than,
+        v.id.not_in(sa.select(newest.c.id)),
+        v.id.not_in(sa.select(in_use.c.version_id)),
+    )
+    async with db.begin() as session:
+        result = await session.execute(sa.delete(tables.config_versions).where(v.id.in_(doomed)))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
 async def record_rejection(
     db: Database,
     *,

@@ -728,3 +728,33 @@ def test_document_wide_defaults_are_validated_where_they_are() -> None:
     result = validate(raw)
     assert result.document is not None and result.document.defaults is not None
     assert result.document.defaults.timeout_state == "UNKNOWN"
+
+
+def test_no_string_field_is_unbounded_and_each_says_where_it_is_too_long() -> None:
+    """A 50 MB description was accepted and kept in every version; the document's own cap
+    (256 MB) bounds only the whole."""
+    raw = {
+        "schema": "watchkeeper/v1",
+        "zones": [{"name": "z", "description": "d" * 50_000_000}],
+        "hosts": [{"name": "h", "address": "10.0.0.1", "zone": "z", "display_name": "n" * 5000}],
+        "services": [
+            {"name": "s", "hosts": ["h"],
+             "check": {"kind": "plugin", "command": ["/bin/true", "a" * 70_000]}},
+        ],
+    }  # fmt: skip
+    found = {p.pointer: p.message for p in validate_bytes(orjson.dumps(raw)).errors}
+    assert found == {
+        "/zones/0/description": "String should have at most 4096 characters",
+        "/hosts/0/display_name": "String should have at most 4096 characters",
+        "/services/0/check/command/1": "String should have at most 65536 characters",
+    }
+    raw["zones"][0]["description"] = "d" * 4096
+    raw["hosts"][0]["display_name"] = "web server"
+    raw["services"][0]["check"]["command"][1] = "a" * 65_536
+    assert validate_bytes(orjson.dumps(raw)).ok
+
+
+def test_every_plugin_model_inherits_the_string_bound() -> None:
+    for registry in (plugins.CHECKS, plugins.CHANNELS, plugins.ACTIONS):
+        for config in registry.configs():
+            assert config.model_config.get("str_max_length") == 65_536, config.__name__
