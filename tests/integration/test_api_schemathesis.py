@@ -23,9 +23,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from schemathesis import GenerationMode
 from schemathesis.checks import (
     content_type_conformance,
     not_a_server_error,
@@ -183,5 +185,64 @@ def test_no_server_error_and_answers_conform(api_schema: Any, auth: dict[str, st
         try:
             exercise()
         except (Exception, BaseExceptionGroup) as exc:  # per operation, reported together
+            failures[operation.label] = str(exc)[:2000]
+    assert sorted(failures) == [], "\n\n".join(f"{k}: {v}" for k, v in failures.items())
+
+
+def integer_path_operations(openapi: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(method, path, parameter) of every operation with an integer path parameter."""
+    found = []
+    for path, item in openapi["paths"].items():
+        for method, operation in item.items():
+            for parameter in operation.get("parameters", []):
+                if parameter["in"] == "path" and parameter["schema"].get("type") == "integer":
+                    found.append((method.upper(), path, parameter["name"]))
+    return found
+
+
+def test_integer_ids_beyond_64_bits_are_4xx_on_every_route(
+    background: Background, auth: dict[str, str]
+) -> None:
+    """``/config/versions/99999999999999999999999999`` answered 500 with a traceback."""
+    base = f"http://127.0.0.1:{background.manager.port}"
+    with httpx.Client(base_url=base, headers=auth, timeout=30) as client:
+        operations = integer_path_operations(client.get("/api/v1/openapi.json").json())
+        assert len(operations) >= 5, operations
+        answers = {}
+        for method, path, name in operations:
+            for huge in (10**26, 2**63, -(2**63) - 1):
+                url = "/api/v1" + path.replace("{" + name + "}", str(huge))
+                response = client.request(method, url, json={})
+                answers[(method, url)] = response.status_code
+    wrong = {call: code for call, code in answers.items() if code not in (404, 422)}
+    assert wrong == {}, wrong
+
+
+def test_generated_out_of_schema_values_never_answer_5xx(
+    api_schema: Any, auth: dict[str, str]
+) -> None:
+    """schemathesis' negative mode: ids past their bounds, wrong types, missing fields."""
+    failures: dict[str, str] = {}
+    operations = [
+        result.ok() for result in api_schema.get_all_operations() if "{" in result.ok().path
+    ]
+    assert operations
+    for operation in operations:
+
+        @given(case=operation.as_strategy(generation_mode=GenerationMode.NEGATIVE))
+        @settings(
+            max_examples=10,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            derandomize=True,
+            database=None,
+        )
+        def exercise(case: Any) -> None:
+            response = case.call(headers=auth)
+            case.validate_response(response, checks=[not_a_server_error], headers=auth)
+
+        try:
+            exercise()
+        except (Exception, BaseExceptionGroup) as exc:
             failures[operation.label] = str(exc)[:2000]
     assert sorted(failures) == [], "\n\n".join(f"{k}: {v}" for k, v in failures.items())

@@ -754,7 +754,8 @@ def test_no_string_field_is_unbounded_and_each_says_where_it_is_too_long() -> No
     assert validate_bytes(orjson.dumps(raw)).ok
 
 
-def test_every_plugin_model_inherits_the_string_bound() -> None:
+def test_every_built_in_plugin_model_inherits_the_string_bound() -> None:
     for registry in (plugins.CHECKS, plugins.CHANNELS, plugins.ACTIONS):
         for config in registry.configs():
-            assert config.model_config.get("str_max_length") == 65_536, config.__name__
+            if config.__module__.startswith("watchkeeper."):  # tests register their own
+                assert config.model_config.get("str_max_length") == 65_536, config.__name__
