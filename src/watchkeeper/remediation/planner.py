@@ -42,6 +42,8 @@ class Live:
     #: Re-check results at or after this time decide the job (verifying).
     verify_after: float = 0.0
     verify_deadline: float = 0.0
+    #: Dispatched or verifying when the previous run stopped: whether it ran is unknown.
+    restored: bool = False
     #: Since when it waits to be dispatched (queued), for ``queue_ttl``.
     queued_since: float = 0.0
 
@@ -188,7 +190,11 @@ def plan_recheck(event: Recheck, live: Mapping[int, Live]) -> list[Decision]:
             continue
         if event.at < item.verify_after:
             continue
-        if event.state is CheckState.OK:
+        if item.restored:
+            if event.state is not CheckState.OK and event.at < item.deadline:
+                continue  # the action may still be running on its worker: it may yet fix it
+            decisions.append(_after_restart(job.id, event))
+        elif event.state is CheckState.OK:
             decisions.append(
                 Finish(job.id, JobState.SUCCEEDED, "resolved", f"re-check OK: {event.output}")
             )
@@ -198,6 +204,19 @@ def plan_recheck(event: Recheck, live: Mapping[int, Live]) -> list[Decision]:
                        f"re-check still {event.state.name}: {event.output}")
             )  # fmt: skip
     return decisions
+
+
+def _after_restart(job_id: int, event: Recheck) -> Finish:
+    """A job the last run left running: its target's first result in this run says how it
+    ended, as far as anyone can tell; the action is never run again for it."""
+    if event.state is CheckState.OK:
+        return Finish(job_id, JobState.SUCCEEDED, "resolved",
+                      f"after the manager's restart, re-check OK: {event.output}")  # fmt: skip
+    return Finish(
+        job_id, JobState.INTERRUPTED, "interrupted",
+        f"after the manager's restart the target is still {event.state.name}: "
+        f"{event.output}; whether the action ran is unknown, so it is not run again",
+    )  # fmt: skip
 
 
 def plan_deadlines(live: Mapping[int, Live], now: float, limits: Limits) -> list[Decision]:
@@ -212,9 +231,8 @@ def plan_deadlines(live: Mapping[int, Live], now: float, limits: Limits) -> list
             )  # fmt: skip
         elif job.state is JobState.VERIFYING and now > item.verify_deadline:
             waited = item.verify_deadline - item.verify_after
-            decisions.append(
-                Finish(job.id, JobState.FAILED, "failed", f"no re-check result within {waited:g}s")
-            )
+            to = JobState.INTERRUPTED if item.restored else JobState.FAILED
+            decisions.append(Finish(job.id, to, to.value, f"no re-check result within {waited:g}s"))
         elif job.state is JobState.PENDING and now > job.created_at + limits.pending_ttl:
             why = f"not confirmed within {limits.pending_ttl:g}s"
             decisions.append(Close(job.id, JobState.EXPIRED, "expired", why))
@@ -240,6 +258,10 @@ class Memory:
     breakers: Mapping[str, Breaker]
     platforms: Mapping[str, Mapping[str, object]]
     silenced: Silenced
+    #: Targets of jobs the previous run left, with no result in this run yet: what was
+    #: saved of them may be stale (a kill loses the unflushed states), so nothing is
+    #: decided for them (no new job, no skip, no dispatch) until a fresh result comes.
+    unverified: frozenset[str] = frozenset()
 
 
 def plan_matches(memory: Memory, now: float) -> Plan:
@@ -257,7 +279,7 @@ def plan_matches(memory: Memory, now: float) -> Plan:
             pair = (rule.name, problem.key)
             matching.add(pair)
             episode = episodes.setdefault(pair, Episode())
-            if pair in live_for or pair in memory.closed:
+            if pair in live_for or pair in memory.closed or problem.key in memory.unverified:
                 continue
             decision = guardrails.decide(
                 rule,
@@ -344,6 +366,8 @@ def _recovered(memory: Memory, matching: set[Pair]) -> list[Decision]:
             continue
         if job.target not in targets.checks or job.target not in targets.known:
             continue  # not loaded yet, or removed: the dispatch step decides
+        if job.target in memory.unverified:
+            continue  # recovered as the last run saved it: a fresh result decides
         why = "the target recovered (or stopped matching) before the action ran"
         decisions.append(Close(job.id, JobState.SKIPPED, "skipped", why, author="system"))
     return decisions
@@ -369,8 +393,8 @@ def plan_dispatch(memory: Memory, now: float, limits: Limits) -> list[Decision]:
     decisions: list[Decision] = []
     for item in queued:
         job = item.job
-        if now < item.next_try:
-            continue
+        if now < item.next_try or job.target in memory.unverified:
+            continue  # a target the last run left a job for waits for a fresh result
         rule = memory.rules.get(job.rule)
         record = memory.targets.checks.get(job.target)
         if rule is None or record is None:

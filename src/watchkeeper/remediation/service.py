@@ -13,10 +13,15 @@
 
 A job is written before anything is sent, and marked ``dispatched`` *before* it is handed
 to the job server: a crash between the two leaves a job that says it may have run. At
-start, queued and pending jobs are loaded and go on; dispatched and verifying ones become
-``interrupted`` (audited, notified) and are never sent again: re-running a restart or a
-deploy that may already have happened is the unsafe choice, and the guardrails count the
-interrupted attempt, so the rule can try again after its cooldown if the problem stays.
+start nothing is decided on what the last run saved, since a kill -9 loses the states it
+had not flushed yet: every target with a job left live is *unverified* until it has a
+fresh result (a re-check is asked for at once). Meanwhile its queued job waits (neither
+sent nor skipped) and no rule opens a new one for it. A job that was dispatched or being
+verified is never sent again (re-running a restart or a deploy that may already have
+happened is the unsafe choice): it is verified by that fresh result, ``succeeded`` when
+the target is OK, ``interrupted`` when it is still in trouble, and the guardrails count the
+attempt, so the rule can try again after its cooldown if the problem stays. A queued job
+whose target turns out OK is skipped; one whose target is still in trouble is sent, once.
 
 `observe` only records in memory (it runs inside the engine loop); every decision, write
 and dispatch happens in `run`, one tick at a time (`step`, which tests call directly).
@@ -154,6 +159,10 @@ class RemediationService:
         #: (rule, target) whose job an operator skipped or that expired: no new job until
         #: the target stops matching (the next problem is a new one).
         self._closed: set[planner.Pair] = set()
+        #: Targets of jobs a previous run left, until this run has a result of theirs.
+        self._unverified: set[str] = set()
+        #: Of those, the ones whose re-check the runner has not taken yet.
+        self._rechecks: set[str] = set()
         self._events: deque[_Event] = deque()
         self._audits: list[AuditEntry] = []
         self._wake = asyncio.Event()
@@ -209,6 +218,12 @@ class RemediationService:
             live.job.target for live in self._live.values() if live.job.state is JobState.VERIFYING
         ]
         self._events.extend(self.targets.observe(observed, verifying))
+        if observed.checks is not None:  # a target no longer checked is decided by dispatch
+            self._unverified &= observed.checks.keys()
+            self._rechecks &= observed.checks.keys()
+        for result in observed.results:  # a result of this run: what was saved is past
+            self._unverified.discard(result.key)
+            self._rechecks.discard(result.key)
         if observed:
             self._wake.set()
 
@@ -316,16 +331,35 @@ class RemediationService:
                 self._track(job)
                 continue
             was = "running" if job.state is JobState.DISPATCHED else "being verified"
-            stopped = await self.enforcer.move(
-                job, JobState.INTERRUPTED, now=now, event="interrupted",
-                note=f"the manager stopped while the action was {was}; it may have run, "
-                "so it is not run again",
-            )  # fmt: skip
-            if stopped is None:
-                continue
+            note = (
+                f"the manager stopped while the action was {was}; it may have run, so it is "
+                "not run again: its target's next result decides"
+            )
+            if job.state is JobState.DISPATCHED:
+                moved = await self.enforcer.move(
+                    job, JobState.VERIFYING, now=now, event="interrupted", note=note
+                )
+                if moved is None:
+                    continue
+                job = moved
+            else:
+                self._audit(now, job.rule, job.target, "interrupted", note, job=job)
+            self._track(job)
+            live_job = self._live[job.id]
+            live_job.restored = True
+            live_job.verify_after = now
+            # Its worker lets an action finish when the link drops: until the action's own
+            # deadline a target still in trouble may yet be fixed by it.
+            live_job.deadline = (job.dispatched_at or now) + self.settings.action_timeout + 5.0
+            record = self.targets.checks.get(job.target)
+            timeout = float(record.spec.get("timeout") or 0.0) if record is not None else 0.0
+            live_job.verify_deadline = (
+                max(now, live_job.deadline) + timeout + self.settings.verify_timeout
+            )
             started = job.dispatched_at or job.updated_at
             self._attempts.setdefault((job.rule, job.target), []).append(Attempt(started, now))
-            self._escalate(stopped, now, "interrupted by a manager restart; outcome unknown")
+        self._unverified = {lv.job.target for lv in self._live.values()}
+        self._rechecks = set(self._unverified)
         self._loaded = True
         self._wake.set()
 
@@ -334,6 +368,9 @@ class RemediationService:
         if not self._loaded:
             return  # what a previous run left must be known before anything new is decided
         now = self._clock() if now is None else now
+        for key in list(self._rechecks):  # once the runner runs the check: no result waits
+            if self.enforcer.recheck(key):
+                self._rechecks.discard(key)
         try:
             while self._events:
                 event = self._events.popleft()
@@ -372,6 +409,7 @@ class RemediationService:
             breakers=self._breakers,
             platforms=self._platforms,
             silenced=self._silenced,
+            unverified=frozenset(self._unverified),
         )
 
     def _prune_attempts(self, now: float) -> None:
@@ -465,7 +503,7 @@ class RemediationService:
             return
         self._end_attempt(job, now)
         self._track(finished)
-        if to is JobState.FAILED:
+        if to in (JobState.FAILED, JobState.INTERRUPTED):
             self._escalate(finished, now, output)
         level = logging.INFO if to is JobState.SUCCEEDED else logging.WARNING
         logger.log(

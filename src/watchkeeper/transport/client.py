@@ -106,6 +106,9 @@ class WorkerConnection:
         self._rng = rng or random.Random()
         self._slots = asyncio.Semaphore(settings.concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Of those, jobs that must run at most once (actions): a lost link does not cancel
+        #: them half-way; they finish, their result is lost, and the manager verifies.
+        self._once: set[asyncio.Task[None]] = set()
         self._session: _WorkerSession | None = None
         self._stable: tuple[bool, str] = (True, "")
         #: The last (accepting, capacity, reason) sent.
@@ -234,7 +237,7 @@ class WorkerConnection:
             finally:
                 self._session = None
                 self.connected.clear()
-                await self._cancel_jobs()
+                await self._cancel_jobs(everything=self._stopping)
             if session.error is not None:
                 raise session.error
             if session.reconnect:
@@ -255,11 +258,14 @@ class WorkerConnection:
     def _job(self, session: _WorkerSession, job: Job) -> None:
         task = asyncio.create_task(self._run(session, job), name=f"job-{job.job_id}")
         self._tasks.add(task)
+        if job.once:
+            self._once.add(task)
         task.add_done_callback(self._job_done)
         self._pressure(session)
 
     def _job_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
+        self._once.discard(task)
         session = self._session
         if session is not None:
             self._pressure(session)
@@ -342,8 +348,11 @@ class WorkerConnection:
             logger.info("drained: closing the manager connection")
             session.close()
 
-    async def _cancel_jobs(self) -> None:
-        tasks = list(self._tasks)
+    async def _cancel_jobs(self, *, everything: bool = True) -> None:
+        """Cancel the running jobs; on a lost link (not ``everything``) an at-most-once job
+        (an action) is left to finish: stopping a restart or a deploy half-way is worse
+        than finishing it, and its manager re-checks the target instead of re-running it."""
+        tasks = [t for t in self._tasks if everything or t not in self._once]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
