@@ -329,11 +329,13 @@ def overview(read: ReadModel, *, now: float, limit: int = 200) -> Overview:
     }
     in_offline: dict[str, tuple[set[str], list[int]]] = {z: (set(), [0, 0]) for z in offline}
     for record, status in read.checks():
+        entry = hosts.get(record.host)
+        if entry is None:  # not setdefault: a _Host per check would cost a quarter of the page
+            entry = hosts[record.host] = _Host(record=record)
         if record.service is None:
-            hosts.setdefault(record.host, _Host(record=record)).check = status
+            entry.check = status
         else:
             counts[_state(status)] += 1
-            hosts.setdefault(record.host, _Host(record=record))
         tally = in_offline.get(record.zone)
         if tally is not None:
             tally[0].add(record.host)
