@@ -155,6 +155,30 @@ async def test_a_wrong_manager_fingerprint_refuses_to_connect(h: Harness) -> Non
     assert h.server.workers() == []
 
 
+async def test_a_refused_key_is_logged_once_an_hour_not_at_every_redial(
+    h: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, "watchkeeper.transport.sshd")
+    stranger = h.tmp_path / "stranger.key"
+    stranger.write_bytes(asyncssh.generate_private_key("ssh-ed25519").export_private_key())
+    now = [time.time()]
+    h.server._clock = lambda: now[0]
+    for _ in range(3):  # a revoked worker redials with backoff, for ever
+        with pytest.raises(asyncssh.PermissionDenied):
+            await raw_connect(h, stranger)
+    told = [
+        r.getMessage() for r in caplog.records if "refused unknown or revoked" in r.getMessage()
+    ]
+    assert len(told) == 1 and "worker-key add" in told[0]
+    now[0] += 3601
+    with pytest.raises(asyncssh.PermissionDenied):
+        await raw_connect(h, stranger)
+    told = [
+        r.getMessage() for r in caplog.records if "refused unknown or revoked" in r.getMessage()
+    ]
+    assert len(told) == 2
+
+
 async def test_revoking_closes_the_connection_now(h: Harness) -> None:
     worker = await h.start_worker("w", ["a"])
     h.registry.revoke("w")

@@ -209,7 +209,7 @@ class JobServer:
 
         A revoked worker redials for ever; its manager should say so, not fill the log.
         """
-        now = time.monotonic()
+        now = self._clock()
         last = self._refused.get(fingerprint)
         if last is not None and now - last < REFUSAL_LOG_EVERY:
             return False
