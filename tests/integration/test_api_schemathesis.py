@@ -163,16 +163,21 @@ def api_schema(background: Background, auth: dict[str, str]) -> Any:
     )
 
 
-def test_no_server_error_and_answers_conform(api_schema: Any, auth: dict[str, str]) -> None:
+def failures_of(
+    operations: list[Any],
+    auth: dict[str, str],
+    checks: list[Any],
+    *,
+    mode: GenerationMode = GenerationMode.POSITIVE,
+    examples: int = 15,
+) -> dict[str, str]:
+    """Each operation's generated requests, checked; the failures by operation."""
     failures: dict[str, str] = {}
-    operations = [result.ok() for result in api_schema.get_all_operations()]
-    assert len(operations) > 30
-
     for operation in operations:
 
-        @given(case=operation.as_strategy())
+        @given(case=operation.as_strategy(generation_mode=mode))
         @settings(
-            max_examples=15,
+            max_examples=examples,
             deadline=None,
             suppress_health_check=list(HealthCheck),
             derandomize=True,
@@ -180,12 +185,19 @@ def test_no_server_error_and_answers_conform(api_schema: Any, auth: dict[str, st
         )
         def exercise(case: Any) -> None:
             response = case.call(headers=auth)
-            case.validate_response(response, checks=CHECKS, headers=auth)
+            case.validate_response(response, checks=checks, headers=auth)
 
         try:
             exercise()
         except (Exception, BaseExceptionGroup) as exc:  # per operation, reported together
             failures[operation.label] = str(exc)[:2000]
+    return failures
+
+
+def test_no_server_error_and_answers_conform(api_schema: Any, auth: dict[str, str]) -> None:
+    operations = [result.ok() for result in api_schema.get_all_operations()]
+    assert len(operations) > 30
+    failures = failures_of(operations, auth, CHECKS)
     assert sorted(failures) == [], "\n\n".join(f"{k}: {v}" for k, v in failures.items())
 
 
@@ -222,27 +234,11 @@ def test_generated_out_of_schema_values_never_answer_5xx(
     api_schema: Any, auth: dict[str, str]
 ) -> None:
     """schemathesis' negative mode: ids past their bounds, wrong types, missing fields."""
-    failures: dict[str, str] = {}
     operations = [
         result.ok() for result in api_schema.get_all_operations() if "{" in result.ok().path
     ]
     assert operations
-    for operation in operations:
-
-        @given(case=operation.as_strategy(generation_mode=GenerationMode.NEGATIVE))
-        @settings(
-            max_examples=10,
-            deadline=None,
-            suppress_health_check=list(HealthCheck),
-            derandomize=True,
-            database=None,
-        )
-        def exercise(case: Any) -> None:
-            response = case.call(headers=auth)
-            case.validate_response(response, checks=[not_a_server_error], headers=auth)
-
-        try:
-            exercise()
-        except (Exception, BaseExceptionGroup) as exc:
-            failures[operation.label] = str(exc)[:2000]
+    failures = failures_of(
+        operations, auth, [not_a_server_error], mode=GenerationMode.NEGATIVE, examples=10
+    )
     assert sorted(failures) == [], "\n\n".join(f"{k}: {v}" for k, v in failures.items())

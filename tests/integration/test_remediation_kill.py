@@ -19,11 +19,9 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,22 +29,12 @@ from typing import IO, Any
 
 import pytest
 
+from tests.fixtures.listener import free_port
+from tests.waiting import wait_until
+
 WK = [sys.executable, "-m", "watchkeeper"]
 CHECK = "if [ -e {flag} ]; then echo 'CRITICAL - flag'; exit 2; fi; echo 'OK - no flag'"
 ACTION = "sleep {before}; echo run >> {runs}; sleep {sleep}; rm -f {flag}"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(condition: Callable[[], object], what: str, within: float = 60.0) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        assert time.monotonic() < deadline, f"not reached within {within}s: {what}"
-        time.sleep(0.05)
 
 
 @dataclass
@@ -224,26 +212,30 @@ def site(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Site]:
 
 
 @pytest.mark.parametrize("site", list(STEPS), indirect=True)
-def test_a_kill_at_any_step_of_a_job_runs_its_action_exactly_once(
+async def test_a_kill_at_any_step_of_a_job_runs_its_action_exactly_once(
     site: Site, request: pytest.FixtureRequest
 ) -> None:
     step = request.node.callspec.params["site"]
     reached = STEPS[step][2]
     site.start_manager()
     site.start_worker()
-    wait_for(lambda: site.target_state() == "OK", "the target checked OK")
+    await wait_until(lambda: site.target_state() == "OK", what="the target checked OK", within=60)
     if site.busy:
-        wait_for(lambda: site.job_states("hold-the-slot") == ["dispatched"], "the slot taken")
+        await wait_until(
+            lambda: site.job_states("hold-the-slot") == ["dispatched"],
+            what="the slot taken",
+            within=60,
+        )
     site.flag.touch()
-    wait_for(lambda: reached(site), f"the job {step}")
+    await wait_until(lambda: reached(site), what=f"the job {step}", within=60)
     at_kill = site.job_states()
     site.kill_manager()
     site.start_manager()
-    wait_for(
+    await wait_until(
         lambda: site.target_state() == "OK" and not site.flag.exists()
         and bool(site.job_states())
         and site.job_states()[-1] in ("succeeded", "interrupted", "skipped"),
-        "the restarted manager settled the job and the target",
+        what="the restarted manager settled the job and the target",
         within=150,  # a restored job's action may run until its deadline (65 s)
     )  # fmt: skip
     runs, states, audit = site.run_count(), site.job_states(), site.audit()

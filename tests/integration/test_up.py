@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -130,33 +131,13 @@ def test_a_busy_port_costs_the_first_admin_nothing(tmp_path: Path) -> None:
     assert users == 0
 
 
-def test_the_data_directory_and_its_files_are_private(tmp_path: Path) -> None:
-    data = tmp_path / "data"
+def _serving(data: Path, cwd: Path, while_up: Callable[[], object]) -> tuple[str, str, object]:
+    """Run ``up`` on ``data`` until it prints its login line, call ``while_up``, stop it:
+    what it printed on stdout and stderr, and what ``while_up`` returned."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "watchkeeper", "up", "--data-dir", str(data), "--http",
          "127.0.0.1:0", "--jobs", "127.0.0.1:0"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-        env={**os.environ, "WATCHKEEPER_LOG_LEVEL": "WARNING"},
-    )  # fmt: skip
-    try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if "log in at" in line:
-                break
-        modes = {p.name: oct(p.stat().st_mode & 0o777) for p in [data, *data.iterdir()]}
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=30)
-    assert modes.pop("data") == "0o700"
-    assert {"watchkeeper.db", "watchkeeper.db-wal", "watchkeeper.db-shm"} <= modes.keys()
-    assert set(modes.values()) == {"0o600"}, modes
-    # An existing directory others can read is kept as it is, and said so at start.
-    data.chmod(0o755)
-    (data / "watchkeeper.db").chmod(0o644)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "watchkeeper", "up", "--data-dir", str(data), "--http",
-         "127.0.0.1:0", "--jobs", "127.0.0.1:0"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd,
         env={**os.environ, "WATCHKEEPER_LOG_LEVEL": "WARNING"},
     )  # fmt: skip
     told = []
@@ -166,9 +147,27 @@ def test_the_data_directory_and_its_files_are_private(tmp_path: Path) -> None:
             told.append(line)
             if "log in at" in line:
                 break
+        seen = while_up()
     finally:
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)
-    console = "".join(told) + out  # `up` logs to its console, stdout
+    return "".join(told) + out, err, seen
+
+
+def test_the_data_directory_and_its_files_are_private(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+
+    def modes() -> dict[str, str]:
+        return {p.name: oct(p.stat().st_mode & 0o777) for p in [data, *data.iterdir()]}
+
+    _, _, seen = _serving(data, tmp_path, modes)
+    assert isinstance(seen, dict)
+    assert seen.pop("data") == "0o700"
+    assert {"watchkeeper.db", "watchkeeper.db-wal", "watchkeeper.db-shm"} <= seen.keys()
+    assert set(seen.values()) == {"0o600"}, seen
+    # An existing directory others can read is kept as it is, and said so at start.
+    data.chmod(0o755)
+    (data / "watchkeeper.db").chmod(0o644)
+    console, err, _ = _serving(data, tmp_path, lambda: None)  # `up` logs to stdout
     assert "readable by other users" in console and "(mode 0755)" in console
     assert "(mode 0644)" in console and err == ""

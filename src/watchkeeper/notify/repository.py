@@ -126,11 +126,8 @@ async def list_deliveries(
     ``since`` is inclusive and ``until`` exclusive. For the next page pass the last
     attempt's id as ``before_id``.
     """
-    listed = await page_deliveries(
-        session, key=key, channel=channel, success=success, since=since, until=until,
-        limit=limit, before_id=before_id,
-    )  # fmt: skip
-    return listed.items
+    stmt = _deliveries(key, channel, success, since, until, limit, before_id).limit(limit)
+    return [DeliveryAttempt.from_row(row) for row in await session.scalars(stmt)]
 
 
 async def page_deliveries(
@@ -145,7 +142,20 @@ async def page_deliveries(
     offset: int = 0,
     before_id: int | None = None,
 ) -> bulk.Listed[DeliveryAttempt]:
-    """A page of `list_deliveries` and how many attempts match."""
+    """A page of `list_deliveries` and how many attempts match (one count more)."""
+    stmt = _deliveries(key, channel, success, since, until, limit, before_id)
+    return await bulk.listed(session, stmt, DeliveryAttempt.from_row, limit=limit, offset=offset)
+
+
+def _deliveries(
+    key: str | None,
+    channel: str | None,
+    success: bool | None,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int,
+    before_id: int | None,
+) -> sa.Select[Any]:
     if limit < 1:
         raise ValueError(f"limit must be positive, not {limit}")
     row = tables.NotificationDeliveryRow
@@ -162,7 +172,7 @@ async def page_deliveries(
         stmt = stmt.where(row.at < until)
     if before_id is not None:
         stmt = stmt.where(row.id < before_id)
-    return await bulk.listed(session, stmt, DeliveryAttempt.from_row, limit=limit, offset=offset)
+    return stmt
 
 
 async def prune_deliveries(db: Database, *, older_than: datetime, batch: int = PRUNE_BATCH) -> int:
