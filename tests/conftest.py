@@ -2,4 +2,9 @@
 
 from __future__ import annotations
 
-pytest_plugins = ["tests.fixtures.database", "tests.fixtures.jobserver"]
+pytest_plugins = [
+    "tests.fixtures.database",
+    "tests.fixtures.jobserver",
+    "tests.fixtures.moto",
+    "tests.fixtures.faultproxy",
+]

@@ -249,6 +249,7 @@ CHECKS: Registry[Plugin] = Registry(
         "watchkeeper.worker.executors.ping",
         "watchkeeper.worker.executors.ssh",
         "watchkeeper.worker.executors.agent",
+        "watchkeeper.worker.executors.platform",
     ),
 )
 #: Notification channels, delivered by the manager (`watchkeeper.notify.channels`).
@@ -284,7 +285,11 @@ PROVIDERS: Registry[Plugin] = Registry(
     methods=("aclose",),
     missing="no infrastructure provider {kind!r}",
     key="provider",
-    builtins=(),
+    builtins=(
+        "watchkeeper.infra.providers.ec2",
+        "watchkeeper.infra.providers.libcloud",
+        "watchkeeper.infra.providers.lxc",
+    ),
 )
 
 __all__ = [

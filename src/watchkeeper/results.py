@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import Any
 
 
 class CheckState(enum.Enum):
@@ -64,3 +65,6 @@ class CheckOutcome:
     metrics: tuple[Metric, ...] = field(default_factory=tuple)
     #: Seconds the check took, measured by the executor.
     duration: float = 0.0
+    #: Structured facts for jobs that report more than a state (an infrastructure
+    #: observation's machines); None for checks and actions.
+    data: dict[str, Any] | None = None

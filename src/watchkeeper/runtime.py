@@ -31,6 +31,7 @@ from watchkeeper.clock import utcnow
 from watchkeeper.document.diff import summary_text
 from watchkeeper.document.normalize import Snapshot
 from watchkeeper.errors import DocumentError, StoreError, UsageError
+from watchkeeper.infra.views import InfraView
 from watchkeeper.latch import FailureLatch
 from watchkeeper.manager.demo import API_SERVICE, DEMO_PORT, DemoSource
 from watchkeeper.manager.embedded import EmbeddedWorker
@@ -276,7 +277,7 @@ class Manager:
             self.db,
             self.intake,
             self.token,
-            ports=WebPorts(read=ports, ops=ports),
+            ports=WebPorts(read=ports, ops=ports, infra=InfraView(self.stages.infra)),
             security=security,
         )
         tls = self.settings

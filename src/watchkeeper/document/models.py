@@ -36,6 +36,7 @@ from watchkeeper.document.fields import (
     Strict,
     Text,
 )
+from watchkeeper.document.platforms import Limits, PlatformConfig
 
 SCHEMA_ID = "watchkeeper/v1"
 
@@ -265,26 +266,78 @@ class Remediation(Strict):
 # --- platforms and infrastructure ---------------------------------------------------------
 
 
-class Platform(Strict):
-    """A cloud or on-prem management API, used by the workers of its zone."""
+if TYPE_CHECKING:
+    Platform = PlatformConfig
+else:
+    Platform = plugins.PROVIDERS.union()
+"""A platform: one of the registered providers' models (`watchkeeper.plugins.PROVIDERS`),
+each a `PlatformConfig` with its own ``options``, told apart by ``provider``."""
 
-    name: Name = Field(description="Unique among objects of this kind.")
-    provider: str = Field(pattern=r"^[a-z][a-z0-9_\-]*$", description="e.g. ec2, dummy, lxc.")
-    zone: Name
-    credentials: SecretRef | None = None
-    options: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+class SlotHost(Strict):
+    """How each slot of a resource is monitored: it becomes a host named after the slot."""
+
+    zone: Name | None = Field(default=None, description="Default: the platform's zone.")
+    address: Literal["private", "public"] = Field(
+        default="private", description="Which of the machine's addresses checks use."
+    )
+    parents: list[Name] = Field(default_factory=list)
+    check: HostCheck | None = Field(default=None, description="Without one the host is UP.")
+
+
+#: What a resource's ``confirm`` may name: the actions that wait for an operator.
+Confirmable = Literal["create", "destroy", "resize", "replace"]
 
 
 class Resource(Strict):
-    """Desired infrastructure: ``count`` machines of one shape on a platform."""
+    """Desired infrastructure: ``count`` machines of one shape on a platform.
+
+    Each machine fills a *slot*, ``NAME-0`` .. ``NAME-(count-1)``; each slot is a host of
+    the document (its labels plus ``watchkeeper.resource``), so label selectors bind
+    services to it, and scaling down removes the highest slot first.
+    """
 
     name: Name = Field(description="Unique among objects of this kind.")
     platform: Name
+    description: Text | None = None
     count: Annotated[int, Field(ge=0, le=10000)] = 1
-    size: str | None = None
-    image: str | None = None
+    size: str | None = Field(default=None, max_length=255, description="e.g. t3.small.")
+    image: str | None = Field(default=None, max_length=255, description="e.g. an AMI id.")
     labels: Labels = Field(default_factory=dict)
-    options: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    host: SlotHost = Field(default_factory=SlotHost)
+    update: Literal["in-place", "replace", "create-before-destroy"] = Field(
+        default="in-place",
+        description=(
+            "How a changed size or image reaches the machines, one slot at a time: "
+            "in-place (stop, resize, start; an image cannot change in place), replace "
+            "(destroy, then create), create-before-destroy."
+        ),
+    )
+    drift: Literal["repair", "report"] = Field(
+        default="repair",
+        description=(
+            "Out-of-band changes (stopped, resized, protection lost): repair them, or only "
+            "report them on the resource's check. Missing slots are created either way."
+        ),
+    )
+    protect: bool = Field(
+        default=False,
+        description=(
+            "Set the platform's termination guard. A later document that drops this does "
+            "not lift it: an operator does (watchkeeper infra unprotect SLOT)."
+        ),
+    )
+    confirm: list[Confirmable] = Field(
+        default_factory=lambda: list[Confirmable](["destroy"]),
+        description="Actions that wait for an operator's confirmation. Default: destroy.",
+    )
+    options: dict[str, str | int | float | bool | list[str]] = Field(
+        default_factory=dict, description="Provider options: subnet, private_ips, ..."
+    )
+    notifications: list[Name] = Field(
+        default_factory=list,
+        description="Channels told about the resource's own check (infra:NAME).",
+    )
 
 
 # --- the document -------------------------------------------------------------------------
@@ -354,8 +407,10 @@ __all__ = [
     "HostCheck",
     "LabelSelector",
     "Labels",
+    "Limits",
     "Name",
     "Platform",
+    "PlatformConfig",
     "PluginState",
     "Port",
     "PositiveDuration",
@@ -365,6 +420,7 @@ __all__ = [
     "Schedule",
     "SecretRef",
     "Service",
+    "SlotHost",
     "Strict",
     "Template",
     "Threshold",

@@ -200,6 +200,10 @@ class _Checks:
                 for name in index.bind(service.hosts)
             ]
             new.services[id(service)] = (service, entries)
+        platforms = {p.name: p for p in doc.platforms}
+        for resource in doc.infrastructure:
+            record = infra_check(resource, platforms.get(resource.platform))
+            self.checks[record.key] = record
         return self.checks
 
     def _add(
@@ -228,6 +232,48 @@ class _Checks:
             hit = (obj, template, _resolve(obj, template, self.document.defaults))
         self.new.settings[key] = hit
         return hit[2]
+
+
+#: The service name of a resource's own check, ``infra:NAME`` on host ``infra:NAME``.
+INFRA_SERVICE = "converged"
+
+
+def infra_key(resource: str) -> str:
+    """The key of a resource's check: ``infra:web`` (a colon: no host can be named so)."""
+    return f"infra:{resource}"
+
+
+def infra_check(resource: models.Resource, platform: Any) -> CheckRecord:
+    """The check of one resource: OK converged, WARNING drift, CRITICAL failed applies.
+
+    The manager evaluates it itself (check kind ``infra``) from the reconciler's last
+    report, every ``poll`` of the platform and at once when the report changes, so
+    alarms, notifications and remediation rules work on it like on any check.
+    """
+    poll = platform.poll.total_seconds() if platform is not None else 60.0
+    zone = platform.zone if platform is not None else ""
+    key = infra_key(resource.name)
+    spec = {
+        "check": {"kind": "infra", "resource": resource.name, "platform": resource.platform},
+        "interval": poll,
+        "retry_interval": poll,
+        "max_attempts": 1,
+        "timeout": DEFAULT_TIMEOUT.total_seconds(),
+        "thresholds": {},
+        "threshold_mode": "complement",
+        "notifications": list(resource.notifications),
+        "renotify": None,
+        "flapping": models.Flapping(enabled=False).model_dump(mode="json"),
+        "host": key,
+        "service": INFRA_SERVICE,
+        "zone": zone,
+        "address": "",
+        "labels": {**resource.labels, "watchkeeper.resource": resource.name},
+        "parents": [],
+    }
+    return CheckRecord(
+        key=key, host=key, service=INFRA_SERVICE, zone=zone, hash=spec_hash(spec), spec=spec
+    )
 
 
 def _same(old: list[Any] | None, new: list[Any]) -> bool:

@@ -7,24 +7,34 @@ failed shape validation is not reported again: that object already has its own p
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 from watchkeeper.document import models, normalize
+from watchkeeper.document.fields import NAME_PATTERN
 from watchkeeper.document.problems import Problem, Severity, did_you_mean, pointer
 from watchkeeper.document.selectors import HostIndex
 
 Sections = dict[str, list[tuple[int, Any]]]
 
 
-def check(sections: Sections, broken: dict[str, set[str]]) -> list[Problem]:
+def check(
+    sections: Sections,
+    broken: dict[str, set[str]],
+    slot_hosts: Sequence[tuple[int, models.Host]] = (),
+) -> list[Problem]:
+    """Every problem across objects; ``slot_hosts`` are the hosts the resources' slots
+    become (`watchkeeper.document.slots`), each with its resource's index."""
     names = {s: {obj.name for _, obj in objs} for s, objs in sections.items()}
-    known = {s: names[s] | broken.get(s, set()) for s in sections}
     problems = list(_unique_names(sections))
+    problems.extend(_slot_names(sections, slot_hosts, names["hosts"]))
+    names["hosts"] |= {host.name for _, host in slot_hosts}
+    known = {s: names[s] | broken.get(s, set()) for s in sections}
     problems.extend(_references(sections, names, known))
     problems.extend(_parent_cycles(sections["hosts"]))
     problems.extend(_schedules(sections))
-    problems.extend(_empty_selectors(sections))
+    problems.extend(_empty_selectors(sections, slot_hosts))
     problems.extend(_flapping(sections))
     return problems
 
@@ -124,9 +134,19 @@ def _references(
     for i, platform in sections["platforms"]:
         yield from ref("zones", platform.zone, "platforms", i, "zone", what="zone")
     for i, resource in sections["infrastructure"]:
-        yield from ref(
-            "platforms", resource.platform, "infrastructure", i, "platform", what="platform"
-        )
+        base = ("infrastructure", i)
+        yield from ref("platforms", resource.platform, *base, "platform", what="platform")
+        yield from _channel_refs(ref, resource.notifications, *base)
+        host = resource.host
+        yield from ref("zones", host.zone, *base, "host", "zone", what="zone")
+        for j, parent in enumerate(host.parents):
+            yield from ref("hosts", parent, *base, "host", "parents", j, what="host")
+        if host.check is not None:
+            where = (*base, "host", "check")
+            yield from ref("templates", host.check.template, *where, "template", what="template")
+            yield from _channel_refs(ref, host.check.notifications, *where)
+            yield from _needs_check(host.check, templates, *where)
+            yield from _plugin_refs(ref, host.check.check, *where, "check")
 
 
 #: How a problem names an object of each section.
@@ -173,6 +193,29 @@ def _needs_check(
             pointer=pointer(*base),
             message=f"needs a check: neither it nor template {obj.template!r} has one",
         )
+
+
+def _slot_names(
+    sections: Sections, slot_hosts: Sequence[tuple[int, models.Host]], hosts: set[str]
+) -> Iterator[Problem]:
+    """A slot may not take a declared host's name, nor be longer than a name may be."""
+    reported: set[int] = set()
+    for index, host in slot_hosts:
+        if index in reported:
+            continue
+        if host.name in hosts:
+            reported.add(index)
+            yield Problem(
+                pointer=pointer("infrastructure", index, "name"),
+                message=f"slot {host.name!r} of this resource is also the name of a host; "
+                "slots become hosts named NAME-0, NAME-1, ...: rename one of them",
+            )
+        elif not re.fullmatch(NAME_PATTERN, host.name):
+            reported.add(index)
+            yield Problem(
+                pointer=pointer("infrastructure", index, "count"),
+                message=f"slot {host.name!r} is longer than a host name may be (128)",
+            )
 
 
 def _parent_cycles(hosts: list[tuple[int, Any]]) -> Iterator[Problem]:
@@ -249,8 +292,10 @@ def _effective(obj: Any, template: Any, name: str, default: Any) -> Any:
     return default if value is None else value
 
 
-def _empty_selectors(sections: Sections) -> Iterator[Problem]:
-    index = HostIndex([h for _, h in sections["hosts"]])
+def _empty_selectors(
+    sections: Sections, slot_hosts: Sequence[tuple[int, models.Host]]
+) -> Iterator[Problem]:
+    index = HostIndex([*(h for _, h in sections["hosts"]), *(h for _, h in slot_hosts)])
     for i, service in sections["services"]:
         if isinstance(service.hosts, models.LabelSelector) and not index.select(service.hosts):
             yield Problem(

@@ -18,7 +18,7 @@ import orjson
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from watchkeeper import plugins
-from watchkeeper.document import models, semantics
+from watchkeeper.document import models, semantics, slots
 from watchkeeper.document.problems import (
     Problem,
     Severity,
@@ -93,6 +93,8 @@ class ValidationCache:
     """
 
     entries: dict[tuple[str, Any], tuple[bytes, Any]] = field(default_factory=dict)
+    #: The slot hosts of each resource (`watchkeeper.document.slots.slot_hosts`).
+    slots: dict[str, tuple[Any, Any, list[Any]]] = field(default_factory=dict)
     hits: int = 0
     misses: int = 0
 
@@ -141,6 +143,8 @@ def validate(raw: Mapping[str, Any], *, cache: ValidationCache | None = None) ->
                 problems.extend(_shape_problems(exc, section, index, item))
                 if isinstance(key[1], str):
                     broken[section].add(key[1])
+                    if section == "infrastructure":  # its slots' hosts are broken too
+                        broken.setdefault("hosts", set()).update(_slot_names(key[1], item))
                 continue
             if cache is not None:
                 cache.misses += 1
@@ -151,17 +155,31 @@ def validate(raw: Mapping[str, Any], *, cache: ValidationCache | None = None) ->
     if cache is not None:
         cache.swap(used)
 
-    problems.extend(semantics.check(sections, broken))
+    slot_hosts = slots.slot_hosts(
+        sections["infrastructure"],
+        sections["platforms"],
+        cache.slots if cache is not None else None,
+    )
+    problems.extend(semantics.check(sections, broken, slot_hosts))
     problems = sort_problems(problems)
     if any(p.severity is Severity.ERROR for p in problems):
         return Validated(raw=raw, content_hash=doc_hash, problems=problems)
     fields: dict[str, Any] = {name: [obj for _, obj in objs] for name, objs in sections.items()}
+    fields["hosts"].extend(host for _, host in slot_hosts)
     document = models.Document.model_construct(
         schema_="watchkeeper/v1", defaults=defaults, **fields
     )
     return Validated(
         raw=raw, content_hash=doc_hash, problems=problems, document=document, origins=origins
     )
+
+
+def _slot_names(name: str, item: Mapping[str, Any]) -> list[str]:
+    """The slot hosts a resource that failed shape validation would have made."""
+    count = item.get("count", 1)
+    if not isinstance(count, int) or isinstance(count, bool) or not 0 <= count <= 10_000:
+        return []
+    return [slots.slot_name(name, i) for i in range(count)]
 
 
 def validate_bytes(body: bytes | str, *, cache: ValidationCache | None = None) -> Validated:
@@ -274,7 +292,7 @@ _UNION_MEMBER = re.compile(r"^(?:str|int|float|bool|constrained-str|[a-z][a-z-]*
 
 def _is_tag(node: Any, part: int | str) -> bool:
     if isinstance(node, dict):
-        if part == node.get("kind") or part in ("selector", "inline"):
+        if part in (node.get("kind"), node.get("provider")) or part in ("selector", "inline"):
             return True
         return isinstance(part, str) and part not in node and bool(_UNION_MEMBER.match(part))
     if isinstance(node, list):
@@ -293,12 +311,13 @@ def _message(error: Any, path: list[str | int], parent: Any, holder: str) -> str
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         expected = [t.strip(" '") for t in str(ctx.get("expected_tags", "")).split(",")]
         tag = ctx.get("tag")
+        key = str(ctx.get("discriminator", "kind")).strip("'")
         if kind == "union_tag_not_found":
             kinds = _UNION_KINDS.get(holder, ())
             listed = f" (one of: {', '.join(kinds)})" if kinds else ""
-            return f"required field 'kind' is missing{listed}"
+            return f"required field {key!r} is missing{listed}"
         hint = did_you_mean(str(tag), expected)
-        return f"unknown kind {tag!r}{hint}; expected one of: {', '.join(expected)}"
+        return f"unknown {key} {tag!r}{hint}; expected one of: {', '.join(expected)}"
     if kind == "string_pattern_mismatch":
         pattern = ctx.get("pattern")
         if pattern == models.NAME_PATTERN:
@@ -315,7 +334,7 @@ def _message(error: Any, path: list[str | int], parent: Any, holder: str) -> str
 # Field names of every document model, used to suggest the field a typo meant.
 def _model_fields(model: type[BaseModel]) -> tuple[frozenset[str], str | None]:
     names = frozenset(f.alias or n for n, f in model.model_fields.items())
-    kind_field = model.model_fields.get("kind")
+    kind_field = model.model_fields.get("kind") or model.model_fields.get("provider")
     kind = None
     if kind_field is not None and getattr(kind_field.annotation, "__args__", None):
         kind = kind_field.annotation.__args__[0]  # type: ignore[union-attr]
@@ -337,6 +356,7 @@ _MODEL_FIELDS = [
             *plugins.CHECKS.configs(),
             *plugins.ACTIONS.configs(),
             *plugins.CHANNELS.configs(),
+            *plugins.PROVIDERS.configs(),
         ]
     )
 ]
@@ -346,6 +366,7 @@ _UNION_KINDS = {
     "check": plugins.CHECKS.kinds(),
     "action": plugins.ACTIONS.kinds(),
     "notifications": plugins.CHANNELS.kinds(),
+    "platforms": plugins.PROVIDERS.kinds(),
 }
 
 
@@ -354,7 +375,7 @@ def _allowed_fields(parent: Any, unknown: str) -> list[str]:
     if not isinstance(parent, dict):
         return []
     others = {k for k in parent if k != unknown}
-    kind = parent.get("kind")
+    kind = parent.get("kind", parent.get("provider"))
     allowed: set[str] = set()
     for names, model_kind in _MODEL_FIELDS:
         if model_kind is not None and isinstance(kind, str) and model_kind != kind:

@@ -7,6 +7,7 @@ resolves them where they live.
 
     check   run one check of the engine's (an executor of `watchkeeper.plugins.CHECKS`)
     action  carry out one remediation action (`watchkeeper.plugins.ACTIONS`)
+    infra   observe or change a platform (`watchkeeper.plugins.PROVIDERS`)
 
 A new kind of work (observing or changing infrastructure, deploying to a host) is a new
 payload class here, added to `Payload`, and a branch of the worker's job runner.
@@ -55,10 +56,57 @@ class ActionPayload(_Payload):
     timeout: float = Field(default=DEFAULT_ACTION_TIMEOUT, gt=0)
     #: The document's platform object, for platform actions (credentials as a reference).
     platform: dict[str, Any] | None = None
+    #: The manager's owner id, for platform actions: only machines tagged with it are ours.
+    owner: str = Field(default="", max_length=64)
 
     def describe(self) -> str:
         target = self.host if self.service is None else f"{self.host}!{self.service}"
         return f"{self.action.get('kind')} action on {target}"
 
 
-Payload = Annotated[CheckPayload | ActionPayload, Field(discriminator="kind")]
+#: Seconds an infrastructure call may take (a resize stops, modifies and starts).
+DEFAULT_INFRA_TIMEOUT = 300.0
+
+#: What an infra job does: the provider call of that name (``observe`` lists, the others
+#: change one machine).
+INFRA_OPS = (
+    "observe", "create", "destroy", "start", "stop", "reboot", "resize", "protect", "unprotect",
+    "adopt",
+)  # fmt: skip
+
+
+class InfraPayload(_Payload):
+    """Observe a platform, or change one machine on it, with the platform's provider.
+
+    The platform object travels with its credentials as a *reference*; the worker of the
+    platform's zone resolves it. ``owner`` is the manager's cluster id: what carries it
+    as a tag is ours, and a worker refuses to change a machine that does not.
+    """
+
+    kind: Literal["infra"] = "infra"
+    op: Literal[
+        "observe", "create", "destroy", "start", "stop", "reboot", "resize", "protect",
+        "unprotect", "adopt",
+    ]  # fmt: skip
+    platform: dict[str, Any]
+    owner: str = Field(min_length=1, max_length=64)
+    resource: str = ""
+    slot: str = ""
+    index: int = Field(default=0, ge=0)
+    #: The machine changed (all but observe and create).
+    cloud_id: str | None = None
+    #: The operation id, tagged on what a create makes.
+    op_id: str = ""
+    size: str | None = None
+    image: str | None = None
+    protect: bool = False
+    labels: dict[str, str] = Field(default_factory=dict)
+    options: dict[str, Any] = Field(default_factory=dict)
+    timeout: float = Field(default=DEFAULT_INFRA_TIMEOUT, gt=0)
+
+    def describe(self) -> str:
+        target = self.slot or self.cloud_id or ""
+        return f"infra {self.op} {target} on {self.platform.get('name')}".replace("  ", " ")
+
+
+Payload = Annotated[CheckPayload | ActionPayload | InfraPayload, Field(discriminator="kind")]

@@ -33,10 +33,12 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from watchkeeper import store
 from watchkeeper.document.diff import Delta
 from watchkeeper.document.normalize import CheckRecord, Snapshot
+from watchkeeper.document.slots import RESOURCE_LABEL as SLOT_LABEL
 from watchkeeper.engine import (
     DEFAULT_WORKER_GRACE,
     CheckStatus,
@@ -64,6 +66,8 @@ logger = logging.getLogger(__name__)
 
 #: How often the loop ticks the engine when nothing wakes it earlier.
 TICK_INTERVAL = 0.2
+#: Why a check of a slot host whose machine has no address yet does not run.
+NOT_PROVISIONED = "not provisioned yet"
 #: How often changed statuses are written, at most.
 FLUSH_INTERVAL = 0.5
 #: Seconds after its deadline a job id is forgotten (its result is ignored anyway).
@@ -181,6 +185,17 @@ class EngineRunner:
         #: Action job id -> its callback and deadline (see `submit_action`).
         self._actions: dict[str, tuple[ActionDone, float]] = {}
         self._turn_out = _TurnCollector()
+        #: Check kinds the manager evaluates itself (``infra``): kind -> check -> outcome.
+        #: A string instead of an outcome: why the check does not run yet (it stays stale).
+        self.local_checks: dict[str, Callable[[Mapping[str, Any]], CheckOutcome | str]] = {}
+        #: The address of a slot host (its machine's, from the inventory), or None while
+        #: it has no machine: its checks then wait as "not provisioned yet".
+        self.slot_address: Callable[[str], str | None] = lambda host: None
+        #: The document's platform objects by name, for ``platform`` checks (the job
+        #: carries the platform, credentials as a reference, to the zone's worker), and
+        #: the store's owner id: a platform check looks only at machines tagged with it.
+        self.platforms: Mapping[str, Mapping[str, Any]] = {}
+        self.owner = ""
 
     # --- what the job server and the intake call (post an event, wake the loop) -----------
 
@@ -193,6 +208,10 @@ class EngineRunner:
     def config_imported(self, outcome: IntakeOutcome, snapshot: Snapshot) -> None:
         if outcome.diff is not None:
             self._post(ConfigImported(outcome.diff.checks, snapshot.checks))
+
+    def has_worker(self, zone: str) -> bool:
+        """Whether a worker of ``zone`` is connected now."""
+        return self.server.zone_online(zone)
 
     def check_now(self, key: str) -> bool:
         """Ask for ``key`` to run at the next turn; False when no such check runs."""
@@ -394,13 +413,38 @@ class EngineRunner:
     async def _submit(self, decision: DispatchDecision, now: float) -> None:
         job_id = f"{self._run_id}-{decision.token}"
         spec = decision.check.spec
+        local = self.local_checks.get(str(spec["check"].get("kind")))
+        if local is not None:
+            outcome = local(spec["check"])
+            if isinstance(outcome, str):
+                step = self.engine.not_run(decision.key, decision.token, outcome, now)
+            else:
+                step = self.engine.record_result(decision.key, decision.token, outcome, now)
+            self._carry_out(step, now)
+            return
+        address = str(spec.get("address") or "")
+        if not address and SLOT_LABEL in (spec.get("labels") or {}):
+            address = self.slot_address(decision.check.host) or ""
+            if not address:
+                self._carry_out(
+                    self.engine.not_run(decision.key, decision.token, NOT_PROVISIONED, now), now
+                )
+                return
+        check = spec["check"]
+        if check.get("kind") == "platform":
+            check = {
+                **check,
+                "_platform": dict(self.platforms.get(check.get("platform"), {})),
+                "_host": decision.check.host,
+                "_owner": self.owner,
+            }
         job = Job(
             job_id=job_id,
             zone=decision.zone,
             payload=CheckPayload(
                 key=decision.key,
-                check=spec["check"],
-                address=str(spec.get("address") or ""),
+                check=check,
+                address=address,
                 timeout=float(spec.get("timeout") or DEFAULT_CHECK_TIMEOUT),
             ),
             deadline=decision.deadline,

@@ -15,6 +15,7 @@ The document's channels, rules and actions reach the stages after every import
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Coroutine, Mapping
@@ -27,7 +28,8 @@ from watchkeeper.alarms.service import AlarmService
 from watchkeeper.alarms.thresholds import MetricSignal
 from watchkeeper.document.normalize import ObjectRecord
 from watchkeeper.engine.observed import Downstream
-from watchkeeper.errors import StoreError
+from watchkeeper.errors import StoreError, WatchkeeperError
+from watchkeeper.infra.service import InfraService, InfraSettings
 from watchkeeper.manager.runner import EngineRunner
 from watchkeeper.notify import repository as delivery_store
 from watchkeeper.notify.notifier import Notifier, NotifierSettings
@@ -38,7 +40,9 @@ from watchkeeper.store.jobs import SqlQueueConnector
 from watchkeeper.telemetry.recorder import TelemetryRecorder, TelemetrySettings
 
 #: The document sections the stages are configured from.
-SECTIONS = ("notifications", "remediations", "actions", "platforms")
+SECTIONS = ("notifications", "remediations", "actions", "platforms", "infrastructure")
+#: How long a slot host about to be destroyed is in downtime (drain before destroy).
+DRAIN_DOWNTIME = 3600.0
 #: How often the logs that grow without bound are pruned.
 HOUSEKEEPING_INTERVAL = 3600.0
 
@@ -65,6 +69,7 @@ class StageSettings:
     telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
     notifier: NotifierSettings = field(default_factory=NotifierSettings)
     remediation: RemediationSettings = field(default_factory=RemediationSettings)
+    infra: InfraSettings = field(default_factory=InfraSettings)
     retention: Retention = field(default_factory=Retention)
 
 
@@ -84,6 +89,7 @@ class Stages:
         self.alarms = AlarmService(
             db, notify=self.notifier.notify, clock=clock, on_metric_signal=self._metric
         )
+        self._runner: EngineRunner | None = None
         self.remediation = RemediationService(
             db,
             None,  # attached to the runner in `bind`: the runner is built with the stages
@@ -91,6 +97,9 @@ class Stages:
             silenced=self.alarms.book.silenced,
             settings=self.settings.remediation,
             clock=clock,
+        )
+        self.infra = InfraService(
+            db, SqlQueueConnector(db), settings=self.settings.infra, clock=clock, drain=self._drain
         )
         self._db = db
         self._clock = clock
@@ -100,11 +109,20 @@ class Stages:
         return [self.telemetry, self.alarms, self.remediation]
 
     def bind(self, runner: EngineRunner) -> None:
-        """Give remediation the runner's job server (action jobs) and its check now."""
+        """Give remediation and infrastructure the runner's job server and its check now;
+        the runner asks infrastructure for slot addresses and the ``infra`` checks."""
         self.remediation.attach(runner)
+        self.infra.attach(runner)
+        runner.local_checks["infra"] = self.infra.check_outcome
+        runner.slot_address = self.infra.slot_address
+        self._runner = runner
 
     async def start(self) -> None:
         """Configure from the running document and restore open alarms; before the runner."""
+        await self.infra.start()
+        self.remediation.owner = self.infra.owner
+        if self._runner is not None:
+            self._runner.owner = self.infra.owner
         await self.configure_from_store()
         await self.alarms.start()
 
@@ -114,6 +132,7 @@ class Stages:
             "telemetry": self.telemetry.run(),
             "alarms": self.alarms.run(),
             "remediation": self.remediation.run(),
+            "infrastructure": self.infra.run(),
             "notifier": self.notifier.run(),
             "housekeeping": self.housekeeping(),
         }
@@ -169,6 +188,18 @@ class Stages:
         self.remediation.configure(
             objects["remediations"], objects["actions"], objects["platforms"]
         )
+        platforms = [record.spec for record in objects["platforms"]]
+        self.infra.configure(platforms, [record.spec for record in objects["infrastructure"]])
+        if self._runner is not None:
+            self._runner.platforms = {str(p["name"]): p for p in platforms}
+
+    async def _drain(self, host: str, reason: str, now: float) -> None:
+        """Before a slot's machine is destroyed: a downtime silences its host's checks."""
+        # A host that left the document already has nothing to silence.
+        with contextlib.suppress(WatchkeeperError):
+            await self.alarms.schedule_downtime(
+                host, None, now, now + DRAIN_DOWNTIME, "infrastructure", reason[:500]
+            )
 
     def _metric(self, signal: MetricSignal, now: float) -> None:
         self.remediation.metric_alarm(signal.key, signal.metric, signal.state.name, now)

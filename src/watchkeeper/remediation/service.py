@@ -150,6 +150,9 @@ class RemediationService:
         self._rng = rng or random.Random()
         self.rules: dict[str, Rule] = {}
         self._platforms: dict[str, dict[str, Any]] = {}
+        #: The store's owner id (`watchkeeper.infra.repository.cluster_id`): platform
+        #: actions touch only machines tagged with it.
+        self.owner = ""
         self._configured = False
         self.targets = Targets()
         self._live: dict[int, Live] = {}
@@ -560,6 +563,7 @@ class RemediationService:
             address=str(record.spec.get("address") or ""),
             timeout=timeout,
             platform=platform,
+            owner=self.owner,
         )
         # Counted before the await: an exception there leaves a job that may have gone.
         pair = (job.rule, job.target)

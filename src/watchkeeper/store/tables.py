@@ -573,3 +573,73 @@ users = table(UserRow)
 user_sessions = table(UserSessionRow)
 api_tokens = table(ApiTokenRow)
 # (end of user tables)
+
+
+# --- infrastructure (migration 0012) -------------------------------------------------------
+class ClusterRow(Base):
+    """This store's identity: one row, made at the first start and never changed.
+
+    ``id`` is the owner tag on every machine the infrastructure stage makes; whatever
+    lacks it is not ours (a lookalike) and is never touched.
+    """
+
+    __tablename__ = "cluster"
+
+    id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    created_at: Mapped[datetime]
+
+
+class InfraInventoryRow(Base):
+    """A platform's last observation: the machines it holds, or why it could not say."""
+
+    __tablename__ = "infra_inventory"
+
+    platform: Mapped[str] = mapped_column(sa.String(NAME_LENGTH), primary_key=True)
+    #: When the last observation (good or failed) came back.
+    observed_at: Mapped[datetime | None]
+    #: The last good observation's machines (`Machine.to_json`), kept through failures.
+    machines: Mapped[list[Any]]
+    #: When ``machines`` was observed.
+    good_at: Mapped[datetime | None]
+    #: The last failure's message; empty while observations succeed.
+    error: Mapped[str] = mapped_column(sa.Text)
+    #: The last observation's latency, and counts for the error rate.
+    latency_ms: Mapped[float | None] = mapped_column(sa.Float)
+    observations: Mapped[int] = mapped_column(sa.Integer)
+    failures: Mapped[int] = mapped_column(sa.Integer)
+
+
+class InfraProtectionRow(Base):
+    """Protection a document asked for, recorded so a later document cannot lift it."""
+
+    __tablename__ = "infra_protection"
+
+    platform: Mapped[str] = mapped_column(sa.String(NAME_LENGTH), primary_key=True)
+    cloud_id: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    resource: Mapped[str] = mapped_column(sa.String(NAME_LENGTH))
+    slot: Mapped[str] = mapped_column(sa.String(NAME_LENGTH))
+    since: Mapped[datetime]
+
+
+class InfraDesiredRow(Base):
+    """The infrastructure the reconciler works towards, and one held back for an operator.
+
+    ``accepted`` is the row in force; ``held`` is a newer document's infrastructure that
+    would remove more machines than a platform's ``max_destroy``: it waits for
+    ``watchkeeper infra confirm-hold`` while the accepted one stays in force.
+    """
+
+    __tablename__ = "infra_desired"
+
+    name: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
+    desired: Mapped[dict[str, Any]]
+    reason: Mapped[str] = mapped_column(sa.Text)
+    version: Mapped[int | None] = mapped_column(sa.Integer)
+    updated_at: Mapped[datetime]
+
+
+cluster = table(ClusterRow)
+infra_inventory = table(InfraInventoryRow)
+infra_protection = table(InfraProtectionRow)
+infra_desired = table(InfraDesiredRow)
+# (end of infrastructure tables)

@@ -35,7 +35,7 @@ so the encoding cannot limit throughput.
 from __future__ import annotations
 
 import struct
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -141,6 +141,8 @@ class Result(_Message):
     duration: float = 0.0
     started: float
     finished: float
+    #: Structured facts of an infrastructure job (machines observed or made).
+    data: dict[str, Any] | None = None
 
     @classmethod
     def from_outcome(
@@ -167,6 +169,7 @@ class Result(_Message):
             duration=outcome.duration,
             started=started,
             finished=finished,
+            data=outcome.data,
         )
 
     def outcome(self) -> CheckOutcome:
@@ -177,6 +180,7 @@ class Result(_Message):
             long_output=self.long_output,
             metrics=tuple(Metric(**m.model_dump()) for m in self.metrics),
             duration=self.duration,
+            data=self.data,
         )
 
 

@@ -5,6 +5,8 @@
     Operations   what an operator may change: check now, acknowledge, downtimes,
                  run or skip a remediation
     Intake       where a pushed candidate document goes (the same path polled ones take)
+    Infra        the infrastructure stage: platforms, resources, plans, the journal of
+                 changes, and what operators ask of it (confirm, apply, unprotect, ...)
 
 The pages and the API depend on these Protocols only, never on the engine runner or the
 stages (`watchkeeper.manager.ports` is the implementation); a test can serve the web on
@@ -15,9 +17,9 @@ which the app maps to 404, 409 and 422 in one place.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from watchkeeper.alarms.values import Alarm, AlarmEvent, Downtime
 from watchkeeper.document.diff import ConfigDiff
@@ -25,6 +27,7 @@ from watchkeeper.document.normalize import CheckRecord
 from watchkeeper.document.problems import Problem
 from watchkeeper.engine import CheckStatus, HostStatus, ZoneStatus
 from watchkeeper.jobs.queue import JobQueue
+from watchkeeper.jobs.states import JobState
 from watchkeeper.remediation.records import RemediationJob
 from watchkeeper.store.bulk import Listed
 from watchkeeper.telemetry.recorder import LatestMetric
@@ -177,9 +180,53 @@ class Intake(Protocol):
     async def submit(self, body: bytes, *, source: str) -> Outcome: ...
 
 
+class Infra(Protocol):
+    """The infrastructure stage as JSON (`watchkeeper.infra.views.InfraView`)."""
+
+    def platforms(self) -> list[dict[str, Any]]: ...
+
+    def resources(self) -> list[dict[str, Any]]: ...
+
+    def plans(self) -> list[dict[str, Any]]: ...
+
+    def hold(self) -> dict[str, Any] | None: ...
+
+    async def operations(
+        self,
+        *,
+        states: Sequence[JobState] | None = None,
+        resource: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> tuple[list[dict[str, Any]], int]: ...
+
+    async def operation(self, job_id: int) -> dict[str, Any]: ...
+
+    def host_machine(self, host: str) -> dict[str, Any] | None:
+        """The platform and machine filling a slot host, or None (not a slot, or empty)."""
+        ...
+
+    def address(self, host: str) -> str | None:
+        """A slot host's address from the inventory (the document has none for it)."""
+        ...
+
+    async def apply(self, only: Sequence[str], author: str) -> list[str]: ...
+
+    async def decide(self, job_id: int, *, run: bool, author: str) -> dict[str, Any]: ...
+
+    async def unprotect(self, target: str, author: str) -> dict[str, Any]: ...
+
+    async def adopt(self, target: str, author: str) -> dict[str, Any]: ...
+
+    async def accept(self, platform: str, author: str) -> None: ...
+
+    async def confirm_hold(self, author: str) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class WebPorts:
-    """The two ports the app is built on."""
+    """The ports the app is built on."""
 
     read: ReadModel
     ops: Operations
+    infra: Infra | None = None

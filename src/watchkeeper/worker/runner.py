@@ -1,7 +1,8 @@
 """How a worker runs one job: by its payload, a check's executor or a remediation action.
 
 A `CheckPayload` goes to the executor of its check's ``kind`` (`Executors`), an
-`ActionPayload` to the action of its action's ``kind`` (`Actions`). Both the ``worker``
+`ActionPayload` to the action of its action's ``kind`` (`Actions`), an `InfraPayload` to
+the platform's provider (`InfraRunner`). Both the ``worker``
 role and the worker embedded in ``up`` use this, so they cannot run a job differently.
 """
 
@@ -9,22 +10,29 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from watchkeeper.jobs.payloads import ActionPayload, CheckPayload
+from watchkeeper.jobs.payloads import ActionPayload, CheckPayload, InfraPayload
 from watchkeeper.results import CheckOutcome
 from watchkeeper.transport.protocol import Job
 from watchkeeper.worker.actions import Actions, ActionTarget
 from watchkeeper.worker.executors import Executors
+from watchkeeper.worker.infra import InfraRunner
 
 
 def job_runner(
-    executors: Executors | None = None, actions: Actions | None = None
+    executors: Executors | None = None,
+    actions: Actions | None = None,
+    infra: InfraRunner | None = None,
 ) -> Callable[[Job], Awaitable[CheckOutcome]]:
-    """A ``run_job`` for `WorkerConnection`, sharing one executor and action of each kind."""
+    """A ``run_job`` for `WorkerConnection`, sharing one executor and action of each kind
+    and one provider per platform."""
     shared = executors or (actions.executors if actions is not None else Executors())
     remediation = actions or Actions(shared)
+    platforms = infra or InfraRunner()
 
     async def run_job(job: Job) -> CheckOutcome:
         payload = job.payload
+        if isinstance(payload, InfraPayload):
+            return await platforms.run(payload)
         if isinstance(payload, ActionPayload):
             return await remediation.run(payload.action, _target(payload))
         assert isinstance(payload, CheckPayload)
@@ -40,4 +48,5 @@ def _target(payload: ActionPayload) -> ActionTarget:
         address=payload.address,
         timeout=payload.timeout,
         platform=payload.platform,
+        owner=payload.owner,
     )

@@ -45,8 +45,10 @@ def test_a_first_import_adds_everything() -> None:
     assert not result.empty
     assert result.checks.added == sorted(documents.FULL_CHECK_KEYS)
     for section in models.SECTIONS:
-        names = sorted(i["name"] for i in documents.full_document()[section])
-        assert result.objects[section] == Delta(added=names)
+        names = [i["name"] for i in documents.full_document()[section]]
+        if section == "hosts":  # the resource's slots are hosts too
+            names.extend(documents.FULL_SLOT_HOSTS)
+        assert result.objects[section] == Delta(added=sorted(names))
     assert result.summary()["checks"] == {
         "added": len(documents.FULL_CHECK_KEYS),
         "changed": 0,
@@ -57,7 +59,9 @@ def test_a_first_import_adds_everything() -> None:
 def test_removing_everything() -> None:
     result = diff(hashes(documents.full_document()), hashes(documents.minimal_document()))
     assert result.checks.removed == sorted(documents.FULL_CHECK_KEYS)
-    assert result.objects["hosts"] == Delta(removed=["db1", "gw", "web1", "web2"])
+    assert result.objects["hosts"] == Delta(
+        removed=sorted(["db1", "gw", "web1", "web2", *documents.FULL_SLOT_HOSTS])
+    )
     assert set(result.summary()) == {*models.SECTIONS, "checks"}
 
 

@@ -128,10 +128,12 @@ def _secret_fields() -> list[tuple[str, str, dict[str, Any]]]:
 
 def test_the_secret_fields_are_the_expected_ones() -> None:
     assert sorted((m, f) for m, f, _ in _secret_fields()) == [
+        ("Ec2Platform", "credentials"),
         ("EmailChannel", "password"),
         ("HttpAction", "bearer_token"),
         ("HttpCheck", "bearer_token"),
-        ("Platform", "credentials"),
+        ("LibcloudPlatform", "credentials"),
+        ("LxcPlatform", "credentials"),
         ("SshAction", "key"),
         ("SshCheck", "key"),
         ("WebhookChannel", "bearer_token"),

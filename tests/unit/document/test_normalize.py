@@ -38,7 +38,11 @@ def test_check_key() -> None:
 def test_every_check_of_the_full_document(full: Snapshot) -> None:
     assert set(full.checks) == documents.FULL_CHECK_KEYS
     for key, record in full.checks.items():
-        assert record.key == key == check_key(record.host, record.service)
+        if record.spec["check"]["kind"] == "infra":  # a resource's own check: infra:NAME
+            assert record.key == key == record.host == "infra:workers"
+            assert record.service == "converged"
+        else:
+            assert record.key == key == check_key(record.host, record.service)
         assert record.spec["host"] == record.host
         assert record.spec["service"] == record.service
         assert record.spec["zone"] == record.zone
@@ -204,9 +208,15 @@ def test_service_labels_are_merged_over_host_labels(full: Snapshot) -> None:
 
 
 def test_object_records(full: Snapshot) -> None:
-    assert {s: sorted(r) for s, r in full.objects.items()} == {
+    expected = {
         s: sorted(item["name"] for item in documents.full_document()[s]) for s in models.SECTIONS
     }
+    expected["hosts"] = sorted([*expected["hosts"], *documents.FULL_SLOT_HOSTS])
+    assert {s: sorted(r) for s, r in full.objects.items()} == expected
+    slot = full.objects["hosts"]["workers-1"].spec
+    assert slot["address"] == ""  # filled from the platform's inventory, not the document
+    assert slot["labels"] == {"role": "worker", "watchkeeper.resource": "workers",
+                              "watchkeeper.platform": "lab"}  # fmt: skip
     mail = full.objects["notifications"]["ops-mail"]
     assert (mail.kind, mail.name) == ("notifications", "ops-mail")
     assert mail.spec["from"] == "watchkeeper@example.net"  # by alias, as written

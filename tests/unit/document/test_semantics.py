@@ -138,6 +138,7 @@ def test_references_to_a_renamed_object_are_all_reported() -> None:
     assert errors(raw) == [
         ("/actions/3/action/platform", "unknown platform 'lab' (did you mean 'lab2'?)"),
         ("/infrastructure/0/platform", "unknown platform 'lab' (did you mean 'lab2'?)"),
+        ("/services/6/check/platform", "unknown platform 'lab' (did you mean 'lab2'?)"),
     ]
 
 

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
-from watchkeeper.infra.providers.base import PlatformRequest, PowerControl, Provider
+from watchkeeper.infra.providers.base import (
+    Machine,
+    MachineSpec,
+    Provider,
+    ProviderError,
+)
 
-__all__ = ["PlatformRequest", "PowerControl", "Provider"]
+__all__ = ["Machine", "MachineSpec", "Provider", "ProviderError"]

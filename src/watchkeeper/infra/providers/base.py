@@ -19,6 +19,8 @@ The methods are the whole lifecycle of the machines Watchkeeper owns on the plat
     resize(machine, size)     the caller has stopped it first when the platform needs that
     protect(machine, on)      the platform's own termination guard (EC2
                               DisableApiTermination); a provider without one keeps our tag
+    adopt(machine, tags)      put our tags on a machine that has no owner tag (an
+                              operator's ``watchkeeper infra adopt``)
     metrics(machine)          telemetry through the API (`Metric` values, like perfdata)
 
 State lives on the platform, never in a file: the tags of `TAG_KEYS` (or, where a platform
@@ -52,8 +54,11 @@ STATES = ("pending", "running", "stopping", "stopped", "terminated", "unknown")
 
 #: What a provider may be able to do; `Provider.capabilities` names its subset.
 CAPABILITIES = frozenset(
-    {"observe", "create", "destroy", "start", "stop", "reboot", "resize", "protect", "metrics"}
-)
+    {
+        "observe", "create", "destroy", "start", "stop", "reboot", "resize", "protect",
+        "metrics", "adopt",
+    }
+)  # fmt: skip
 
 
 class ProviderError(WatchkeeperError):
@@ -139,15 +144,18 @@ class Provider(Protocol):
 
     kind: ClassVar[str]
     Config: ClassVar[type[BaseModel]]
-    #: The subset of `CAPABILITIES` it offers.
-    capabilities: ClassVar[frozenset[str]]
+    #: The subset of `CAPABILITIES` it offers (per instance where it depends on the
+    #: platform, as a libcloud driver's does).
+    capabilities: frozenset[str]
 
     def __init__(self, platform: Mapping[str, Any]) -> None: ...
 
     async def observe(self, owner: str) -> Sequence[Machine]:
-        """Every machine with our resource tag, terminated ones included while the
-        platform shows them; raises `ProviderError` when the listing is incomplete (a
-        failed page is a failed observation, never a shorter list)."""
+        """Every machine with our resource tag, whoever owns it (a lookalike is reported
+        with its owner, or ""), terminated ones included while the platform shows them;
+        raises `ProviderError` when the listing is incomplete (a failed page is a failed
+        observation, never a shorter list). A platform object the provider cannot use
+        raises `ProviderError` with code ``InvalidConfiguration``."""
         ...
 
     async def create(self, spec: MachineSpec) -> Machine: ...
@@ -164,8 +172,13 @@ class Provider(Protocol):
 
     async def protect(self, machine: Machine, on: bool) -> None: ...
 
+    async def adopt(self, machine: Machine, tags: Mapping[str, str]) -> None:
+        """Tag a machine without an owner tag as ours; refuse one that has an owner."""
+        ...
+
     async def metrics(self, machine: Machine, names: Sequence[str]) -> Sequence[Metric]:
-        """Telemetry of one machine: the named metrics (all it has when empty)."""
+        """Telemetry of one machine: ``state`` (1 running, 0 not) and the named metrics
+        the platform has."""
         ...
 
     async def aclose(self) -> None:

@@ -36,6 +36,8 @@ class ActionTarget:
     timeout: float = 60.0
     #: The document's platform object, for platform actions.
     platform: dict[str, Any] | None = None
+    #: The manager's owner id: platform actions touch only machines tagged with it.
+    owner: str = ""
 
 
 class Action(Protocol):

@@ -1,30 +1,43 @@
 """The platform action: ask the target's platform (a cloud or on-prem API) to reboot,
 start, stop or replace it, through the platform's provider.
 
-The manager sends the platform's document object with the job, and the job goes to a
-worker of the platform's zone (where its credentials are). The provider is the plugin of
-`watchkeeper.plugins.PROVIDERS` named by the platform's ``provider``; it must offer the
-`PowerControl` capability. A provider is made once per platform and kept for the
-worker's life. With no such provider, or one that cannot do it, the action fails and
-says so.
+The manager sends the platform's document object (credentials as a reference) and its
+owner id with the job, and the job goes to a worker of the platform's zone. The worker
+finds the machine filling the target host's slot among the machines carrying our owner
+tag, and calls the provider (`watchkeeper.plugins.PROVIDERS`). A host no platform
+machine of ours fills (a host of the document, not a slot) cannot be acted on: the action
+fails and says so. ``replace`` makes a new machine of the same shape for the slot, then
+destroys the old one (create before destroy; the reconciler keeps the newer); a
+protected machine is not replaced.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal, cast
+import secrets
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel
 
 from watchkeeper.document.fields import Name, Strict
-from watchkeeper.infra.providers.base import PlatformRequest, PowerControl, Provider
+from watchkeeper.infra.providers.base import (
+    TAG_RESOURCE,
+    Machine,
+    MachineSpec,
+    Provider,
+    ProviderError,
+)
+from watchkeeper.infra.providers.cache import ProviderCache
 from watchkeeper.plugins import ACTIONS, PROVIDERS, UnknownKind
 from watchkeeper.results import CheckOutcome
-from watchkeeper.worker.actions.base import ActionTarget, failed
+from watchkeeper.worker.actions.base import ActionTarget, failed, succeeded
 from watchkeeper.worker.executors import Executors
+
+#: The operations a platform action may ask for.
+OPERATIONS = ("reboot", "start", "stop", "replace")
 
 
 class PlatformAction(Strict):
-    """Ask the target's platform to act on it (reboot, replace)."""
+    """Ask the target's platform to act on it (reboot, start, stop, replace)."""
 
     kind: Literal["platform"]
     platform: Name
@@ -41,56 +54,77 @@ class PlatformActionRunner:
     kind: ClassVar[str] = "platform"
     Config: ClassVar[type[BaseModel]] = PlatformAction
 
-    def __init__(self, executors: Executors | None = None) -> None:
+    def __init__(
+        self, executors: Executors | None = None, providers: ProviderCache | None = None
+    ) -> None:
         """The registry builds every action with the executors; providers need none."""
-        self._providers: dict[str, tuple[dict[str, Any], Provider]] = {}
+        self._providers = providers or ProviderCache()
 
     async def run(self, spec: PlatformAction, target: ActionTarget) -> CheckOutcome:
         platform = target.platform
+        what = f"{spec.operation} {target.host}"
         if not platform or platform.get("name") != spec.platform:
             return failed(
                 f"PLATFORM ACTION FAILED - platform {spec.platform} was not sent with the "
                 "job (is it in the document?)"
             )
+        if not target.owner:
+            return failed("PLATFORM ACTION FAILED - the job carries no owner id")
         kind = str(platform.get("provider", ""))
         try:
-            provider = await self._provider(platform)
+            provider = await self._providers.get(platform)
         except UnknownKind:
             known = ", ".join(PROVIDERS.kinds()) or "none"
             return failed(
                 f"PLATFORM ACTION FAILED - no provider {kind!r} (platform {spec.platform}; "
                 f"installed providers: {known})"
             )
-        if not isinstance(provider, PowerControl):
-            return failed(
-                f"PLATFORM ACTION FAILED - provider {kind!r} cannot {spec.operation} "
-                f"machines (platform {spec.platform})"
-            )
-        return await provider.operate(
-            PlatformRequest(
-                operation=spec.operation,
-                platform=dict(platform),
-                host=target.host,
-                address=target.address,
-                service=target.service,
-                timeout=target.timeout,
+        try:
+            machine = next(
+                (
+                    m
+                    for m in await provider.observe(target.owner)
+                    if m.owner == target.owner and m.slot == target.host
+                    and m.state != "terminated"
+                ),
+                None,
+            )  # fmt: skip
+            if machine is None:
+                return failed(
+                    f"PLATFORM ACTION FAILED - no machine of ours fills {target.host} on "
+                    f"{spec.platform} (only slots of the document's infrastructure can be "
+                    "acted on)"
+                )
+            if spec.operation == "replace":
+                made = await self._replace(provider, machine, target.owner)
+                return succeeded(
+                    f"PLATFORM ACTION OK - replaced {target.host}: {machine.cloud_id} -> "
+                    f"{made.cloud_id}"
+                )
+            call = {"reboot": provider.reboot, "start": provider.start, "stop": provider.stop}
+            await call[spec.operation](machine)
+        except ProviderError as exc:
+            code = f" ({exc.code})" if exc.code else ""
+            return failed(f"PLATFORM ACTION FAILED{code} - {what}: {exc}")
+        return succeeded(f"PLATFORM ACTION OK - {what} ({machine.cloud_id}) on {spec.platform}")
+
+    async def _replace(self, provider: Provider, machine: Machine, owner: str) -> Machine:
+        if machine.protected:
+            raise ProviderError(f"{machine.cloud_id} is protected", code="OperationNotPermitted")
+        index = machine.slot.rsplit("-", 1)[-1]
+        made = await provider.create(
+            MachineSpec(
+                owner=owner,
+                resource=machine.resource or machine.tags.get(TAG_RESOURCE, ""),
+                slot=machine.slot,
+                index=int(index) if index.isdigit() else 0,
+                op="replace-" + secrets.token_hex(6),
+                size=machine.size,
+                image=machine.image,
             )
         )
-
-    async def _provider(self, platform: dict[str, Any]) -> Provider:
-        """The provider of this platform, made on first use and again when it changed."""
-        name = str(platform.get("name"))
-        known = self._providers.get(name)
-        if known is not None and known[0] == platform:
-            return known[1]
-        cls = cast("type[Provider]", PROVIDERS.get(str(platform.get("provider", ""))))
-        provider = cls(platform)
-        self._providers[name] = (dict(platform), provider)
-        if known is not None:
-            await known[1].aclose()
-        return provider
+        await provider.destroy(machine)
+        return made
 
     async def aclose(self) -> None:
-        providers, self._providers = list(self._providers.values()), {}
-        for _, provider in providers:
-            await provider.aclose()
+        await self._providers.aclose()

@@ -6,13 +6,15 @@ import json
 import sys
 import time
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import replace
 from typing import Any, ClassVar, Literal
 
 import httpx
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from watchkeeper.infra.providers import PlatformRequest
+from watchkeeper.document.platforms import PlatformConfig
+from watchkeeper.infra.providers import Machine, MachineSpec
 from watchkeeper.jobs.payloads import ActionPayload
 from watchkeeper.plugins import ACTIONS, PROVIDERS
 from watchkeeper.results import CheckOutcome, CheckState
@@ -143,69 +145,94 @@ async def test_ssh_runs_through_the_shared_ssh_executor_strictly() -> None:
     assert bad.output == "SSH ACTION FAILED (exit status 2) - Job for nginx failed"
 
 
-class LabCloudPlatform(BaseModel):
+class LabCloudPlatform(PlatformConfig):
     provider: Literal["testcloud"]
 
 
 class LabCloud:
-    """A provider with the power-control capability, recording what it was asked."""
+    """An in-memory platform: machines by cloud id, and every call it was asked."""
 
     kind: ClassVar[str] = "testcloud"
     Config: ClassVar[type[BaseModel]] = LabCloudPlatform
-    asked: ClassVar[list[PlatformRequest]] = []
+    capabilities: ClassVar[frozenset[str]] = frozenset({"observe", "create", "destroy"})
+    machines: ClassVar[dict[str, Machine]] = {}
+    asked: ClassVar[list[tuple[str, str]]] = []
     closed: ClassVar[int] = 0
 
     def __init__(self, platform: Mapping[str, Any]) -> None:
         self.platform = platform
 
-    async def operate(self, request: PlatformRequest) -> CheckOutcome:
-        LabCloud.asked.append(request)
-        return CheckOutcome(state=CheckState.OK, output=f"rebooted {request.host}")
+    async def observe(self, owner: str) -> list[Machine]:
+        return list(LabCloud.machines.values())
+
+    async def create(self, spec: MachineSpec) -> Machine:
+        made = Machine(cloud_id=f"i-{len(LabCloud.machines)}", resource=spec.resource,
+                       slot=spec.slot, owner=spec.owner, op=spec.op, state="running",
+                       size=spec.size)  # fmt: skip
+        LabCloud.machines[made.cloud_id] = made
+        LabCloud.asked.append(("create", made.cloud_id))
+        return made
+
+    async def destroy(self, machine: Machine) -> None:
+        LabCloud.asked.append(("destroy", machine.cloud_id))
+        del LabCloud.machines[machine.cloud_id]
+
+    async def reboot(self, machine: Machine) -> None:
+        LabCloud.asked.append(("reboot", machine.cloud_id))
+
+    async def start(self, machine: Machine) -> None:
+        LabCloud.asked.append(("start", machine.cloud_id))
+
+    async def stop(self, machine: Machine) -> None:
+        LabCloud.asked.append(("stop", machine.cloud_id))
 
     async def aclose(self) -> None:
         LabCloud.closed += 1
 
 
-class Inventory(LabCloud):
-    """A provider without power control."""
-
-    kind: ClassVar[str] = "inventory-only"
-    operate = None  # type: ignore[assignment]
-
-    class Config(BaseModel):
-        provider: Literal["inventory-only"]
-
-
-async def test_platform_actions_use_the_provider_or_say_there_is_none(
+async def test_platform_actions_act_on_the_machine_of_ours_that_fills_the_slot(
     actions: Actions,
 ) -> None:
     platform = {"name": "eu", "provider": "testcloud", "zone": "core"}
-    target = ActionTarget(host="web1", address="10.0.0.1", platform=platform)
+    target = ActionTarget(host="web-1", address="10.0.0.1", platform=platform, owner="wkA")
     spec = {"kind": "platform", "platform": "eu", "operation": "reboot"}
     none = await actions.run(spec, target)
     assert none.state is CheckState.CRITICAL
     assert "no provider 'testcloud' (platform eu" in none.output
+    LabCloud.machines = {
+        "i-a": Machine(cloud_id="i-a", resource="web", slot="web-1", owner="wkA",
+                       state="running", size="small"),
+        # A lookalike: our resource and slot tags, another owner. Never touched.
+        "i-b": Machine(cloud_id="i-b", resource="web", slot="web-2", owner="wkB",
+                       state="running"),
+    }  # fmt: skip
+    LabCloud.asked = []
     PROVIDERS.register(LabCloud)
-    PROVIDERS.register(Inventory)
     try:
         done = await actions.run(spec, target)
         again = await actions.run(spec, target)
-        cannot = await actions.run(
-            {**spec, "platform": "inv"},
-            ActionTarget(host="web1", platform={"name": "inv", "provider": "inventory-only"}),
-        )
+        foreign = await actions.run(spec, replace(target, host="web-2"))
+        plain = await actions.run(spec, replace(target, host="db1"))
+        swapped = await actions.run({**spec, "operation": "replace"}, target)
+        ownerless = await actions.run(spec, replace(target, owner=""))
     finally:
         PROVIDERS.unregister("testcloud")
-        PROVIDERS.unregister("inventory-only")
-    assert done.output == again.output == "rebooted web1"
-    asked = LabCloud.asked
-    assert (asked[0].operation, asked[0].address, asked[0].platform) == ("reboot", "10.0.0.1",
-                                                                         platform)  # fmt: skip
-    assert "provider 'inventory-only' cannot reboot machines" in cannot.output
+    assert done.state is again.state is CheckState.OK
+    assert "reboot web-1 (i-a)" in done.output
+    assert foreign.state is plain.state is CheckState.CRITICAL
+    assert "no machine of ours fills web-2" in foreign.output
+    assert "no machine of ours fills db1" in plain.output
+    assert swapped.state is CheckState.OK
+    assert "replaced web-1: i-a -> i-2" in swapped.output
+    # Create before destroy, and nothing done to the lookalike.
+    assert LabCloud.asked == [("reboot", "i-a"), ("reboot", "i-a"), ("create", "i-2"),
+                              ("destroy", "i-a")]  # fmt: skip
+    assert LabCloud.machines["i-2"].size == "small"
+    assert "no owner id" in ownerless.output
     assert "testcloud" not in PROVIDERS
     closed = LabCloud.closed
     await actions.aclose()
-    assert LabCloud.closed == closed + 2  # one provider per platform, made once, closed once
+    assert LabCloud.closed == closed + 1  # one provider per platform, made once, closed once
     missing = await actions.run(spec, ActionTarget(host="web1"))
     assert "was not sent with the job" in missing.output
 

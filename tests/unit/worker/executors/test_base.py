@@ -66,7 +66,7 @@ def test_built_in_executors_are_registered() -> None:
         "ping": PingExecutor,
     }
     assert get_executor("tcp") is TcpExecutor
-    assert CHECKS.kinds() == ("plugin", "tcp", "http", "ping", "ssh", "agent")
+    assert CHECKS.kinds() == ("plugin", "tcp", "http", "ping", "ssh", "agent", "platform")
 
 
 def test_register_refuses_a_second_claim_on_a_kind() -> None:
@@ -85,7 +85,7 @@ def test_unknown_kind_names_the_known_ones() -> None:
         get_executor("snmp")
     assert isinstance(caught.value, WatchkeeperError)
     assert "'snmp'" in caught.value.message
-    assert "http, ping, plugin, ssh, tcp" in caught.value.message
+    assert "http, ping, platform, plugin, ssh, tcp" in caught.value.message
     assert CHECKS.group in caught.value.message
 
 
