@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from watchkeeper import __version__, logs
-from watchkeeper.commands import config_cmds, keys_cmds, run_cmds, user_cmds
+from watchkeeper.commands import config_cmds, infra_cmds, keys_cmds, run_cmds, user_cmds
 from watchkeeper.errors import WatchkeeperError
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
@@ -241,6 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     wk.set_defaults(func=keys_cmds.worker_key_revoke)
 
     user_cmds.add_parsers(sub, _store_args)
+    infra_cmds.add_parsers(sub)
 
     for name, helptext in (
         ("up", "manager and embedded worker in one process, on the bundled example by default"),

@@ -268,6 +268,33 @@ def cases(world: World) -> dict[tuple[str, str], Case]:
         ("GET", "/api/v1/hosts/{name}"): Case("viewer", "/api/v1/hosts/h1"),
         ("GET", "/api/v1/zones"): Case("viewer", "/api/v1/zones"),
         ("GET", "/api/v1/workers"): Case("viewer", "/api/v1/workers"),
+        ("GET", "/api/v1/infra/platforms"): Case("viewer", "/api/v1/infra/platforms"),
+        ("GET", "/api/v1/infra/resources"): Case("viewer", "/api/v1/infra/resources"),
+        ("GET", "/api/v1/infra/plan"): Case("viewer", "/api/v1/infra/plan"),
+        ("GET", "/api/v1/infra/operations"): Case("viewer", "/api/v1/infra/operations"),
+        # No infrastructure in this document: no change 1, no such machine or platform.
+        ("GET", "/api/v1/infra/operations/{job_id}"): Case(
+            "viewer", "/api/v1/infra/operations/1", ok=404
+        ),
+        ("POST", "/api/v1/infra/operations/{job_id}/confirm"): Case(
+            "operator", "/api/v1/infra/operations/1/confirm", ok=404
+        ),
+        ("POST", "/api/v1/infra/operations/{job_id}/skip"): Case(
+            "operator", "/api/v1/infra/operations/1/skip", ok=404
+        ),
+        ("POST", "/api/v1/infra/apply"): Case("operator", "/api/v1/infra/apply", ok=202),
+        ("POST", "/api/v1/infra/unprotect"): Case(
+            "operator", "/api/v1/infra/unprotect", ok=404, body={"target": "h1"}
+        ),
+        ("POST", "/api/v1/infra/adopt"): Case(
+            "operator", "/api/v1/infra/adopt", ok=404, body={"target": "i-0abc"}
+        ),
+        ("POST", "/api/v1/infra/platforms/{name}/accept"): Case(
+            "operator", "/api/v1/infra/platforms/lab/accept", ok=404
+        ),
+        ("POST", "/api/v1/infra/hold/confirm"): Case(
+            "operator", "/api/v1/infra/hold/confirm", ok=404
+        ),
         ("GET", "/metrics"): Case("viewer", "/metrics"),
         ("GET", "/api/v1/openapi.json"): Case("viewer", "/api/v1/openapi.json"),
     }

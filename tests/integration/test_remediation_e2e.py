@@ -24,7 +24,8 @@ from tests.fixtures.listener import Service
 from tests.waiting import wait_until
 from watchkeeper import store
 from watchkeeper.clock import utcnow
-from watchkeeper.infra.providers import PlatformRequest
+from watchkeeper.document.platforms import PlatformConfig
+from watchkeeper.infra.providers import Machine
 from watchkeeper.jobs.states import JobState
 from watchkeeper.manager.intake import ConfigIntake
 from watchkeeper.manager.runner import EngineRunner
@@ -32,13 +33,16 @@ from watchkeeper.notify.notification import Notification
 from watchkeeper.plugins import PROVIDERS
 from watchkeeper.remediation import records
 from watchkeeper.remediation.service import RemediationService, RemediationSettings
-from watchkeeper.results import CheckOutcome, CheckState
+from watchkeeper.results import CheckState
 from watchkeeper.transport import keys
 from watchkeeper.transport.client import WorkerConnection, WorkerSettings
 from watchkeeper.transport.registry import MemoryKeyRegistry
 from watchkeeper.transport.server import JobServer
 from watchkeeper.worker.executors import install_child_watcher
 from watchkeeper.worker.runner import job_runner
+
+#: The owner id the manager's platform actions carry (its stages read it from the store).
+OWNER = "wktest0001"
 
 
 def document(service: Service, action: dict[str, Any]) -> dict[str, Any]:
@@ -49,7 +53,11 @@ def document(service: Service, action: dict[str, Any]) -> dict[str, Any]:
         "hosts": [{"name": "h1", "address": "127.0.0.1", "zone": "core"}],
         "services": [{"name": "web", "hosts": ["h1"], **fast,
                       "check": {"kind": "tcp", "port": service.port}}],
-        "platforms": [{"name": "lab", "provider": "loopback-test", "zone": "ops"}],
+        # An ec2 platform in the document; the test swaps the ec2 provider for a loopback
+        # one where it needs a platform that acts (the document is validated against
+        # the providers registered when it is loaded, so it names a built-in kind).
+        "platforms": [{"name": "lab", "provider": "ec2", "zone": "ops",
+                       "options": {"region": "lab-1"}}],
         "remediations": [{"name": "restart-web", "when": {"service": "web"},
                           "action": action, "cooldown": "0s", "max_attempts": 2,
                           "notifications": ["ops"]}],
@@ -67,6 +75,7 @@ class Manager:
         self.service = RemediationService(
             self.db, None, self.notes.append, settings=RemediationSettings(tick_interval=0.05)
         )
+        self.service.owner = OWNER  # the store's cluster id, as the manager's stages set it
 
         def server(runner: EngineRunner) -> JobServer:
             return JobServer(
@@ -210,28 +219,34 @@ async def test_a_job_queued_across_a_manager_restart_runs_exactly_once(
     tmp_path: Path, parts: tuple[Service, MemoryKeyRegistry, Workers]
 ) -> None:
     service, registry, workers = parts
-    calls: list[PlatformRequest] = []
+    calls: list[Mapping[str, Any]] = []
 
-    class LoopbackPlatform(BaseModel):
-        provider: Literal["loopback-test"]
+    class LoopbackPlatform(PlatformConfig):
+        provider: Literal["ec2"]
 
     class Loopback:
-        """A provider whose start starts the local service the check watches."""
+        """A provider with one machine, h1's slot, whose start starts the local service."""
 
-        kind: ClassVar[str] = "loopback-test"
+        kind: ClassVar[str] = "ec2"
         Config: ClassVar[type[BaseModel]] = LoopbackPlatform
+        capabilities: ClassVar[frozenset[str]] = frozenset({"observe", "start"})
 
         def __init__(self, platform: Mapping[str, Any]) -> None:
             self.platform = platform
 
-        async def operate(self, request: PlatformRequest) -> CheckOutcome:
-            calls.append(request)
+        async def observe(self, owner: str) -> list[Machine]:
+            return [Machine(cloud_id="lo-1", resource="lab", slot="h1", owner=OWNER,
+                            state="stopped")]  # fmt: skip
+
+        async def start(self, machine: Machine) -> None:
+            calls.append(self.platform)
             await asyncio.to_thread(service.start)
-            return CheckOutcome(state=CheckState.OK, output=f"started {request.host}")
 
         async def aclose(self) -> None:
             return None
 
+    real = PROVIDERS.get("ec2")
+    PROVIDERS.unregister("ec2")
     PROVIDERS.register(Loopback)
     action = {"kind": "platform", "platform": "lab", "operation": "start"}
     first = Manager(tmp_path, registry)
@@ -263,14 +278,15 @@ async def test_a_job_queued_across_a_manager_restart_runs_exactly_once(
         await workers.start(second, "w-ops", ["ops"])
         await wait_until(_succeeded(second), within=30, what="the queued job ran")
         [job] = await second.jobs()
-        assert job.zone == "ops" and job.output is not None and "started h1" in job.output
-        assert len(calls) == 1 and calls[0].platform["name"] == "lab"
+        assert job.zone == "ops" and job.output is not None and "start h1 (lo-1)" in job.output
+        assert len(calls) == 1 and calls[0]["name"] == "lab"
         assert await second.audit() == [
             "queued", "dispatched", "action_succeeded", "resolved",
         ]  # fmt: skip
         await wait_until(lambda: second.state() is CheckState.OK, what="the check is OK")
         assert len(calls) == 1
     finally:
-        PROVIDERS.unregister("loopback-test")
+        PROVIDERS.unregister("ec2")
+        PROVIDERS.register(real)
         await workers.stop()
         await second.stop()

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from watchkeeper import store
+from watchkeeper.commands import infra_cmds
 from watchkeeper.commands.common import (
     EXIT_INVALID,
     EXIT_OK,
@@ -101,12 +103,14 @@ async def plan(args: argparse.Namespace) -> int:
             result = await store.plan(db, checked.snapshot)
             async with db.session() as session:
                 version = await store.current_version(session)
+            infra = await infra_cmds.preview(db, checked.snapshot, now=time.time())
         finally:
             await db.aclose()
         if version is not None:
             current = {"id": version.id, "content_hash": version.content_hash}
     else:
         result = diff(Hashes(), checked.snapshot.hashes())
+        infra = await infra_cmds.preview(None, checked.snapshot, now=time.time())
     identical = current is not None and current["content_hash"] == checked.validated.content_hash
     if args.format == "json":
         emit_json(
@@ -118,6 +122,7 @@ async def plan(args: argparse.Namespace) -> int:
                 "summary": result.summary(),
                 "objects": {k: _delta_dict(d) for k, d in result.objects.items() if d},
                 "checks": _delta_dict(result.checks),
+                "infrastructure": infra,
             }
         )
         return EXIT_OK
@@ -125,8 +130,11 @@ async def plan(args: argparse.Namespace) -> int:
     print(f"Plan for {name} against {against}:")
     if identical or result.empty:
         print("  no changes")
-        return EXIT_OK
-    _print_plan(result)
+    else:
+        _print_plan(result)
+    # The platforms may differ from the document even when the document does not change.
+    for line in infra_cmds.preview_lines(infra):
+        print(line)
     return EXIT_OK
 
 

@@ -229,6 +229,17 @@ class _Builder:
     gone: dict[str, Machine] = field(default_factory=dict)
     #: Slot -> a live machine carrying the slot's tag but not our owner tag.
     orphaned: dict[str, Machine] = field(default_factory=dict)
+    #: Slots with an update (create, destroy, resize) planned, and the machines this
+    #: plan destroys or resizes: indexes of `actions`, so a plan stays linear.
+    updated: set[str] = field(default_factory=set)
+    changing: set[str] = field(default_factory=set)
+
+    def _add(self, action: Action) -> None:
+        self.actions.append(action)
+        if action.op in _UPDATES:
+            self.updated.add(action.slot)
+        if action.op in (Op.DESTROY, Op.RESIZE) and action.cloud_id:
+            self.changing.add(action.cloud_id)
 
     # --- one resource of the document -----------------------------------------------------
 
@@ -274,7 +285,7 @@ class _Builder:
             drift.extend(notes)
             if matches and not surplus:
                 converged += 1
-            updating = updating or any(a.slot == slot and a.op in _UPDATES for a in self.actions)
+            updating = updating or slot in self.updated
         for machine in sorted(extra, key=_by_slot_desc):
             if selected:
                 self._destroy(
@@ -317,7 +328,8 @@ class _Builder:
             notes.append(f"{slot}: {what}")
             if selected and not busy and not updating:
                 self._update(resource, machine, what, image=wrong_image)
-        leaving = any(a.op is Op.DESTROY and a.cloud_id == machine.cloud_id for a in self.actions)
+        # A machine already being destroyed or resized by this plan is left to that.
+        leaving = machine.cloud_id in self.changing
         if machine.state in ("stopped", "stopping"):
             matches = False
             notes.append(f"{slot} {machine.state} out of band")
@@ -396,7 +408,7 @@ class _Builder:
             )
             return
         self.creates += 1
-        self.actions.append(
+        self._add(
             Action(
                 op=Op.CREATE,
                 platform=self.given.platform.name,
@@ -432,7 +444,7 @@ class _Builder:
             )
             return
         self.destroys += 1
-        self.actions.append(
+        self._add(
             Action(
                 op=Op.DESTROY,
                 platform=self.given.platform.name,
@@ -454,7 +466,7 @@ class _Builder:
         size: str | None = None,
         confirm: bool = False,
     ) -> None:
-        self.actions.append(
+        self._add(
             Action(
                 op=op,
                 platform=self.given.platform.name,

@@ -173,7 +173,9 @@ class InfraService(Operators):
         report = next((r for r in state.last.reports if r.resource == name), None)
         if report is None:
             return f"waiting for the first observation of platform {platform_name}"
-        return report_outcome(report, state, self._clock(), self._pending_count(name))
+        jobs = [j for j in self._live.values() if j.owner == name]
+        pending = sum(1 for j in jobs if j.state is JobState.PENDING)
+        return report_outcome(report, state, self._clock(), pending, len(jobs) - pending)
 
     def slot_address(self, host: str) -> str | None:
         """The address of the machine filling slot ``host``, from the last inventory."""
@@ -663,11 +665,6 @@ class InfraService(Operators):
         for report in current.reports:
             if before.get(report.resource) != report:
                 self.runner.check_now(f"infra:{report.resource}")
-
-    def _pending_count(self, resource: str) -> int:
-        return sum(
-            1 for j in self._live.values() if j.owner == resource and j.state is JobState.PENDING
-        )
 
     # --- views ----------------------------------------------------------------------------
 

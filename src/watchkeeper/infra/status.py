@@ -35,7 +35,11 @@ class PlatformState:
 
 
 def report_outcome(
-    report: ResourceReport, state: PlatformState, now: float, pending: int
+    report: ResourceReport,
+    state: PlatformState,
+    now: float,
+    pending: int = 0,
+    running: int = 0,
 ) -> CheckOutcome:
     """The ``infra:NAME`` check's result from the resource's report and its platform."""
     counts = f"{report.converged}/{report.desired} converged"
@@ -54,7 +58,8 @@ def report_outcome(
         )
     if report.drift:
         return outcome(CheckState.WARNING, f"drift: {'; '.join(report.drift)}; {counts}", perf)
-    waiting = f", {pending} change(s) wait for an operator" if pending else ""
+    waiting = f", {running} change(s) under way" if running else ""
+    waiting += f", {pending} change(s) wait for an operator" if pending else ""
     return outcome(CheckState.OK, counts + waiting, perf)
 
 

@@ -90,7 +90,7 @@ def job_dict(job: QueuedJob) -> dict[str, Any]:
         "attempts": job.attempts,
         "worker": job.worker,
         "output": job.output,
-        "decided_by": job.decided_by,
+        "decided_by": job.decided_by or job.meta.get("author"),
         "created_at": _iso(job.created_at),
         "updated_at": _iso(job.updated_at),
         "finished_at": _iso(job.finished_at),

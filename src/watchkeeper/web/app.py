@@ -17,6 +17,7 @@ from watchkeeper import __version__, store
 from watchkeeper.web import views
 from watchkeeper.web.accounts_api import create_accounts_router
 from watchkeeper.web.errors import install_error_handlers
+from watchkeeper.web.infra_api import infra_router
 from watchkeeper.web.inventory_api import config_diff_router, inventory_router
 from watchkeeper.web.listing import Listing, Offset, PathId, listing, whole
 from watchkeeper.web.login import create_login_router
@@ -202,7 +203,9 @@ def create_app(
     if ports is not None:
         read = ports.read
         app.include_router(operations_router(db, ports, viewer=viewer, operator=operator))
-        app.include_router(inventory_router(read, viewer=viewer))
+        if ports.infra is not None:
+            app.include_router(infra_router(ports.infra, viewer=viewer, operator=operator))
+        app.include_router(inventory_router(read, viewer=viewer, infra=ports.infra))
         app.include_router(
             metrics_router(
                 read.checks,
@@ -217,9 +220,11 @@ def create_app(
     from fastapi.staticfiles import StaticFiles
 
     from watchkeeper.web.ui import STATIC, create_ui_router
+    from watchkeeper.web.ui.pages import infra_ui_router
 
     if ports is not None:
         app.include_router(create_ui_router(db, ports, security))
+        app.include_router(infra_ui_router(ports.infra, security))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")  # public: no data
     # --- end web pages ---
     return app

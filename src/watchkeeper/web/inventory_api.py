@@ -3,6 +3,8 @@
 Thin routes over the read models of `watchkeeper.web.views` (memory only, one pass) and,
 for the diff, the store's stored documents (`watchkeeper.document.compare`). Viewers may
 read all of it. A bad argument is a 422 naming it; an unknown host or version a 404.
+A slot host (``web-2`` of resource ``web``) has no address in the document: with the
+infrastructure port, its address is its machine's, and its detail names that machine.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from watchkeeper.document import compare
 from watchkeeper.errors import NotFound
 from watchkeeper.web import views
 from watchkeeper.web.listing import MAX_ID, Listing, Offset, whole
-from watchkeeper.web.ports import ReadModel
+from watchkeeper.web.ports import Infra, ReadModel
 from watchkeeper.web.security import Principal
 
 #: The largest page a list route gives.
@@ -101,6 +103,9 @@ class HostPage(BaseModel):
 
 class HostDetail(HostOut):
     checks: list[ServiceOut]
+    #: The machine filling a slot host (platform, cloud_id, state, size, address, ...);
+    #: null for other hosts and for a slot no machine fills yet.
+    machine: dict[str, Any] | None = None
 
 
 class Overview(BaseModel):
@@ -186,8 +191,12 @@ def service_out(row: views.ServiceRow) -> ServiceOut:
     return ServiceOut.model_validate(row, from_attributes=True)
 
 
-def host_out(row: views.HostRow) -> HostOut:
-    return HostOut.model_validate(row, from_attributes=True)
+def host_out(row: views.HostRow, infra: Infra | None = None) -> HostOut:
+    """A host; a slot host's (empty) document address is its machine's, when it has one."""
+    out = HostOut.model_validate(row, from_attributes=True)
+    if infra is not None and not out.address:
+        out.address = infra.address(row.name) or ""
+    return out
 
 
 def states_arg(values: list[str] | None) -> list[str]:
@@ -195,8 +204,11 @@ def states_arg(values: list[str] | None) -> list[str]:
     return [part.strip() for value in values or () for part in value.split(",") if part.strip()]
 
 
-def inventory_router(read: ReadModel, *, viewer: Requirement) -> APIRouter:
-    """Overview, hosts, zones and workers of the running manager, for viewers."""
+def inventory_router(
+    read: ReadModel, *, viewer: Requirement, infra: Infra | None = None
+) -> APIRouter:
+    """Overview, hosts, zones and workers of the running manager, for viewers; ``infra``
+    gives slot hosts their machines' addresses."""
     api = APIRouter(prefix="/api/v1", dependencies=[Depends(viewer)], tags=["inventory"])
 
     @api.get("/overview", response_model=Overview)
@@ -237,7 +249,7 @@ def inventory_router(read: ReadModel, *, viewer: Requirement) -> APIRouter:
             total=page.total,
             offset=page.offset,
             limit=page.limit,
-            items=[host_out(h) for h in page.items],
+            items=[host_out(h, infra) for h in page.items],
         )
 
     @api.get("/hosts/{name}", response_model=HostDetail, responses={404: {"model": ErrorOut}})
@@ -246,7 +258,11 @@ def inventory_router(read: ReadModel, *, viewer: Requirement) -> APIRouter:
         if found is None:
             raise NotFound(f"no host {name!r}")
         row, checks = found
-        return HostDetail(**host_out(row).model_dump(), checks=[service_out(c) for c in checks])
+        return HostDetail(
+            **host_out(row, infra).model_dump(),
+            checks=[service_out(c) for c in checks],
+            machine=infra.host_machine(name) if infra is not None else None,
+        )
 
     @api.get("/zones", response_model=Listing[ZoneOut])
     async def zones() -> dict[str, Any]:

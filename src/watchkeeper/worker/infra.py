@@ -64,6 +64,14 @@ class InfraRunner:
                     {"error": "no provider", "code": "UnknownProvider"},
                 ),
             )
+        needed = "observe" if job.op in ("observe",) else _CAPABILITY.get(job.op, job.op)
+        if needed not in set(getattr(provider, "capabilities", ())):
+            return _outcome(
+                CheckState.UNKNOWN if job.op == "observe" else CheckState.CRITICAL,
+                f"INFRA {job.op.upper()} FAILED - provider {job.platform.get('provider')!r} "
+                f"cannot {job.op} machines",
+                {"error": "unsupported", "code": "Unsupported"},
+            )
         try:
             outcome = await self._run(provider, job)
         except ProviderError as exc:
@@ -219,6 +227,8 @@ _POWER: dict[str, Callable[[Provider, Machine], Awaitable[None]]] = {
     "protect": _protect,
     "unprotect": _unprotect,
 }
+#: The capability an op needs (`watchkeeper.infra.providers.base.CAPABILITIES`).
+_CAPABILITY = {"unprotect": "protect"}
 _DONE = {
     "destroy": "destroyed",
     "start": "started",

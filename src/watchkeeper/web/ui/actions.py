@@ -1,4 +1,6 @@
-"""Operator actions from the pages: acknowledge, downtime, check now, remediation.
+"""Operator actions from the pages: acknowledge, downtime, check now, remediation, and
+the infrastructure's (confirm or skip a change, apply now, unprotect, adopt, accept an
+empty observation, confirm a held document).
 
 Each route takes an urlencoded form (htmx sends the CSRF token in ``X-CSRF-Token``; a
 plain form sends ``csrf_token``), calls the same stage method as the REST API in
@@ -22,7 +24,7 @@ from fastapi.responses import RedirectResponse
 from watchkeeper.document.durations import parse_duration
 from watchkeeper.errors import InvalidArgument, NotFound
 from watchkeeper.web.listing import PathId
-from watchkeeper.web.ports import Operations
+from watchkeeper.web.ports import Infra, Operations
 from watchkeeper.web.security import csrf
 from watchkeeper.web.security.redirects import safe_next
 from watchkeeper.web.ui.flash import flash
@@ -33,6 +35,10 @@ from watchkeeper.web.ui.templating import PAGE_HEADERS, is_htmx
 CHANGED_EVENT = "wk-changed"
 #: How long a downtime lasts when the form names no duration.
 DEFAULT_DOWNTIME = "2h"
+#: Where the infrastructure buttons send a plain form back to.
+INFRA_PAGE = "/infrastructure"
+#: The longest slot, cloud id or resource name a form may carry.
+MAX_NAME = 255
 
 
 class FormError(InvalidArgument):
@@ -181,5 +187,85 @@ def actions_router(ops: Operations, *, operator: Requirement) -> APIRouter:
         form = await Form.read(request)
         await ops.skip_pending(job_id, principal_of(request).name, form.text("reason"))
         return done(request, form, f"Remediation job {job_id} skipped.", fallback="/remediation")
+
+    return router
+
+
+def _name(field: str, text: str) -> str:
+    if not text:
+        raise FormError(field, "name a slot or a cloud id")
+    if len(text) > MAX_NAME:
+        raise FormError(field, f"is longer than {MAX_NAME} characters")
+    return text
+
+
+def infra_actions_router(infra: Infra | None, *, operator: Requirement) -> APIRouter:
+    """The infrastructure page's buttons, each the same port call as ``/api/v1/infra``."""
+    router = APIRouter(
+        prefix="/infrastructure", dependencies=[Depends(operator)], include_in_schema=False
+    )
+
+    def stage() -> Infra:
+        if infra is None:
+            raise NotFound("This manager runs no infrastructure stage.")
+        return infra
+
+    @router.post("/operations/{job_id}/confirm")
+    async def confirm(request: Request, job_id: PathId) -> Response:
+        form = await Form.read(request)
+        job = await stage().decide(job_id, run=True, author=principal_of(request).name)
+        what = f"{job.get('op')} {job.get('slot')}"
+        return done(
+            request, form, f"Infrastructure change {job_id} ({what}) confirmed.",
+            fallback=INFRA_PAGE,
+        )  # fmt: skip
+
+    @router.post("/operations/{job_id}/skip")
+    async def skip(request: Request, job_id: PathId) -> Response:
+        form = await Form.read(request)
+        await stage().decide(job_id, run=False, author=principal_of(request).name)
+        return done(request, form, f"Infrastructure change {job_id} skipped.", fallback=INFRA_PAGE)
+
+    @router.post("/apply")
+    async def apply(request: Request) -> Response:
+        form = await Form.read(request)
+        only = [_name("only", n) for n in form.text("only").replace(",", " ").split()]
+        platforms = await stage().apply(only, principal_of(request).name)
+        listed = ", ".join(platforms) or "no platform"
+        return done(request, form, f"Observing and planning now: {listed}.", fallback=INFRA_PAGE)
+
+    @router.post("/unprotect")
+    async def unprotect(request: Request) -> Response:
+        form = await Form.read(request)
+        target = _name("target", form.text("target"))
+        job = await stage().unprotect(target, principal_of(request).name)
+        return done(
+            request, form, f"Protection of {target} lifted (change {job.get('id')}).",
+            fallback=INFRA_PAGE,
+        )  # fmt: skip
+
+    @router.post("/adopt")
+    async def adopt(request: Request) -> Response:
+        form = await Form.read(request)
+        target = _name("target", form.text("target"))
+        job = await stage().adopt(target, principal_of(request).name)
+        return done(
+            request, form, f"Adopting {target} (change {job.get('id')}).", fallback=INFRA_PAGE
+        )
+
+    @router.post("/platforms/{name}/accept")
+    async def accept(request: Request, name: str) -> Response:
+        form = await Form.read(request)
+        await stage().accept(_name("name", name), principal_of(request).name)
+        return done(
+            request, form, f"Platform {name}: the empty observation is accepted.",
+            fallback=INFRA_PAGE,
+        )  # fmt: skip
+
+    @router.post("/hold/confirm")
+    async def confirm_hold(request: Request) -> Response:
+        form = await Form.read(request)
+        await stage().confirm_hold(principal_of(request).name)
+        return done(request, form, "The held infrastructure is in force now.", fallback=INFRA_PAGE)
 
     return router

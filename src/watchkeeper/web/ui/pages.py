@@ -1,24 +1,33 @@
-"""The pages of what is running now: overview, services, hosts, one host, one service.
+"""The pages of what is running now: overview, services, hosts, one host, one service,
+and the infrastructure.
 
 Lists come from the read models in `watchkeeper.web.views` (memory only; one page of
 rows is built per request), the service page adds the stored state history and the
 metric list. Live blocks (counts, problems, a list's table, a service's state) are the
 same templates rendered alone: htmx polls them, so a refresh costs one read-model call.
+The infrastructure page and a slot host's machine line read the `Infra` port
+(`infra_ui_router`, served with or without it: without, the page says so).
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from watchkeeper import store
+from watchkeeper.errors import NotFound
+from watchkeeper.jobs.states import JobState
 from watchkeeper.telemetry import repository as telemetry_store
 from watchkeeper.web import views
 from watchkeeper.web.listing import MAX_ID
-from watchkeeper.web.ports import ReadModel
-from watchkeeper.web.security import Principal
+from watchkeeper.web.ports import Infra, ReadModel
+from watchkeeper.web.security import Principal, Role, Security
+from watchkeeper.web.ui.actions import infra_actions_router
 from watchkeeper.web.ui.formatting import split_output
 from watchkeeper.web.ui.requirements import Requirement, principal_of
 from watchkeeper.web.ui.templating import is_htmx, render
@@ -33,6 +42,9 @@ HISTORY_SHOWN = 50
 RANGES = {"6h": 6 * 3600, "1d": 86_400, "7d": 7 * 86_400, "30d": 30 * 86_400, "1y": 365 * 86_400}
 DEFAULT_RANGE = "1d"
 SORT_LABELS = {"name": "name", "severity": "severity", "age": "oldest change", "recent": "newest"}
+#: Infrastructure operations shown: the latest, and those waiting for an operator.
+OPERATIONS_SHOWN = 50
+PENDING_SHOWN = 100
 
 
 def _states(values: list[str] | None) -> list[str]:
@@ -235,3 +247,77 @@ def _not_found(request: Request, principal: Principal, message: str) -> Response
         request, "ui/not_found.html", principal, status_code=status.HTTP_404_NOT_FOUND,
         message=message,
     )  # fmt: skip
+
+
+def _dated(item: Mapping[str, Any]) -> dict[str, Any]:
+    """An `Infra` answer with its ISO times (``at``, ``*_at``, ``*_until``) as datetimes,
+    which the templates' ``when`` and ``timestamp`` take."""
+    out = dict(item)
+    for key, value in item.items():
+        if isinstance(value, str) and value and (key == "at" or key.endswith(("_at", "_until"))):
+            with contextlib.suppress(ValueError):
+                out[key] = datetime.fromisoformat(value)
+    return out
+
+
+def infra_ui_router(infra: Infra | None, security: Security) -> APIRouter:
+    """``/infrastructure`` and a slot host's machine line (viewer), and the buttons behind
+    them (operator); ``infra`` is None when the manager runs no infrastructure stage."""
+    viewer = security.require(Role.VIEWER, page=True)
+    operator = security.require(Role.OPERATOR, page=True)
+    router = APIRouter(include_in_schema=False)
+    router.include_router(infra_actions_router(infra, operator=operator))
+    router.include_router(infra_pages_router(infra, viewer=viewer))
+    return router
+
+
+def infra_pages_router(infra: Infra | None, *, viewer: Requirement) -> APIRouter:
+    """``/infrastructure[?op=ID]`` and ``/parts/hosts/{name}/machine``."""
+    router = APIRouter(dependencies=[Depends(viewer)], include_in_schema=False)
+
+    @router.get("/infrastructure")
+    async def infrastructure(
+        request: Request, op: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None
+    ) -> Response:
+        principal = principal_of(request)
+        if infra is None:
+            return render(request, "ui/infrastructure.html", principal, available=False)
+        pending, _ = await infra.operations(states=[JobState.PENDING], limit=PENDING_SHOWN)
+        latest, total = await infra.operations(limit=OPERATIONS_SHOWN)
+        chosen = None
+        if op is not None:
+            try:
+                found = await infra.operation(op)
+            except NotFound as exc:
+                return _not_found(request, principal, exc.message)
+            chosen = _dated(found) | {"audit": [_dated(a) for a in found.get("audit", ())]}
+        return render(
+            request,
+            "ui/infrastructure.html",
+            principal,
+            available=True,
+            platforms=[_dated(p) for p in infra.platforms()],
+            resources=infra.resources(),
+            plans=infra.plans(),
+            hold=infra.hold(),
+            pending=[_dated(j) for j in pending],
+            operations=[_dated(j) for j in latest],
+            operations_total=total,
+            chosen=chosen,
+        )
+
+    @router.get("/parts/hosts/{name}/machine")
+    async def host_machine(request: Request, name: str) -> Response:
+        """The line a slot host's page shows (htmx); 204, nothing drawn, for any other."""
+        machine = infra.host_machine(name) if infra is not None else None
+        if machine is None:
+            return Response(status_code=status.HTTP_204_NO_CONTENT)
+        return render(
+            request,
+            "ui/parts/host_machine.html",
+            principal_of(request),
+            host_name=name,
+            machine=machine,
+        )
+
+    return router

@@ -79,6 +79,13 @@ class PlatformActionRunner:
                 f"PLATFORM ACTION FAILED - no provider {kind!r} (platform {spec.platform}; "
                 f"installed providers: {known})"
             )
+        needs = {"replace": {"create", "destroy"}}.get(spec.operation, {spec.operation})
+        lacking = needs - set(getattr(provider, "capabilities", ()))
+        if lacking:
+            return failed(
+                f"PLATFORM ACTION FAILED - provider {kind!r} cannot {spec.operation} machines "
+                f"(platform {spec.platform}; it lacks {', '.join(sorted(lacking))})"
+            )
         try:
             machine = next(
                 (
@@ -101,8 +108,7 @@ class PlatformActionRunner:
                     f"PLATFORM ACTION OK - replaced {target.host}: {machine.cloud_id} -> "
                     f"{made.cloud_id}"
                 )
-            call = {"reboot": provider.reboot, "start": provider.start, "stop": provider.stop}
-            await call[spec.operation](machine)
+            await getattr(provider, spec.operation)(machine)
         except ProviderError as exc:
             code = f" ({exc.code})" if exc.code else ""
             return failed(f"PLATFORM ACTION FAILED{code} - {what}: {exc}")

@@ -154,7 +154,9 @@ class LabCloud:
 
     kind: ClassVar[str] = "testcloud"
     Config: ClassVar[type[BaseModel]] = LabCloudPlatform
-    capabilities: ClassVar[frozenset[str]] = frozenset({"observe", "create", "destroy"})
+    capabilities: ClassVar[frozenset[str]] = frozenset(
+        {"observe", "create", "destroy", "reboot", "start", "stop"}
+    )
     machines: ClassVar[dict[str, Machine]] = {}
     asked: ClassVar[list[tuple[str, str]]] = []
     closed: ClassVar[int] = 0
