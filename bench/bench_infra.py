@@ -148,7 +148,8 @@ async def drift_latency(url: str, trials: int, poll: float) -> list[float]:
     os.environ["WK_BENCH_AWS"] = "bench:bench"
     ec2 = boto3.client("ec2", endpoint_url=url, region_name="eu-west-1",
                        aws_access_key_id="bench", aws_secret_access_key="bench")  # fmt: skip
-    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"))
+    reset = urllib.request.Request(f"{url}/moto-api/reset", method="POST")
+    await asyncio.to_thread(urllib.request.urlopen, reset)
     with tempfile.TemporaryDirectory() as tmp:
         source = Path(tmp) / "doc.json"
         source.write_text(json.dumps({
