@@ -23,6 +23,7 @@ from tests.fixtures.faultproxy import FaultProxy
 from tests.fixtures.moto import Moto
 from tests.waiting import wait_until
 from watchkeeper.runtime import Manager, ManagerSettings
+from watchkeeper.transport import protocol
 
 CHECK_DUMMY = "/usr/lib/nagios/plugins/check_dummy"
 #: The platform's credentials, as the worker's environment holds them.
@@ -319,8 +320,20 @@ async def test_throttling_fails_visibly_and_still_ends_with_exactly_three(
 
 
 async def test_the_secret_never_leaves_the_worker(
-    start: Callable[..., Any], tmp_path: Path, caplog: pytest.LogCaptureFixture
+    start: Callable[..., Any],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    frames: list[bytes] = []
+    encode = protocol.encode
+
+    def capture(message: Any) -> bytes:  # every frame either side sends
+        frame = encode(message)
+        frames.append(frame)
+        return frame
+
+    monkeypatch.setattr(protocol, "encode", capture)
     cloud: Cloud = await start(count=1)
     await wait_until(lambda: len(cloud.instances()) == 1, within=30, what="1 instance")
     await wait_until(lambda: cloud.check("infra:web")[0] == "OK", within=20, what="OK")
@@ -331,7 +344,11 @@ async def test_the_secret_never_leaves_the_worker(
                      "/config/current")
     ]  # fmt: skip
     parts = SECRET.split(":")
+    infra_frames = [f for f in frames if b'"kind":"infra"' in f]
+    assert infra_frames, "no infra job was captured"
+    assert any(b"env:WK_TEST_AWS" in f for f in infra_frames)  # the reference travels
     blobs = {
+        "job frames": b"".join(frames).decode("latin-1"),
         "API answers": "\n".join(answers),
         "logs": caplog.text,
         "database": b"".join(p.read_bytes() for p in (tmp_path / "data").glob("*.db*")).decode(
