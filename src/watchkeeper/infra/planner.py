@@ -320,11 +320,10 @@ class _Builder:
         wrong_image = resource.image is not None and machine.image not in (None, resource.image)
         if wrong_size or wrong_image:
             matches = False
-            what = (
-                f"size {machine.size}, want {resource.size}"
-                if wrong_size
-                else f"image {machine.image}, want {resource.image}"
-            )
+            parts = [f"size {machine.size}, want {resource.size}"] if wrong_size else []
+            if wrong_image:
+                parts.append(f"image {machine.image}, want {resource.image}")
+            what = "; ".join(parts)
             notes.append(f"{slot}: {what}")
             if selected and not busy and not updating:
                 self._update(resource, machine, what, image=wrong_image)

@@ -131,6 +131,7 @@ class InfraService(Operators):
         self._events: deque[Any] = deque()
         self._wake = asyncio.Event()
         self._started = False
+        self._slots: tuple[tuple[Any, ...], dict[str, tuple[str, str, Machine]]] | None = None
         self._latch = FailureLatch(
             logger,
             "infrastructure cannot reach the store, will retry: %s",
@@ -179,35 +180,44 @@ class InfraService(Operators):
 
     def slot_address(self, host: str) -> str | None:
         """The address of the machine filling slot ``host``, from the last inventory."""
-        for name, resource in self.desired.resources.items():
-            if slot_index(name, host) is None:
-                continue
-            state = self._platforms.get(resource.platform)
-            if state is None or state.inventory is None:
-                return None
-            for machine in state.inventory.machines:
-                if machine.slot == host and machine.owner == self.owner and machine.state in (
-                    "running", "pending", "unknown",
-                ):  # fmt: skip
-                    public = resource.address == "public"
-                    return (machine.public_address if public else machine.address) or None
+        found = self._slot_index().get(host)
+        if found is None:
             return None
-        return None
+        _, resource, machine = found
+        if machine.state not in ("running", "pending", "unknown"):
+            return None
+        public = self.desired.resources[resource].address == "public"
+        return (machine.public_address if public else machine.address) or None
 
     def machine_of(self, host: str) -> tuple[str, Machine] | None:
         """(platform, machine) filling slot ``host``, for the host's page."""
+        found = self._slot_index().get(host)
+        return None if found is None else (found[0], found[2])
+
+    def _slot_index(self) -> dict[str, tuple[str, str, Machine]]:
+        """Slot host -> (platform, resource, its live machine of ours), rebuilt only when
+        the desired infrastructure or an inventory was replaced: pages ask per check."""
+        key = (self.desired, *(s.inventory for s in self._platforms.values()))
+        cached = self._slots
+        if (
+            cached is not None
+            and len(cached[0]) == len(key)
+            and all(a is b for a, b in zip(cached[0], key, strict=True))
+        ):
+            return cached[1]
+        index: dict[str, tuple[str, str, Machine]] = {}
         for name, resource in self.desired.resources.items():
-            if slot_index(name, host) is None:
-                continue
             state = self._platforms.get(resource.platform)
-            if state is None or state.inventory is None:
-                return None
-            for machine in state.inventory.machines:
-                if machine.slot == host and machine.owner == self.owner and (
-                    machine.state in LIVE_STATES
-                ):  # fmt: skip
-                    return resource.platform, machine
-        return None
+            for machine in state.inventory.machines if state and state.inventory else ():
+                if (
+                    machine.owner == self.owner
+                    and machine.resource == name
+                    and machine.state in LIVE_STATES
+                    and slot_index(name, machine.slot) is not None
+                ):
+                    index[machine.slot] = (resource.platform, name, machine)
+        self._slots = (key, index)
+        return index
 
     # --- the loop -------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ engine runner and the stages, so the web never reaches into either."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 
 from watchkeeper.alarms.values import Alarm, AlarmEvent, Downtime
 from watchkeeper.document.normalize import CheckRecord
@@ -33,16 +34,26 @@ class ManagerPorts:
         record = self._runner.engine.scheduler.record
         for key, status in self._runner.engine.statuses.items():
             try:
-                yield record(key), status
+                found = record(key)
             except KeyError:
                 continue
+            yield (found if found.spec.get("address") else self._addressed(found)), status
 
     def check(self, key: str) -> tuple[CheckRecord, CheckStatus] | None:
         engine = self._runner.engine
         status = engine.statuses.get(key)
         if status is None or key not in engine.scheduler:
             return None
-        return engine.scheduler.record(key), status
+        found = engine.scheduler.record(key)
+        return (found if found.spec.get("address") else self._addressed(found)), status
+
+    def _addressed(self, record: CheckRecord) -> CheckRecord:
+        """A slot host's check with its machine's address (the document has none for it),
+        so every page, search and API answer shows where the check runs."""
+        address = self._stages.infra.slot_address(record.host)
+        if not address:
+            return record
+        return replace(record, spec={**record.spec, "address": address})
 
     def check_count(self) -> int:
         return len(self._runner.engine.statuses)

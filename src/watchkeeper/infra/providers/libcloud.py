@@ -104,6 +104,11 @@ class LibcloudPlatform(PlatformConfig):
     options: LibcloudOptions
 
 
+#: Ledger-only keys: the size and image a node was made with, as the document named them.
+TAG_SIZE = "watchkeeper:size"
+TAG_IMAGE = "watchkeeper:image"
+
+
 @dataclass(slots=True, eq=False)
 class _Entry:
     """A node this provider made whose driver kept neither our name nor our tags."""
@@ -245,7 +250,10 @@ class LibcloudProvider:
             kwargs = await self._create_arguments(spec)
             node = await self._call("create_node", name=name, **kwargs)
             if not _node_tags(node) and decode_name(node.name) is None:
-                entry = _Entry(node, f"{node.id}~{next(self._serial)}", spec.tags())
+                # Such a driver (the dummy) may also stamp any size and image on the node:
+                # the ledger keeps the ones the document named, to be reported.
+                asked = {TAG_SIZE: spec.size or "", TAG_IMAGE: spec.image or ""}
+                entry = _Entry(node, f"{node.id}~{next(self._serial)}", spec.tags() | asked)
                 self._ledger.append(entry)
             found = [m for n, m in self._owned([node]) if n is node]
         if not found:
@@ -391,6 +399,9 @@ class LibcloudProvider:
         created = node.created_at.timestamp() if node.created_at else None
         size = node.size.id if node.size is not None else node.extra.get("instance_type")
         image = node.image.id if node.image is not None else node.extra.get("image_id")
+        if entry is not None:  # what it was made with, as the document named it
+            size = entry.tags.get(TAG_SIZE) or size
+            image = entry.tags.get(TAG_IMAGE) or image
         return Machine(
             cloud_id=entry.cloud_id if entry else str(node.id),
             resource=tags.get(TAG_RESOURCE, ""),
