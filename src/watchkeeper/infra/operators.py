@@ -168,7 +168,10 @@ class Operators:
         held = self.held
         if held is None:
             raise NotFound("no infrastructure is held")
-        await self._accept(held.desired, held.version, self._clock())
+        now = self._clock()
+        await self._accept(held.desired, held.version, now)
+        for state in self._platforms.values():  # plan the confirmed one at once
+            state.next_observe = min(state.next_observe, now)
         logger.warning(
             "held infrastructure confirmed by %s", author, extra={"action": "infra_hold_confirmed"}
         )

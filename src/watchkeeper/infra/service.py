@@ -51,7 +51,7 @@ from watchkeeper.infra.planner import (
 from watchkeeper.infra.providers.base import Machine
 from watchkeeper.infra.status import PlatformState, outcome, report_outcome, shrink_reason
 from watchkeeper.jobs.payloads import InfraPayload
-from watchkeeper.jobs.queue import JobQueue, NewJob, QueueConnector, QueuedJob
+from watchkeeper.jobs.queue import AuditEntry, JobQueue, NewJob, QueueConnector, QueuedJob
 from watchkeeper.jobs.states import LIVE, JobState
 from watchkeeper.latch import FailureLatch
 from watchkeeper.results import CheckOutcome, CheckState
@@ -271,6 +271,7 @@ class InfraService(Operators):
             else:
                 await self._configure(event[1], event[2])
         now = self._clock()
+        await self._expire(now)
         for name, platform in self.desired.platforms.items():
             state = self._platforms.setdefault(name, PlatformState())
             if state.observing is None and now >= state.next_observe:
@@ -280,6 +281,21 @@ class InfraService(Operators):
                 state.waiting = ""
                 await self._observe(platform, state, now)
             await self._dispatch(platform, state, now)
+
+    async def _expire(self, now: float) -> None:
+        """Jobs whose lease lapsed with no answer: the job server gives a lease up at the
+        deadline without a word, so this is where an unanswered job ends. An observation
+        counts as failed; a change is lost (verifying), and the next observation decides."""
+        for name, state in self._platforms.items():
+            if state.observing is not None and now > state.observe_lease:
+                job_id, state.observing = state.observing, None
+                await self._observation_ended(
+                    name, state, _Ended(job_id, None, "no answer before its lease ran out", None),
+                    now,
+                )  # fmt: skip
+        for job in list(self._live.values()):
+            if job.state is JobState.DISPATCHED and job.lease_until and now > job.lease_until:
+                await self._ended(_Ended(job.id, None, "no answer before its lease ran out", None))
 
     # --- configuration --------------------------------------------------------------------
 
@@ -345,6 +361,7 @@ class InfraService(Operators):
         if marked is None:
             return
         state.observing = job.id
+        state.observe_lease = deadline + self.settings.result_grace
         sent = self.runner is not None and await self.runner.submit_action(
             Job(job_id=marked.wire_id, zone=platform.zone, payload=payload, deadline=deadline),
             self._done(job.id),
@@ -506,6 +523,8 @@ class InfraService(Operators):
     async def _dispatch(self, platform: DesiredPlatform, state: PlatformState, now: float) -> None:
         if now < state.breaker_until:
             return
+        if self.runner is not None and not self.runner.has_worker(platform.zone):
+            return  # queued jobs wait for a worker of the zone
         mine = [j for j in self._live.values() if _platform_of(j) == platform.name]
         flying = sum(1 for j in mine if j.state is JobState.DISPATCHED)
         for job in sorted(mine, key=lambda j: j.id):
@@ -523,7 +542,8 @@ class InfraService(Operators):
             await self._drain(job.subject, f"infrastructure: {spec.get('reason')}", now)
         deadline = now + self.settings.apply_timeout + 5.0
         marked = await self.journal.move(
-            job, JobState.DISPATCHED, now=now, event="dispatched", note=None,
+            job, JobState.DISPATCHED, now=now, event="dispatched",
+            note=f"{op} sent to a worker of zone {platform.zone} (op {job.queue[:3]}-{job.id})",
             lease_until=deadline + self.settings.result_grace,
         )  # fmt: skip
         if marked is None:
@@ -551,6 +571,11 @@ class InfraService(Operators):
             once=True,  # a change that may have run is never re-sent to a peer
         )  # fmt: skip
         if self.runner is not None and await self.runner.submit_action(wire, self._done(job.id)):
+            await self.journal.record_audit([AuditEntry(
+                at=now, queue=QUEUE, owner=job.owner, subject=job.subject, event="dispatched",
+                output=f"{op} sent to a worker of zone {platform.zone} (op {marked.wire_id})",
+                job_id=job.id, outcome=JobState.DISPATCHED.value,
+            )])  # fmt: skip
             return True
         back = await self.journal.move(
             marked, JobState.QUEUED, now=now, event="requeued", note=None

@@ -19,6 +19,8 @@ class PlatformState:
 
     next_observe: float = 0.0
     observing: int | None = None
+    #: When the observation in flight is given up on.
+    observe_lease: float = 0.0
     inventory: repository.Inventory | None = None
     last: Plan | None = None
     #: Failed changes in a row, and until when the breaker holds applies.
