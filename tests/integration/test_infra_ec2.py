@@ -9,7 +9,6 @@ moto with boto3, by instance id, the way an operator would check AWS.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -21,8 +20,9 @@ import pytest
 
 from tests.fixtures.faultproxy import FaultProxy
 from tests.fixtures.moto import Moto
+from tests.fixtures.up import RunningManagers
 from tests.waiting import wait_until
-from watchkeeper.runtime import Manager, ManagerSettings
+from watchkeeper.runtime import Manager
 from watchkeeper.transport import protocol
 
 CHECK_DUMMY = "/usr/lib/nagios/plugins/check_dummy"
@@ -121,38 +121,17 @@ async def start(
     """Start the manager of ``watchkeeper up`` on the document (resource overrides as
     keyword arguments); stopped, and its tasks awaited, at the end of the test."""
     monkeypatch.setenv("WK_TEST_AWS", SECRET)
-    running: list[tuple[Manager, asyncio.Task[None], httpx.AsyncClient]] = []
+    managers = RunningManagers()
 
     async def start_(endpoint: str | None = None, **resource: Any) -> Cloud:
         source = tmp_path / "doc.json"
         cloud_endpoint = endpoint or moto.url
         source.write_text(json.dumps(document(cloud_endpoint, subnet, **resource)))
-        settings = ManagerSettings(
-            source=str(source), data_dir=tmp_path / "data", http_port=0, jobs_port=0,
-            poll_interval=0.1, embedded_worker=True, worker_grace=5,
-        )  # fmt: skip
-        manager = Manager(settings, on_event=lambda line: None)
-        ready = asyncio.Event()
-
-        async def started() -> None:
-            ready.set()
-
-        task = asyncio.create_task(manager.run(started))
-        async with asyncio.timeout(20):
-            await ready.wait()
-        api = httpx.AsyncClient(
-            base_url=f"{manager.url}/api/v1",
-            headers={"Authorization": f"Bearer {manager.token}"},
-            timeout=10,
-        )
-        running.append((manager, task, api))
+        manager, api = await managers.start(source, tmp_path / "data")
         return Cloud(manager, moto, source, subnet, cloud_endpoint, api)
 
     yield start_
-    for manager, task, api in running:
-        manager.stop()
-        await api.aclose()
-        await asyncio.wait_for(task, 20)
+    await managers.stop_all()
 
 
 async def test_count_scale_down_and_drift_end_to_end(start: Callable[..., Any]) -> None:
@@ -312,6 +291,12 @@ async def test_throttling_fails_visibly_and_still_ends_with_exactly_three(
                      what="failed applies are CRITICAL")  # fmt: skip
     assert "RequestLimitExceeded" in cloud.check("infra:web")[1]
     assert cloud.instances() == {}
+    # The slots' checks wait for machines: PENDING, not failing, nobody paged.
+    runner = cloud.manager.runner
+    assert runner is not None
+    await wait_until(lambda: runner.engine.statuses["web-0!alive"].not_run
+                     == "not provisioned yet", within=20, what="web-0's check waits")  # fmt: skip
+    assert runner.engine.statuses["web-0!alive"].pending
     fault_proxy.arm("off")
     await cloud.post("/infra/apply")  # the operator closes the breaker at once
     await wait_until(lambda: len(cloud.instances()) == 3, within=30, what="3 instances")

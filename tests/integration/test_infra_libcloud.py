@@ -10,7 +10,6 @@ there untouched at the end, and never be reported as ours.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 from collections.abc import AsyncIterator, Callable
@@ -21,10 +20,11 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.fixtures.up import RunningManagers
 from tests.waiting import wait_until
 from watchkeeper.infra.providers.base import Machine
 from watchkeeper.infra.providers.libcloud import LibcloudProvider
-from watchkeeper.runtime import Manager, ManagerSettings
+from watchkeeper.runtime import Manager
 
 CHECK_DUMMY = "/usr/lib/nagios/plugins/check_dummy"
 #: The platform's credentials, as the worker's environment holds them: the dummy's
@@ -116,37 +116,16 @@ async def start(
         providers.append(self)
 
     monkeypatch.setattr(LibcloudProvider, "__init__", spy)
-    running: list[tuple[Manager, asyncio.Task[None], httpx.AsyncClient]] = []
+    managers = RunningManagers()
 
     async def start_(**resource: Any) -> Cloud:
         source = tmp_path / "doc.json"
         source.write_text(json.dumps(document(**resource)))
-        settings = ManagerSettings(
-            source=str(source), data_dir=tmp_path / "data", http_port=0, jobs_port=0,
-            poll_interval=0.1, embedded_worker=True, worker_grace=5,
-        )  # fmt: skip
-        manager = Manager(settings, on_event=lambda line: None)
-        ready = asyncio.Event()
-
-        async def started() -> None:
-            ready.set()
-
-        task = asyncio.create_task(manager.run(started))
-        async with asyncio.timeout(20):
-            await ready.wait()
-        api = httpx.AsyncClient(
-            base_url=f"{manager.url}/api/v1",
-            headers={"Authorization": f"Bearer {manager.token}"},
-            timeout=10,
-        )
-        running.append((manager, task, api))
+        manager, api = await managers.start(source, tmp_path / "data")
         return Cloud(manager, source, api, providers)
 
     yield start_
-    for manager, task, api in running:
-        manager.stop()
-        await api.aclose()
-        await asyncio.wait_for(task, 20)
+    await managers.stop_all()
 
 
 async def test_count_and_scale_down_on_the_dummy_driver(start: Callable[..., Any]) -> None:

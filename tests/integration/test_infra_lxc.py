@@ -23,9 +23,10 @@ import httpx
 import pytest
 
 from tests.fixtures.lxc import LxcLab, lxc_lab
+from tests.fixtures.up import RunningManagers
 from tests.waiting import wait_until
 from watchkeeper.infra.providers.base import TAG_OWNER, TAG_RESOURCE, TAG_SLOT
-from watchkeeper.runtime import Manager, ManagerSettings
+from watchkeeper.runtime import Manager
 
 CHECK_DUMMY = "/usr/lib/nagios/plugins/check_dummy"
 
@@ -118,39 +119,18 @@ class Cloud:
 async def start(tmp_path: Path, lab: LxcLab) -> AsyncIterator[Callable[..., Any]]:
     """Start the manager of ``watchkeeper up`` on the document (resource overrides as
     keyword arguments); stopped, its tasks awaited and its containers removed at the end."""
-    running: list[tuple[Manager, asyncio.Task[None], httpx.AsyncClient]] = []
+    managers = RunningManagers()
 
     async def start_(**resource: Any) -> Cloud:
         source = tmp_path / "doc.json"
         source.write_text(json.dumps(document(lab, **resource)))
-        settings = ManagerSettings(
-            source=str(source), data_dir=tmp_path / "data", http_port=0, jobs_port=0,
-            poll_interval=0.1, embedded_worker=True, worker_grace=5,
-        )  # fmt: skip
-        manager = Manager(settings, on_event=lambda line: None)
-        ready = asyncio.Event()
-
-        async def started() -> None:
-            ready.set()
-
-        task = asyncio.create_task(manager.run(started))
-        async with asyncio.timeout(20):
-            await ready.wait()
-        api = httpx.AsyncClient(
-            base_url=f"{manager.url}/api/v1",
-            headers={"Authorization": f"Bearer {manager.token}"},
-            timeout=10,
-        )
-        running.append((manager, task, api))
+        manager, api = await managers.start(source, tmp_path / "data")
         return Cloud(manager, lab, source, api)
 
     try:
         yield start_
     finally:
-        for manager, task, api in running:
-            manager.stop()
-            await api.aclose()
-            await asyncio.wait_for(task, 20)
+        await managers.stop_all()
         await asyncio.to_thread(lab.remove_all)
 
 
