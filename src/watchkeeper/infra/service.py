@@ -54,6 +54,7 @@ from watchkeeper.jobs.payloads import InfraPayload
 from watchkeeper.jobs.queue import AuditEntry, JobQueue, NewJob, QueueConnector, QueuedJob
 from watchkeeper.jobs.states import LIVE, JobState
 from watchkeeper.latch import FailureLatch
+from watchkeeper.logs import NOTICE
 from watchkeeper.results import CheckOutcome, CheckState
 from watchkeeper.store.db import Database
 from watchkeeper.transport.protocol import Job, Result
@@ -432,10 +433,15 @@ class InfraService(Operators):
                 result = plan(replace(given, busy=busy))
             await self._write(platform, result, now, state.only)
             state.only = None
-        else:
+        elif state.last is None or state.last.reason != result.reason:  # once per reason
             logger.warning(
                 "platform %s is UNKNOWN: %s", platform.name, result.reason,
                 extra={"action": "infra_unknown", "platform": platform.name},
+            )  # fmt: skip
+        if good and state.last is not None and state.last.knowledge is Knowledge.UNKNOWN:
+            logger.log(
+                NOTICE, "platform %s is observed again", platform.name,
+                extra={"action": "infra_known", "platform": platform.name},
             )  # fmt: skip
         previous, state.last = state.last, result
         self._recheck(previous, result)
@@ -628,7 +634,7 @@ class InfraService(Operators):
             state.failures += 1
             state.last_error = event.result.output
             limit = platform.limits.failures if platform is not None else 3
-            if state.failures >= limit:
+            if state.failures >= limit and now >= state.breaker_until:  # open once
                 state.openings += 1
                 pause = backoff_ceiling(
                     state.openings, base=self.settings.breaker_base, cap=self.settings.breaker_max

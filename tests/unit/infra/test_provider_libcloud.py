@@ -181,3 +181,14 @@ def test_names_carry_the_tags_both_ways() -> None:
     assert decode_name("dummy-1") is None
     with pytest.raises(ProviderError):
         encode_name(MachineSpec(owner=OWNER, resource="a--b", slot="a--b-0", op="x"))
+
+
+async def test_a_driver_that_needs_a_key_and_has_none_says_so() -> None:
+    keyless = LibcloudProvider(platform(options={"driver": "dummy"}))
+    try:
+        with pytest.raises(ProviderError) as caught:
+            await keyless.observe(OWNER)
+    finally:
+        await keyless.aclose()
+    assert caught.value.code == "Credentials"
+    assert "needs credentials" in str(caught.value) and "env:NAME" in str(caught.value)

@@ -497,6 +497,14 @@ class LibcloudProvider:
         try:
             make: Callable[..., NodeDriver] = self.driver_class
             return make(*args, *self.options.args, **(kwargs | self.options.kwargs))
+        except TypeError as exc:
+            if not args and "required positional argument" in str(exc):
+                raise ProviderError(
+                    f"driver {self.options.driver!r} needs credentials (its key): set the "
+                    "platform's credentials to a reference, env:NAME or file:/path",
+                    code="Credentials",
+                ) from None
+            raise self._error("the driver's constructor", exc) from None
         except Exception as exc:
             raise self._error("the driver's constructor", exc) from None
 
