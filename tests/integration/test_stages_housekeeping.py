@@ -6,7 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 from watchkeeper import store
 from watchkeeper.engine import StateChange, StateType
-from watchkeeper.jobs.queue import AuditEntry
+from watchkeeper.infra.service import OBSERVE_QUEUE
+from watchkeeper.jobs.queue import AuditEntry, JobQueue, NewJob
+from watchkeeper.jobs.states import JobState
 from watchkeeper.manager.stages import Stages
 from watchkeeper.notify import repository as delivery_store
 from watchkeeper.results import CheckState
@@ -46,16 +48,40 @@ async def test_records_older_than_their_retention_go_and_newer_ones_stay(
     await delivery_store.record_deliveries(db, [delivery(NOW - age) for age in ages])
     await SqlQueueConnector(db).record_audit([audit(NOW - age) for age in ages])
 
-    stages = Stages(db)  # defaults: history 400 d, deliveries 90 d, audit 400 d
+    observations = JobQueue(SqlQueueConnector(db), OBSERVE_QUEUE)
+    ended = []
+    for age in (3 * DAY, 2 * DAY, timedelta(hours=1)):  # two ended over a day ago
+        job = await observations.enqueue(
+            NewJob(kind="infra", owner="cloud", subject="cloud", zone="eu", spec={}, once=False),
+            now=(NOW - age).timestamp(), output="observe cloud",
+        )  # fmt: skip
+        sent = await observations.move(
+            job, JobState.DISPATCHED, now=(NOW - age).timestamp(), event="dispatched", note=None
+        )
+        assert sent is not None
+        await observations.move(
+            sent, JobState.SUCCEEDED, now=(NOW - age).timestamp(), event="observed", note=None
+        )
+        ended.append(job.id)
+    live = await observations.enqueue(
+        NewJob(kind="infra", owner="cloud", subject="x", zone="eu", spec={}, once=False),
+        now=(NOW - 5 * DAY).timestamp(), output="observe",
+    )  # fmt: skip
+
+    stages = Stages(db)  # defaults: history 400 d, deliveries 90 d, audit 400 d, obs. 1 d
     assert await stages.prune(NOW.timestamp()) == {
         "state_history": 1,
         "deliveries": 2,
         "job_audit": 1,
+        "observations": 2,
         "config_versions": 0,  # none imported (their pruning: test_store_config)
     }
     assert await stages.prune(NOW.timestamp()) == dict.fromkeys(
-        ("state_history", "deliveries", "job_audit", "config_versions"), 0
+        ("state_history", "deliveries", "job_audit", "observations", "config_versions"), 0
     )
+    kept = await observations.list_jobs()
+    assert sorted(j.id for j in kept) == sorted([ended[-1], live.id])  # the recent, the live
+    assert len(await observations.list_audit(limit=100)) == 2  # theirs only
     async with db.session() as session:
         history = await store.list_state_history(session)
         deliveries = await delivery_store.list_deliveries(session)

@@ -266,6 +266,11 @@ class QueueConnector(Protocol):
         """Delete audit entries older than ``before`` (every queue); how many went."""
         ...
 
+    async def prune_jobs(self, queue: str, *, before: float) -> int:
+        """Delete the jobs of ``queue`` that ended before ``before``, with their audit
+        entries (a queue of routine jobs, such as observations); how many jobs went."""
+        ...
+
 
 class JobQueue:
     """One queue of the shared table (``name``), over a connector."""

@@ -32,8 +32,9 @@ class InMemoryConnector:
                 if found.queue == queue and found.key == job.key and found.state in LIVE:
                     return found, False
         written = QueuedJob(
-            id=len(self.jobs) + 1, queue=queue, kind=job.kind, key=job.key, owner=job.owner,
-            subject=job.subject, zone=job.zone, spec=dict(job.spec), meta=dict(job.meta),
+            id=max(self.jobs, default=0) + 1, queue=queue, kind=job.kind, key=job.key,
+            owner=job.owner, subject=job.subject, zone=job.zone, spec=dict(job.spec),
+            meta=dict(job.meta),
             state=job.state, once=job.once, created_at=now, updated_at=now,
         )  # fmt: skip
         self.jobs[written.id] = written
@@ -159,3 +160,13 @@ class InMemoryConnector:
         kept = [e for e in self.audit if e.at >= before]
         pruned, self.audit = len(self.audit) - len(kept), kept
         return pruned
+
+    async def prune_jobs(self, queue: str, *, before: float) -> int:
+        gone = {
+            j.id
+            for j in self.jobs.values()
+            if j.queue == queue and j.state.final and (j.finished_at or before) < before
+        }
+        self.jobs = {i: j for i, j in self.jobs.items() if i not in gone}
+        self.audit = [e for e in self.audit if not (e.queue == queue and e.job_id in gone)]
+        return len(gone)

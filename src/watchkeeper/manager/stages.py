@@ -29,7 +29,7 @@ from watchkeeper.alarms.thresholds import MetricSignal
 from watchkeeper.document.normalize import ObjectRecord
 from watchkeeper.engine.observed import Downstream
 from watchkeeper.errors import StoreError, WatchkeeperError
-from watchkeeper.infra.service import InfraService, InfraSettings
+from watchkeeper.infra.service import OBSERVE_QUEUE, InfraService, InfraSettings
 from watchkeeper.manager.runner import EngineRunner
 from watchkeeper.notify import repository as delivery_store
 from watchkeeper.notify.notifier import Notifier, NotifierSettings
@@ -56,6 +56,8 @@ class Retention:
     state_history: timedelta = HISTORY_RETENTION
     deliveries: timedelta = DELIVERY_RETENTION
     job_audit: timedelta = timedelta(days=400)
+    #: Finished infrastructure observations (a job per platform per poll) and their audit.
+    observations: timedelta = timedelta(days=1)
     #: Configuration versions: the last this many are kept, and every one younger than
     #: `versions_for`; the current one, and any a running object comes from, always.
     versions_kept: int = 100
@@ -138,8 +140,8 @@ class Stages:
         }
 
     async def housekeeping(self, interval: float = HOUSEKEEPING_INTERVAL) -> None:
-        """Prune the state history, the delivery log, the job audit and old configuration
-        versions, hourly."""
+        """Prune the state history, the delivery log, the job audit, finished observations
+        and old configuration versions, hourly."""
         while True:
             try:
                 await self.prune(self._clock())
@@ -163,6 +165,9 @@ class Stages:
             ),
             "job_audit": await SqlQueueConnector(self._db).prune_audit(
                 before=before(retention.job_audit).timestamp()
+            ),
+            "observations": await SqlQueueConnector(self._db).prune_jobs(
+                OBSERVE_QUEUE, before=before(retention.observations).timestamp()
             ),
             "config_versions": await store.prune_versions(
                 self._db,

@@ -262,6 +262,24 @@ class SqlQueueConnector:
     async def prune_audit(self, *, before: float) -> int:
         return await bulk.prune(self.db, job_audit, older_than=_dt(before))
 
+    async def prune_jobs(self, queue: str, *, before: float) -> int:
+        ended = sa.select(jobs.c.id).where(
+            jobs.c.queue == queue,
+            jobs.c.state.not_in(LIVE_STATES),
+            jobs.c.finished_at < _dt(before),
+        )
+        try:
+            async with self.db.begin() as session:
+                await session.execute(
+                    sa.delete(job_audit).where(
+                        job_audit.c.queue == queue, job_audit.c.job_id.in_(ended)
+                    )
+                )
+                done = await session.execute(sa.delete(jobs).where(jobs.c.id.in_(ended)))
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(f"cannot prune the {queue} jobs: {exc}") from exc
+        return int(getattr(done, "rowcount", 0) or 0)
+
 
 def _jobs(
     queue: str,
