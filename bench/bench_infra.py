@@ -136,7 +136,7 @@ async def apply_throughput(url: str, count: int) -> dict[str, float]:
     await runner.aclose()
     print(f"apply against moto: {count} creates in {created:.2f} s ({count / created:.1f}/s), "
           f"{count} destroys in {destroyed:.2f} s ({count / destroyed:.1f}/s); each destroy "
-          "looks the machine up afresh (the worker's ownership guard)")  # fmt: skip
+          "looks its machine up afresh by id first (the worker's ownership guard)")  # fmt: skip
     return {"creates_per_s": count / created, "destroys_per_s": count / destroyed}
 
 

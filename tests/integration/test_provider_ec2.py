@@ -200,6 +200,15 @@ async def test_reset_leaves_nothing_to_observe(moto: Moto, make: Make) -> None:
     assert await provider.observe(OWNER) == []
 
 
+async def test_find_looks_one_instance_up_by_id(moto: Moto, make: Make) -> None:
+    provider = make(moto.url)
+    made = await provider.create(spec(0))
+    found = await provider.find(made.cloud_id)
+    assert found is not None
+    assert (found.cloud_id, found.slot, found.owner) == (made.cloud_id, "web-0", OWNER)
+    assert await provider.find("i-0123456789abcdef0") is None  # no such instance
+
+
 async def test_create_refuses_options_it_cannot_use(
     moto: Moto, fault_proxy: FaultProxy, make: Make
 ) -> None:

@@ -178,10 +178,10 @@ class InfraRunner:
         )
 
     async def _find(self, provider: Provider, job: InfraPayload) -> Machine | None:
-        for machine in await provider.observe(job.owner):
-            if machine.cloud_id == job.cloud_id and machine.state != "terminated":
-                return machine
-        return None
+        if not job.cloud_id:
+            return None
+        found = await provider.find(job.cloud_id)
+        return found if found is not None and found.state != "terminated" else None
 
     async def _resize(
         self, provider: Provider, job: InfraPayload, machine: Machine, size: str

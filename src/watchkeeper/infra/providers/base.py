@@ -14,6 +14,7 @@ calls `aclose` once when done.
 The methods are the whole lifecycle of the machines Watchkeeper owns on the platform:
 
     observe(owner)            every machine carrying our resource tag (ours or a lookalike)
+    find(cloud_id)            one machine, looked up afresh (or None)
     create(spec)              one machine for one slot, tagged (owner, resource, slot, op)
     destroy / start / stop / reboot (machine)
     resize(machine, size)     the caller has stopped it first when the platform needs that
@@ -156,6 +157,12 @@ class Provider(Protocol):
         raises `ProviderError` when the listing is incomplete (a failed page is a failed
         observation, never a shorter list). A platform object the provider cannot use
         raises `ProviderError` with code ``InvalidConfiguration``."""
+        ...
+
+    async def find(self, cloud_id: str) -> Machine | None:
+        """One machine as the platform shows it now, or None when it is not there: the
+        worker's fresh look before it changes one (a provider may implement it as an
+        `observe` and a filter)."""
         ...
 
     async def create(self, spec: MachineSpec) -> Machine: ...

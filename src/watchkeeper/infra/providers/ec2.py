@@ -243,6 +243,19 @@ class Ec2Provider:
                 )
             seen.add(token)
 
+    async def find(self, cloud_id: str) -> Machine | None:
+        """One instance by id (a call that does not grow with the fleet)."""
+        try:
+            page = await self._call("ec2", "describe_instances", InstanceIds=[cloud_id])
+        except ProviderError as exc:
+            if exc.code == "InvalidInstanceID.NotFound":
+                return None
+            raise
+        for reservation in page.get("Reservations") or ():
+            for instance in reservation.get("Instances") or ():
+                return _machine(instance)
+        return None
+
     async def create(self, spec: MachineSpec) -> Machine:
         options = self._machine_options(spec)
         if not spec.image:

@@ -237,6 +237,10 @@ class LibcloudProvider:
             nodes = await self._call("list_nodes")
             return [m for _, m in self._owned(nodes)]
 
+    async def find(self, cloud_id: str) -> Machine | None:
+        """One machine, from a fresh listing (the platform has no cheaper lookup)."""
+        return next((m for m in await self.observe("") if m.cloud_id == cloud_id), None)
+
     async def create(self, spec: MachineSpec) -> Machine:
         self._require("create")
         name = encode_name(spec)

@@ -280,6 +280,10 @@ class LxcProvider:
         listed = await self._list()
         return [self._machine(record, listed.get(record.name)) for record in tagged]
 
+    async def find(self, cloud_id: str) -> Machine | None:
+        """One machine, from a fresh listing (the platform has no cheaper lookup)."""
+        return next((m for m in await self.observe("") if m.cloud_id == cloud_id), None)
+
     async def create(self, spec: MachineSpec) -> Machine:
         if not spec.image:
             raise ProviderError(
