@@ -53,6 +53,9 @@ from watchkeeper.worker.executors import install_child_watcher
 
 logger = logging.getLogger(__name__)
 
+#: Seconds a stopping manager gives open HTTP requests before it closes them.
+GRACEFUL_SHUTDOWN = 5
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ManagerSettings:
@@ -287,6 +290,8 @@ class Manager:
             # uvicorn's lines go to the root handler, in the one format (`watchkeeper.logs`).
             log_config=None,
             lifespan="off",
+            # A stop must not wait on a client that keeps a request open (a live page).
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
             ssl_certfile=str(tls.tls_cert) if tls.tls_cert is not None else None,
             ssl_keyfile=str(tls.tls_key) if tls.tls_key is not None else None,
         )
