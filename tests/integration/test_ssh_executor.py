@@ -24,11 +24,12 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import asyncssh
 import pytest
 
+from tests.fixtures.prerequisites import unavailable
 from tests.waiting import wait_until
 from watchkeeper.results import CheckState, Metric
 from watchkeeper.worker.executors import Executors, PluginExecutor, SshExecutor
@@ -38,13 +39,6 @@ SSHD = Path("/usr/sbin/sshd")
 CHECK_DUMMY = "/usr/lib/nagios/plugins/check_dummy"
 #: Blocks of four addresses in 10.213.0.0/16; a run starts looking at its pid's block.
 BLOCKS = 2**16 // 4
-
-
-def unavailable(reason: str) -> NoReturn:
-    """Skip, or fail under CI=true, where a missing prerequisite is a broken machine."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (CI=true, so this fails instead of skipping)", pytrace=False)
-    pytest.skip(reason)
 
 
 def missing_prerequisites() -> list[str]:

@@ -22,6 +22,7 @@ import orjson
 
 from watchkeeper.document import models
 from watchkeeper.document.selectors import HostIndex
+from watchkeeper.document.slots import RESOURCE_LABEL
 from watchkeeper.jobs.pools import pool_of
 
 DEFAULT_INTERVAL = timedelta(seconds=60)
@@ -268,7 +269,7 @@ def infra_check(resource: models.Resource, platform: Any) -> CheckRecord:
         "service": INFRA_SERVICE,
         "zone": zone,
         "address": "",
-        "labels": {**resource.labels, "watchkeeper.resource": resource.name},
+        "labels": {**resource.labels, RESOURCE_LABEL: resource.name},
         "parents": [],
     }
     return CheckRecord(

@@ -25,7 +25,17 @@ PLATFORM_LABEL = "watchkeeper.platform"
 
 
 def slot_name(resource: str, index: int) -> str:
+    """``web-2``: the slot's name, which is also its host's."""
     return f"{resource}-{index}"
+
+
+def slot_index(resource: str, slot: str) -> int | None:
+    """2 for ``web-2`` of ``web``; None when ``slot`` is not one of the resource's."""
+    prefix = resource + "-"
+    if not slot.startswith(prefix):
+        return None
+    tail = slot[len(prefix) :]
+    return int(tail) if tail.isdigit() and (tail == "0" or not tail.startswith("0")) else None
 
 
 def slot_hosts(

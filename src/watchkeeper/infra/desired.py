@@ -12,27 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from watchkeeper.document.durations import parse_duration
-
-#: The label every slot host carries, naming its resource.
-RESOURCE_LABEL = "watchkeeper.resource"
-#: ... and its platform.
-PLATFORM_LABEL = "watchkeeper.platform"
+from watchkeeper.document.slots import slot_name
 
 DEFAULT_POLL = 60.0
-
-
-def slot_name(resource: str, index: int) -> str:
-    """``web-2``: the slot's name, which is also its host's."""
-    return f"{resource}-{index}"
-
-
-def slot_index(resource: str, slot: str) -> int | None:
-    """2 for ``web-2`` of ``web``; None when ``slot`` is not one of the resource's."""
-    prefix = resource + "-"
-    if not slot.startswith(prefix):
-        return None
-    tail = slot[len(prefix) :]
-    return int(tail) if tail.isdigit() and (tail == "0" or not tail.startswith("0")) else None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -63,7 +45,7 @@ class DesiredPlatform:
             name=str(spec["name"]),
             provider=str(spec.get("provider", "")),
             zone=str(spec.get("zone", "")),
-            poll=parse_duration(spec["poll"]).total_seconds() if spec.get("poll") else 60.0,
+            poll=parse_duration(spec["poll"]).total_seconds() if spec.get("poll") else DEFAULT_POLL,
             limits=PlatformLimits(
                 max_create=int(limits.get("max_create", 20)),
                 max_destroy=int(limits.get("max_destroy", 2)),

@@ -41,7 +41,12 @@ class Operators:
     _wake: asyncio.Event
 
     async def _accept(self, new: Desired, version: int | None, now: float) -> None:
-        raise NotImplementedError
+        """Put ``new`` in force (a configuration, or a held one confirmed)."""
+        self.desired = new
+        await repository.put_desired(self.db, repository.ACCEPTED, new, now=now, version=version)
+        if self.held is not None:
+            self.held = None
+            await repository.drop_desired(self.db, repository.HELD)
 
     # --- operators ------------------------------------------------------------------------
 

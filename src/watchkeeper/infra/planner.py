@@ -27,7 +27,8 @@ import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from watchkeeper.infra.desired import Desired, DesiredPlatform, DesiredResource, slot_index
+from watchkeeper.document.slots import slot_index
+from watchkeeper.infra.desired import Desired, DesiredPlatform, DesiredResource
 from watchkeeper.infra.providers.base import Machine
 
 #: Machine states that count as present (a terminated machine fills no slot).

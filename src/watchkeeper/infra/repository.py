@@ -17,11 +17,11 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 
+from watchkeeper.clock import from_epoch, to_epoch
 from watchkeeper.infra.desired import Desired
 from watchkeeper.infra.providers.base import Machine
 from watchkeeper.store import tables
@@ -29,14 +29,6 @@ from watchkeeper.store.db import Database
 
 ACCEPTED = "accepted"
 HELD = "held"
-
-
-def _dt(epoch: float) -> datetime:
-    return datetime.fromtimestamp(epoch, UTC)
-
-
-def _epoch(value: datetime | None) -> float | None:
-    return None if value is None else value.timestamp()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -67,22 +59,22 @@ class DesiredRecord:
 
 
 async def cluster_id(db: Database, *, now: float) -> str:
-    """This store's owner id; made on first use (two managers racing agree on one)."""
+    """This store's owner id; made on first use. Two managers starting together on one
+    store may each insert one: both then read the oldest, so they agree."""
+    first = (
+        sa.select(tables.cluster.c.id)
+        .order_by(tables.cluster.c.created_at, tables.cluster.c.id)
+        .limit(1)
+    )
     async with db.session() as session:
-        found = await session.scalar(sa.select(tables.cluster.c.id).limit(1))
+        found = await session.scalar(first)
     if found:
         return str(found)
-    made = "wk" + secrets.token_hex(8)
-    try:
-        async with db.begin() as session:
-            await session.execute(sa.insert(tables.cluster).values(id=made, created_at=_dt(now)))
-    except Exception:  # lost a race: the other one's id stands
-        pass
+    async with db.begin() as session:
+        made = "wk" + secrets.token_hex(8)
+        await session.execute(sa.insert(tables.cluster).values(id=made, created_at=from_epoch(now)))
     async with db.session() as session:
-        found = await session.scalar(
-            sa.select(tables.cluster.c.id).order_by(tables.cluster.c.created_at).limit(1)
-        )
-    return str(found or made)
+        return str(await session.scalar(first))
 
 
 async def inventories(db: Database) -> dict[str, Inventory]:
@@ -92,8 +84,8 @@ async def inventories(db: Database) -> dict[str, Inventory]:
         row.platform: Inventory(
             platform=row.platform,
             machines=tuple(Machine.from_json(m) for m in row.machines or ()),
-            observed_at=_epoch(row.observed_at),
-            good_at=_epoch(row.good_at),
+            observed_at=to_epoch(row.observed_at),
+            good_at=to_epoch(row.good_at),
             error=row.error,
             latency_ms=row.latency_ms,
             observations=row.observations,
@@ -105,9 +97,9 @@ async def inventories(db: Database) -> dict[str, Inventory]:
 
 async def save_inventory(db: Database, inventory: Inventory) -> None:
     values = {
-        "observed_at": None if inventory.observed_at is None else _dt(inventory.observed_at),
+        "observed_at": None if inventory.observed_at is None else from_epoch(inventory.observed_at),
         "machines": [m.to_json() for m in inventory.machines],
-        "good_at": None if inventory.good_at is None else _dt(inventory.good_at),
+        "good_at": None if inventory.good_at is None else from_epoch(inventory.good_at),
         "error": inventory.error,
         "latency_ms": inventory.latency_ms,
         "observations": inventory.observations,
@@ -154,7 +146,7 @@ async def protect(db: Database, platform: str, machine: Machine, *, now: float) 
                     cloud_id=machine.cloud_id,
                     resource=machine.resource,
                     slot=machine.slot,
-                    since=_dt(now),
+                    since=from_epoch(now),
                 )
             )
 
@@ -198,7 +190,7 @@ async def put_desired(
         "desired": value.to_json(),
         "reason": reason,
         "version": version,
-        "updated_at": _dt(now),
+        "updated_at": from_epoch(now),
     }
     async with db.begin() as session:
         done = await session.execute(sa.update(table).where(table.c.name == name).values(**values))

@@ -35,9 +35,11 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol, cast
 
 from watchkeeper.backoff import backoff_ceiling
+from watchkeeper.document.normalize import infra_key
+from watchkeeper.document.slots import slot_index
 from watchkeeper.errors import StoreError
 from watchkeeper.infra import repository
-from watchkeeper.infra.desired import Desired, DesiredPlatform, slot_index
+from watchkeeper.infra.desired import Desired, DesiredPlatform
 from watchkeeper.infra.operators import Operators
 from watchkeeper.infra.planner import (
     LIVE_STATES,
@@ -50,7 +52,7 @@ from watchkeeper.infra.planner import (
 )
 from watchkeeper.infra.providers.base import Machine
 from watchkeeper.infra.status import PlatformState, outcome, report_outcome, shrink_reason
-from watchkeeper.jobs.payloads import InfraPayload
+from watchkeeper.jobs.payloads import InfraOp, InfraPayload
 from watchkeeper.jobs.queue import AuditEntry, JobQueue, NewJob, QueueConnector, QueuedJob
 from watchkeeper.jobs.states import LIVE, JobState
 from watchkeeper.latch import FailureLatch
@@ -326,13 +328,6 @@ class InfraService(Operators):
         for state in self._platforms.values():
             state.next_observe = min(state.next_observe, now)
 
-    async def _accept(self, new: Desired, version: int | None, now: float) -> None:
-        self.desired = new
-        await repository.put_desired(self.db, repository.ACCEPTED, new, now=now, version=version)
-        if self.held is not None:
-            self.held = None
-            await repository.drop_desired(self.db, repository.HELD)
-
     # --- observing ------------------------------------------------------------------------
 
     async def _observe(self, platform: DesiredPlatform, state: PlatformState, now: float) -> None:
@@ -557,7 +552,7 @@ class InfraService(Operators):
             return False
         self._live[job.id] = marked
         payload = InfraPayload(
-            op=cast("Any", op),
+            op=cast("InfraOp", op),
             platform=dict(platform.spec),
             owner=self.owner,
             resource=job.owner,
@@ -705,7 +700,7 @@ class InfraService(Operators):
         before = {r.resource: r for r in previous.reports} if previous else {}
         for report in current.reports:
             if before.get(report.resource) != report:
-                self.runner.check_now(f"infra:{report.resource}")
+                self.runner.check_now(infra_key(report.resource))
 
     # --- views ----------------------------------------------------------------------------
 

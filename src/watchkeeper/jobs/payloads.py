@@ -69,10 +69,10 @@ DEFAULT_INFRA_TIMEOUT = 300.0
 
 #: What an infra job does: the provider call of that name (``observe`` lists, the others
 #: change one machine).
-INFRA_OPS = (
+InfraOp = Literal[
     "observe", "create", "destroy", "start", "stop", "reboot", "resize", "protect", "unprotect",
     "adopt",
-)  # fmt: skip
+]  # fmt: skip
 
 
 class InfraPayload(_Payload):
@@ -84,10 +84,7 @@ class InfraPayload(_Payload):
     """
 
     kind: Literal["infra"] = "infra"
-    op: Literal[
-        "observe", "create", "destroy", "start", "stop", "reboot", "resize", "protect",
-        "unprotect", "adopt",
-    ]  # fmt: skip
+    op: InfraOp
     platform: dict[str, Any]
     owner: str = Field(min_length=1, max_length=64)
     resource: str = ""
@@ -105,8 +102,9 @@ class InfraPayload(_Payload):
     timeout: float = Field(default=DEFAULT_INFRA_TIMEOUT, gt=0)
 
     def describe(self) -> str:
-        target = self.slot or self.cloud_id or ""
-        return f"infra {self.op} {target} on {self.platform.get('name')}".replace("  ", " ")
+        target = self.slot or self.cloud_id
+        what = f"infra {self.op} {target}" if target else f"infra {self.op}"
+        return f"{what} on {self.platform.get('name')}"
 
 
 Payload = Annotated[CheckPayload | ActionPayload | InfraPayload, Field(discriminator="kind")]

@@ -10,11 +10,11 @@ reads the winner's job). Times are epoch seconds at this boundary, as the queue 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 
+from watchkeeper.clock import from_epoch, to_epoch
 from watchkeeper.errors import StoreError
 from watchkeeper.jobs.queue import AuditEntry, Change, NewJob, Note, QueuedJob
 from watchkeeper.jobs.states import LIVE_STATES, JobState
@@ -23,14 +23,6 @@ from watchkeeper.store.db import Database
 from watchkeeper.store.tables import JobAuditRow, JobRow, job_audit, jobs
 
 _TIMES = ("dispatched_at", "finished_at", "lease_until")
-
-
-def _dt(epoch: float) -> datetime:
-    return datetime.fromtimestamp(epoch, UTC)
-
-
-def _epoch(value: datetime | None) -> float | None:
-    return None if value is None else value.timestamp()
 
 
 def _job(row: JobRow) -> QueuedJob:
@@ -49,9 +41,9 @@ def _job(row: JobRow) -> QueuedJob:
         attempts=row.attempts,
         created_at=row.created_at.timestamp(),
         updated_at=row.updated_at.timestamp(),
-        dispatched_at=_epoch(row.dispatched_at),
-        finished_at=_epoch(row.finished_at),
-        lease_until=_epoch(row.lease_until),
+        dispatched_at=to_epoch(row.dispatched_at),
+        finished_at=to_epoch(row.finished_at),
+        lease_until=to_epoch(row.lease_until),
         worker=row.worker,
         output=row.output,
         decided_by=row.decided_by,
@@ -76,7 +68,7 @@ def _entry(row: JobAuditRow) -> AuditEntry:
 
 def _audit_values(entry: AuditEntry) -> dict[str, Any]:
     return {
-        "at": _dt(entry.at),
+        "at": from_epoch(entry.at),
         "queue": entry.queue,
         "job_id": entry.job_id,
         "owner": entry.owner,
@@ -135,8 +127,8 @@ class SqlQueueConnector:
                 state=job.state.value,
                 once=job.once,
                 attempts=0,
-                created_at=_dt(now),
-                updated_at=_dt(now),
+                created_at=from_epoch(now),
+                updated_at=from_epoch(now),
             )
             session.add(row)
             await session.flush()
@@ -157,9 +149,12 @@ class SqlQueueConnector:
         self, job_id: int, *, expect: Sequence[JobState], change: Change, note: Note | None
     ) -> QueuedJob | None:
         c = jobs.c
-        values: dict[str, Any] = {"state": change.state.value, "updated_at": _dt(change.updated_at)}
+        values: dict[str, Any] = {
+            "state": change.state.value,
+            "updated_at": from_epoch(change.updated_at),
+        }
         for name, value in change.values.items():
-            values[name] = _dt(value) if name in _TIMES and value is not None else value
+            values[name] = from_epoch(value) if name in _TIMES and value is not None else value
         if change.count_attempt:
             values["attempts"] = c.attempts + 1
         async with self.db.begin() as session:
@@ -222,7 +217,7 @@ class SqlQueueConnector:
     async def dispatched_since(self, queue: str, since: float) -> list[QueuedJob]:
         query = (
             sa.select(JobRow)
-            .where(JobRow.queue == queue, JobRow.dispatched_at >= _dt(since))
+            .where(JobRow.queue == queue, JobRow.dispatched_at >= from_epoch(since))
             .order_by(JobRow.dispatched_at)
         )
         async with self.db.session() as session:
@@ -260,13 +255,13 @@ class SqlQueueConnector:
         return await self._count(_audit(queue, job_id, owner, subject, before_id))
 
     async def prune_audit(self, *, before: float) -> int:
-        return await bulk.prune(self.db, job_audit, older_than=_dt(before))
+        return await bulk.prune(self.db, job_audit, older_than=from_epoch(before))
 
     async def prune_jobs(self, queue: str, *, before: float) -> int:
         ended = sa.select(jobs.c.id).where(
             jobs.c.queue == queue,
             jobs.c.state.not_in(LIVE_STATES),
-            jobs.c.finished_at < _dt(before),
+            jobs.c.finished_at < from_epoch(before),
         )
         try:
             async with self.db.begin() as session:

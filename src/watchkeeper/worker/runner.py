@@ -27,7 +27,7 @@ def job_runner(
     and one provider per platform."""
     shared = executors or (actions.executors if actions is not None else Executors())
     remediation = actions or Actions(shared)
-    platforms = infra or InfraRunner()
+    platforms = infra or InfraRunner(shared.providers)
 
     async def run_job(job: Job) -> CheckOutcome:
         payload = job.payload

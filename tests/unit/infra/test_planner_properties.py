@@ -13,7 +13,8 @@ from typing import Any
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from watchkeeper.infra.desired import Desired, slot_index
+from watchkeeper.document.slots import slot_index
+from watchkeeper.infra.desired import Desired
 from watchkeeper.infra.planner import LIVE_STATES, Knowledge, Observation, Op, PlanInput, plan
 from watchkeeper.infra.providers.base import STATES, Machine
 

@@ -1,8 +1,9 @@
 """One provider per platform per process, made on first use and again when it changes.
 
 A worker's infra jobs, platform actions and platform checks of one platform share the
-provider (its API client, its rate limit); a changed platform object (new options, new
-credentials reference) makes a new one and closes the old.
+provider (its API client, its rate limit): the worker's `Executors` holds the one cache
+(`watchkeeper.worker.runner.job_runner` hands it to the others). A changed platform
+object (new options, new credentials reference) makes a new one and closes the old.
 """
 
 from __future__ import annotations

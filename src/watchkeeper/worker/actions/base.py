@@ -81,6 +81,8 @@ class Actions:
         executors: Executors | None = None,
         factories: dict[str, Callable[[], Action]] | None = None,
     ) -> None:
+        #: Executors made here (none given) are closed here; given ones by their owner.
+        self._own_executors = executors is None
         self.executors = executors or Executors()
         self._factories = dict(factories or {})
         self._instances: dict[str, Action] = {}
@@ -127,3 +129,5 @@ class Actions:
         instances, self._instances = list(self._instances.values()), {}
         for instance in instances:
             await instance.aclose()
+        if self._own_executors:
+            await self.executors.aclose()

@@ -19,6 +19,7 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel
 
 from watchkeeper.document.fields import Name, Strict
+from watchkeeper.document.slots import slot_index
 from watchkeeper.infra.providers.base import (
     TAG_RESOURCE,
     Machine,
@@ -57,8 +58,12 @@ class PlatformActionRunner:
     def __init__(
         self, executors: Executors | None = None, providers: ProviderCache | None = None
     ) -> None:
-        """The registry builds every action with the executors; providers need none."""
-        self._providers = providers or ProviderCache()
+        """The registry builds every action with the worker's executors: their providers
+        (one per platform) are this action's too, and the executors close them."""
+        self._own = providers is None and executors is None
+        self._providers = providers or (
+            executors.providers if executors is not None else ProviderCache()
+        )
 
     async def run(self, spec: PlatformAction, target: ActionTarget) -> CheckOutcome:
         platform = target.platform
@@ -117,13 +122,13 @@ class PlatformActionRunner:
     async def _replace(self, provider: Provider, machine: Machine, owner: str) -> Machine:
         if machine.protected:
             raise ProviderError(f"{machine.cloud_id} is protected", code="OperationNotPermitted")
-        index = machine.slot.rsplit("-", 1)[-1]
+        resource = machine.resource or machine.tags.get(TAG_RESOURCE, "")
         made = await provider.create(
             MachineSpec(
                 owner=owner,
-                resource=machine.resource or machine.tags.get(TAG_RESOURCE, ""),
+                resource=resource,
                 slot=machine.slot,
-                index=int(index) if index.isdigit() else 0,
+                index=slot_index(resource, machine.slot) or 0,
                 op="replace-" + secrets.token_hex(6),
                 size=machine.size,
                 image=machine.image,
@@ -133,4 +138,5 @@ class PlatformActionRunner:
         return made
 
     async def aclose(self) -> None:
-        await self._providers.aclose()
+        if self._own:
+            await self._providers.aclose()

@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar, cast
 
 from pydantic import BaseModel, ValidationError
 
+from watchkeeper.infra.providers.cache import ProviderCache
 from watchkeeper.plugins import CHECKS, UnknownKind
 from watchkeeper.results import CheckOutcome, CheckState
 
@@ -124,18 +125,35 @@ class Executors:
     """One instance of each executor kind, made on first use; the worker's entry point.
 
     ``factories`` overrides how a kind's executor is made (tests pass ``verify=False``).
+    ``providers`` is the worker's one provider per platform: executors whose class says
+    ``uses_providers`` (the ``platform`` check) are made with it, and the platform actions
+    and infra jobs of the same worker use it too, so one platform has one API client and
+    one rate limit per worker. It is closed with the executors.
     """
 
-    def __init__(self, factories: dict[str, Callable[[], Executor]] | None = None) -> None:
+    def __init__(
+        self,
+        factories: dict[str, Callable[[], Executor]] | None = None,
+        providers: ProviderCache | None = None,
+    ) -> None:
         self._factories = dict(factories or {})
         self._instances: dict[str, Executor] = {}
+        self.providers = providers or ProviderCache()
 
     def get(self, kind: str) -> Executor:
         """Return the shared executor for ``kind``; raise `UnknownKind`."""
         instance = self._instances.get(kind)
         if instance is None:
-            factory = self._factories.get(kind) or get_executor(kind)
-            instance = self._instances[kind] = factory()
+            factory = self._factories.get(kind)
+            if factory is None:
+                cls: Any = get_executor(kind)
+                if getattr(cls, "uses_providers", False):
+                    instance = cls(providers=self.providers)
+                else:
+                    instance = cls()
+            else:
+                instance = factory()
+            self._instances[kind] = instance
         return instance
 
     async def run(
@@ -163,3 +181,4 @@ class Executors:
         instances, self._instances = list(self._instances.values()), {}
         for instance in instances:
             await instance.aclose()
+        await self.providers.aclose()

@@ -82,6 +82,8 @@ class PlatformExecutor:
     kind: ClassVar[str] = "platform"
     Config: ClassVar[type[BaseModel]] = PlatformCheck
     label: ClassVar[str] = "PLATFORM"
+    #: `Executors` makes it with the worker's shared `ProviderCache`.
+    uses_providers: ClassVar[bool] = True
 
     def __init__(self, *, providers: ProviderCache | None = None) -> None:
         """``providers`` is shared with the worker's other platform users, who close it."""
