@@ -18,8 +18,10 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
     PlainSerializer,
+    Tag,
     WithJsonSchema,
 )
 
@@ -160,3 +162,20 @@ class NamedPluginSpec(PluginSpec):
     """A plugin object that is itself a named object of the document (a channel)."""
 
     name: str
+
+
+class LabelSelector(Strict):
+    """Selects hosts whose labels contain all of ``labels`` (and are in ``zone`` if given)."""
+
+    labels: Labels = Field(default_factory=dict)
+    zone: Name | None = None
+
+
+def _host_binding_tag(value: Any) -> str:
+    return "names" if isinstance(value, list) else "selector"
+
+
+HostBinding = Annotated[
+    Annotated[list[Name], Tag("names")] | Annotated[LabelSelector, Tag("selector")],
+    Discriminator(_host_binding_tag),
+]

@@ -18,13 +18,16 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import ConfigDict, Discriminator, Field, Tag
 
 from watchkeeper import plugins
+from watchkeeper.document.deployments import Deployment
 from watchkeeper.document.fields import (
     LABEL_KEY_PATTERN,
     MAX_STRING,
     NAME_PATTERN,
     Command,
     Duration,
+    HostBinding,
     Labels,
+    LabelSelector,
     Name,
     NamedPluginSpec,
     PluginSpec,
@@ -150,23 +153,6 @@ class Host(Strict):
         description="Hosts between the checker and this host; if all are down it is UNREACHABLE.",
     )
     check: HostCheck | None = Field(default=None, description="Without one the host is UP.")
-
-
-class LabelSelector(Strict):
-    """Selects hosts whose labels contain all of ``labels`` (and are in ``zone`` if given)."""
-
-    labels: Labels = Field(default_factory=dict)
-    zone: Name | None = None
-
-
-def _host_binding_tag(value: Any) -> str:
-    return "names" if isinstance(value, list) else "selector"
-
-
-HostBinding = Annotated[
-    Annotated[list[Name], Tag("names")] | Annotated[LabelSelector, Tag("selector")],
-    Discriminator(_host_binding_tag),
-]
 
 
 class Service(Schedule):
@@ -385,6 +371,7 @@ class Document(Strict):
     remediations: list[Remediation] = Field(default_factory=list)
     platforms: list[Platform] = Field(default_factory=list)
     infrastructure: list[Resource] = Field(default_factory=list)
+    deployments: list[Deployment] = Field(default_factory=list)
 
 
 __all__ = [
@@ -399,6 +386,7 @@ __all__ = [
     "Check",
     "Command",
     "Defaults",
+    "Deployment",
     "Document",
     "Duration",
     "Flapping",
@@ -440,4 +428,5 @@ SECTIONS: dict[str, Any] = {
     "remediations": Remediation,
     "platforms": Platform,
     "infrastructure": Resource,
+    "deployments": Deployment,
 }

@@ -205,6 +205,12 @@ class _Checks:
         for resource in doc.infrastructure:
             record = infra_check(resource, platforms.get(resource.platform))
             self.checks[record.key] = record
+        if doc.deployments:
+            index = index or HostIndex(doc.hosts)
+            for deployment in doc.deployments:
+                for name in index.bind(deployment.hosts):
+                    record = deploy_check(deployment, index.hosts[name])
+                    self.checks[record.key] = record
         return self.checks
 
     def _add(
@@ -274,6 +280,47 @@ def infra_check(resource: models.Resource, platform: Any) -> CheckRecord:
     }
     return CheckRecord(
         key=key, host=key, service=INFRA_SERVICE, zone=zone, hash=spec_hash(spec), spec=spec
+    )
+
+
+#: The label naming the deployment a ``deploy:HOST`` check belongs to.
+DEPLOYMENT_LABEL = "watchkeeper.deployment"
+
+
+def deploy_key(host: str) -> str:
+    """The key of a deployed host's check: ``deploy:legacy1``."""
+    return f"deploy:{host}"
+
+
+def deploy_check(deployment: models.Deployment, host: models.Host) -> CheckRecord:
+    """The check of one deployed host: OK converged, WARNING drift, CRITICAL failed.
+
+    The manager evaluates it itself (check kind ``deploy``) from the deployment stage's
+    last run on the host, every ``every`` and at once when a run ends, so alarms,
+    notifications and remediation rules work on it like on any check.
+    """
+    every = deployment.every.total_seconds()
+    key = deploy_key(host.name)
+    spec = {
+        "check": {"kind": "deploy", "deployment": deployment.name, "host": host.name},
+        "interval": every,
+        "retry_interval": every,
+        "max_attempts": 1,
+        "timeout": DEFAULT_TIMEOUT.total_seconds(),
+        "thresholds": {},
+        "threshold_mode": "complement",
+        "notifications": list(deployment.notifications),
+        "renotify": None,
+        "flapping": models.Flapping(enabled=False).model_dump(mode="json"),
+        "host": key,
+        "service": INFRA_SERVICE,
+        "zone": host.zone,
+        "address": "",
+        "labels": {**host.labels, **deployment.labels, DEPLOYMENT_LABEL: deployment.name},
+        "parents": [],
+    }
+    return CheckRecord(
+        key=key, host=key, service=INFRA_SERVICE, zone=host.zone, hash=spec_hash(spec), spec=spec
     )
 
 

@@ -15,6 +15,7 @@ from watchkeeper.document import models, normalize
 from watchkeeper.document.fields import NAME_PATTERN
 from watchkeeper.document.problems import Problem, Severity, did_you_mean, pointer
 from watchkeeper.document.selectors import HostIndex
+from watchkeeper.document.slots import RESOURCE_LABEL
 
 Sections = dict[str, list[tuple[int, Any]]]
 
@@ -36,6 +37,7 @@ def check(
     problems.extend(_schedules(sections))
     problems.extend(_empty_selectors(sections, slot_hosts))
     problems.extend(_flapping(sections))
+    problems.extend(_deployment_hosts(sections, slot_hosts))
     return problems
 
 
@@ -147,6 +149,14 @@ def _references(
             yield from _channel_refs(ref, host.check.notifications, *where)
             yield from _needs_check(host.check, templates, *where)
             yield from _plugin_refs(ref, host.check.check, *where, "check")
+    for i, deployment in sections["deployments"]:
+        base = ("deployments", i)
+        if isinstance(deployment.hosts, list):
+            for j, host_name in enumerate(deployment.hosts):
+                yield from ref("hosts", host_name, *base, "hosts", j, what="host")
+        else:
+            yield from ref("zones", deployment.hosts.zone, *base, "hosts", "zone", what="zone")
+        yield from _channel_refs(ref, deployment.notifications, *base)
 
 
 #: How a problem names an object of each section.
@@ -154,6 +164,7 @@ _WHAT = {
     "notifications": "notification channel",
     "infrastructure": "resource",
     "remediations": "remediation",
+    "deployments": "deployment",
 }
 
 
@@ -303,3 +314,40 @@ def _empty_selectors(
                 message="the label selector matches no host; the service runs nowhere",
                 severity=Severity.WARNING,
             )
+
+
+def _deployment_hosts(
+    sections: Sections, slot_hosts: Sequence[tuple[int, models.Host]]
+) -> Iterator[Problem]:
+    """A deployment's hosts: none a platform manages, none in two deployments, at least one.
+
+    A slot's machine is the platform's to shape (its image); and ``deploy:HOST`` is one
+    check per host, so two deployments of one host would fight over it.
+    """
+    slots = {host.name: host.labels.get(RESOURCE_LABEL, "") for _, host in slot_hosts}
+    index = HostIndex([*(h for _, h in sections["hosts"]), *(h for _, h in slot_hosts)])
+    claimed: dict[str, str] = {}  # host -> the deployment that has it
+    for i, deployment in sections["deployments"]:
+        base = ("deployments", i, "hosts")
+        bound = deployment.hosts
+        names = list(bound) if isinstance(bound, list) else index.select(bound)
+        if isinstance(bound, models.LabelSelector) and not names:
+            yield Problem(
+                pointer=pointer(*base),
+                message="the label selector matches no host; the deployment deploys nowhere",
+                severity=Severity.WARNING,
+            )
+        for j, name in enumerate(names):
+            where = pointer(*base, j) if isinstance(bound, list) else pointer(*base)
+            if name in slots:
+                yield Problem(
+                    pointer=where,
+                    message=f"host {name!r} is a slot of resource {slots[name]!r}: a platform "
+                    "manages it, so its image and the resource shape it, not a deployment",
+                )
+            elif claimed.setdefault(name, deployment.name) != deployment.name:
+                yield Problem(
+                    pointer=where,
+                    message=f"host {name!r} is already deployed by {claimed[name]!r}; a host "
+                    "takes one deployment (merge them)",
+                )

@@ -128,6 +128,7 @@ def _secret_fields() -> list[tuple[str, str, dict[str, Any]]]:
 
 def test_the_secret_fields_are_the_expected_ones() -> None:
     assert sorted((m, f) for m, f, _ in _secret_fields()) == [
+        ("DeploySsh", "key"),
         ("Ec2Platform", "credentials"),
         ("EmailChannel", "password"),
         ("HttpAction", "bearer_token"),
