@@ -308,3 +308,49 @@ def test_timeout_longer_than_interval_is_a_warning(
     result = validate(raw)
     assert result.ok
     assert warnings(raw) == expected
+
+
+# --- deployments --------------------------------------------------------------------------
+
+
+def deployment_document(*deployments: dict[str, Any]) -> dict[str, Any]:
+    raw = documents.full_document()
+    raw["deployments"] = [
+        {"name": f"d{i}", "ssh": {"key": "env:K"}, "files": [{"path": "/etc/a", "content": "x"}],
+         **spec} for i, spec in enumerate(deployments)
+    ]  # fmt: skip
+    return raw
+
+
+def test_a_deployment_names_known_hosts_and_channels() -> None:
+    raw = deployment_document({"hosts": ["db1", "dbx"], "notifications": ["nope"]})
+    assert errors(raw) == [
+        ("/deployments/0/hosts/1", "unknown host 'dbx' (did you mean 'db1'?)"),
+        ("/deployments/0/notifications/0", "unknown notification channel 'nope'"),
+    ]
+
+
+def test_a_host_takes_one_deployment() -> None:
+    raw = deployment_document({"hosts": ["db1"]}, {"hosts": {"labels": {"role": "db"}}})
+    assert errors(raw) == [
+        ("/deployments/1/hosts", "host 'db1' is already deployed by 'd0'; a host takes one "
+         "deployment (merge them)"),
+    ]  # fmt: skip
+
+
+def test_a_slot_of_a_platform_takes_no_deployment() -> None:
+    assert errors(deployment_document({"hosts": ["workers-1"]})) == [
+        ("/deployments/0/hosts/0", "host 'workers-1' is a slot of resource 'workers': a "
+         "platform manages it, so its image and the resource shape it, not a deployment"),
+    ]  # fmt: skip
+    by_label = deployment_document({"hosts": {"labels": {"role": "worker"}}})
+    assert [p for p, _ in errors(by_label)] == ["/deployments/0/hosts"] * 3
+
+
+def test_a_deployment_selector_matching_no_host_is_a_warning() -> None:
+    raw = deployment_document({"hosts": {"labels": {"role": "nothing"}}})
+    assert errors(raw) == []
+    assert warnings(raw) == [
+        ("/deployments/0/hosts", "the label selector matches no host; the deployment deploys "
+         "nowhere"),
+    ]  # fmt: skip
