@@ -8,6 +8,7 @@ resolves them where they live.
     check   run one check of the engine's (an executor of `watchkeeper.plugins.CHECKS`)
     action  carry out one remediation action (`watchkeeper.plugins.ACTIONS`)
     infra   observe or change a platform (`watchkeeper.plugins.PROVIDERS`)
+    deploy  converge one host of a deployment over SSH, or only say what would change
 
 A new kind of work (observing or changing infrastructure, deploying to a host) is a new
 payload class here, added to `Payload`, and a branch of the worker's job runner.
@@ -107,4 +108,41 @@ class InfraPayload(_Payload):
         return f"{what} on {self.platform.get('name')}"
 
 
-Payload = Annotated[CheckPayload | ActionPayload | InfraPayload, Field(discriminator="kind")]
+#: The enrolled label a worker needs to receive deploy jobs (an admin grants it).
+DEPLOY_REQUIRES = {"deploy": "true"}
+
+#: Seconds a deploy may take: an agent's first install uploads and installs its wheels.
+DEFAULT_DEPLOY_TIMEOUT = 600.0
+
+#: ``check`` says what would change (the plan); ``apply`` changes it.
+DeployMode = Literal["check", "apply"]
+
+
+class DeployPayload(_Payload):
+    """Converge one host to its deployment's state over SSH (``apply``), or only report
+    what that would change (``check``, the deployment's plan and its drift check).
+
+    The deployment object travels with its SSH key as a *reference*, resolved by the deploy
+    worker of the host's zone. ``agent_version`` and ``manager_fingerprint`` come from the
+    manager, never from the document: the agent installed is the manager's own version and
+    pins the manager's own host key.
+    """
+
+    kind: Literal["deploy"] = "deploy"
+    mode: DeployMode
+    deployment: dict[str, Any]
+    host: str = Field(min_length=1, max_length=128)
+    address: str = Field(min_length=1, max_length=255)
+    zone: str = ""
+    labels: dict[str, str] = Field(default_factory=dict)
+    agent_version: str = ""
+    manager_fingerprint: str = ""
+    timeout: float = Field(default=DEFAULT_DEPLOY_TIMEOUT, gt=0)
+
+    def describe(self) -> str:
+        return f"deploy {self.mode} {self.deployment.get('name')} on {self.host}"
+
+
+Payload = Annotated[
+    CheckPayload | ActionPayload | InfraPayload | DeployPayload, Field(discriminator="kind")
+]
