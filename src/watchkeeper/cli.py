@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from watchkeeper import __version__, logs
-from watchkeeper.commands import config_cmds, infra_cmds, keys_cmds, run_cmds, user_cmds
+from watchkeeper.commands import (
+    config_cmds,
+    deploy_cmds,
+    infra_cmds,
+    keys_cmds,
+    run_cmds,
+    user_cmds,
+)
 from watchkeeper.errors import WatchkeeperError
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
@@ -215,7 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
     _store_args(p)
     p.set_defaults(func=keys_cmds.host_key)
 
-    p = sub.add_parser("worker-key", help="enrol, list and revoke worker SSH keys")
+    p = sub.add_parser(
+        "worker-key", help="enrol, list and revoke worker SSH keys; approve agents' keys"
+    )
     wk_sub = p.add_subparsers(dest="worker_key_command", required=True, metavar="ACTION")
     wk = wk_sub.add_parser("add", help="enrol a worker's public key for zones")
     wk.add_argument("name", help="the worker's name (unique)")
@@ -239,9 +248,31 @@ def build_parser() -> argparse.ArgumentParser:
     wk.add_argument("name")
     _store_args(wk)
     wk.set_defaults(func=keys_cmds.worker_key_revoke)
+    wk = wk_sub.add_parser("pending", help="list the agent keys deploys brought back, unapproved")
+    _format_arg(wk)
+    _store_args(wk)
+    wk.set_defaults(func=keys_cmds.worker_key_pending)
+    for name, helptext, func in (
+        (
+            "approve",
+            "enrol HOST's pending agent key for HOST's zone, as HOST's agent",
+            keys_cmds.worker_key_approve,
+        ),
+        (
+            "reject",
+            "refuse HOST's pending agent key for good (kept as a revoked key)",
+            keys_cmds.worker_key_reject,
+        ),
+    ):
+        wk = wk_sub.add_parser(name, help=helptext)
+        wk.add_argument("host", metavar="HOST", help="the deployed host (worker-key pending)")
+        _format_arg(wk)
+        _store_args(wk)
+        wk.set_defaults(func=func)
 
     user_cmds.add_parsers(sub, _store_args)
     infra_cmds.add_parsers(sub)
+    deploy_cmds.add_parsers(sub)
 
     for name, helptext in (
         ("up", "manager and embedded worker in one process, on the bundled example by default"),
@@ -357,7 +388,21 @@ def build_parser() -> argparse.ArgumentParser:
         "(default 128)",
     )
     _env_arg(p, "--name", env="WORKER_NAME", help="name in the hello (default: the hostname)")
+    _env_arg(
+        p,
+        "--reconnect-max",
+        env="RECONNECT_MAX",
+        type=float,
+        default=60.0,
+        help="longest wait in seconds between redials of the manager (default 60)",
+    )
     p.set_defaults(func=run_cmds.worker)
+
+    p = sub.add_parser(
+        "keygen", help="create a worker key pair FILE and FILE.pub (ed25519, 0600) if missing"
+    )
+    p.add_argument("file", type=Path, help="the private key file to create")
+    p.set_defaults(func=keys_cmds.keygen)
     return parser
 
 

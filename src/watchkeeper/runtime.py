@@ -28,6 +28,7 @@ import uvicorn
 
 from watchkeeper import store
 from watchkeeper.clock import utcnow
+from watchkeeper.deploy.views import DeployView
 from watchkeeper.document.diff import summary_text
 from watchkeeper.document.normalize import Snapshot
 from watchkeeper.errors import DocumentError, StoreError, UsageError
@@ -280,7 +281,12 @@ class Manager:
             self.db,
             self.intake,
             self.token,
-            ports=WebPorts(read=ports, ops=ports, infra=InfraView(self.stages.infra)),
+            ports=WebPorts(
+                read=ports,
+                ops=ports,
+                infra=InfraView(self.stages.infra),
+                deploy=DeployView(self.stages.deploy),
+            ),
             security=security,
         )
         tls = self.settings
@@ -344,6 +350,7 @@ class Manager:
         """The job server and the engine's loop, loaded with the running checks."""
         data_dir = self.settings.data_dir
         self._host_key = keys.load_or_create_host_key(data_dir)
+        self.stages.deploy.fingerprint = keys.fingerprint(self._host_key)  # the agents' pin
         registry: KeyRegistry = StoreKeyRegistry(self.db)
         if self.settings.embedded_worker:
             self.embedded = EmbeddedWorker(data_dir, registry)

@@ -295,6 +295,24 @@ def cases(world: World) -> dict[tuple[str, str], Case]:
         ("POST", "/api/v1/infra/hold/confirm"): Case(
             "operator", "/api/v1/infra/hold/confirm", ok=404
         ),
+        ("GET", "/api/v1/deploy/deployments"): Case("viewer", "/api/v1/deploy/deployments"),
+        # No deployment in this document: no deployment base, no agent key waits.
+        ("GET", "/api/v1/deploy/deployments/{name}"): Case(
+            "viewer", "/api/v1/deploy/deployments/base", ok=404
+        ),
+        ("POST", "/api/v1/deploy/deployments/{name}/check"): Case(
+            "operator", "/api/v1/deploy/deployments/base/check", ok=404
+        ),
+        ("POST", "/api/v1/deploy/deployments/{name}/apply"): Case(
+            "operator", "/api/v1/deploy/deployments/base/apply", ok=404, body={"host": "h1"}
+        ),
+        ("GET", "/api/v1/deploy/agent-keys"): Case("viewer", "/api/v1/deploy/agent-keys"),
+        ("POST", "/api/v1/deploy/agent-keys/{host}/approve"): Case(
+            "admin", "/api/v1/deploy/agent-keys/h1/approve", ok=404
+        ),
+        ("POST", "/api/v1/deploy/agent-keys/{host}/reject"): Case(
+            "admin", "/api/v1/deploy/agent-keys/h1/reject", ok=404
+        ),
         ("GET", "/metrics"): Case("viewer", "/metrics"),
         ("GET", "/api/v1/openapi.json"): Case("viewer", "/api/v1/openapi.json"),
     }

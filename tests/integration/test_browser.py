@@ -232,12 +232,15 @@ async def test_an_operator_sees_graphs_and_acknowledges_a_problem_live(running: 
                 ("config", "/config"),
                 ("remediation", "/remediation"),
                 ("downtimes", "/downtimes"),
+                ("infrastructure", "/infrastructure"),
             ):
                 answer = await service.goto(f"{base}{path}")
                 assert answer is not None and answer.status == 200, path
                 await service.screenshot(path=str(shots / f"{name}.png"), full_page=True)
                 if name == "workers":  # the embedded worker is connected
                     assert await service.locator("#workers tbody tr").count() >= 1
+                if name == "infrastructure":  # the deployment stage's part, none in force
+                    assert await service.locator("#deployments").is_visible()
         finally:
             await browser.close()
     assert problems == []  # no script error, no CSP violation

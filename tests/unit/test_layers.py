@@ -35,6 +35,7 @@ LAYERS: list[set[str]] = [
     {"transport"},
     {"remediation"},
     {"infra"},
+    {"deploy"},
     {"worker"},
     {"manager"},
     {"web"},
@@ -71,6 +72,10 @@ PURE = [
     "remediation/planner.py",
     "remediation/rules.py",
     "remediation/targets.py",
+    "deploy/desired.py",
+    "deploy/items.py",
+    "deploy/plan.py",
+    "deploy/rollout.py",
 ]
 MAX_LINES = 800
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from watchkeeper import store
-from watchkeeper.commands import infra_cmds
+from watchkeeper.commands import deploy_cmds, infra_cmds
 from watchkeeper.commands.common import (
     EXIT_INVALID,
     EXIT_OK,
@@ -104,6 +104,7 @@ async def plan(args: argparse.Namespace) -> int:
             async with db.session() as session:
                 version = await store.current_version(session)
             infra = await infra_cmds.preview(db, checked.snapshot, now=time.time())
+            deployments = await deploy_cmds.preview(db, checked.snapshot, data_dir=args.data_dir)
         finally:
             await db.aclose()
         if version is not None:
@@ -111,6 +112,7 @@ async def plan(args: argparse.Namespace) -> int:
     else:
         result = diff(Hashes(), checked.snapshot.hashes())
         infra = await infra_cmds.preview(None, checked.snapshot, now=time.time())
+        deployments = await deploy_cmds.preview(None, checked.snapshot, data_dir=args.data_dir)
     identical = current is not None and current["content_hash"] == checked.validated.content_hash
     if args.format == "json":
         emit_json(
@@ -123,6 +125,7 @@ async def plan(args: argparse.Namespace) -> int:
                 "objects": {k: _delta_dict(d) for k, d in result.objects.items() if d},
                 "checks": _delta_dict(result.checks),
                 "infrastructure": infra,
+                "deployments": deployments.as_dict(),
             }
         )
         return EXIT_OK
@@ -134,6 +137,9 @@ async def plan(args: argparse.Namespace) -> int:
         _print_plan(result)
     # The platforms may differ from the document even when the document does not change.
     for line in infra_cmds.preview_lines(infra):
+        print(line)
+    # So may the hosts' software: the last run of each tells whether its plan still holds.
+    for line in deploy_cmds.preview_lines(deployments):
         print(line)
     return EXIT_OK
 

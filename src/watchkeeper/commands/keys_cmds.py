@@ -1,9 +1,12 @@
-"""Commands about SSH keys: ``keys`` (the manager's host key) and ``worker-key add|list|revoke``.
+"""Commands about SSH keys: ``keys`` (the manager's host key) and ``worker-key add|list|revoke``,
+and ``worker-key pending|approve|reject`` (the agent keys deploys bring back).
 
 Enrolment is a manager-side command, not part of the document: the document comes from an
 external source, and whoever controls that source must not be able to let a new key serve
 a zone. A running manager re-checks connected keys every heartbeat interval, so a revoke
-made here closes that worker's connection within one interval.
+made here closes that worker's connection within one interval. For the same reason a
+deploy that installs an agent only *offers* its key: an admin approves it here (or on the
+infrastructure page), which enrols it for the host's zone as that host's agent.
 """
 
 from __future__ import annotations
@@ -11,11 +14,14 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 from watchkeeper import store
 from watchkeeper.commands.common import EXIT_OK, database, database_exists, emit_json
+from watchkeeper.deploy import repository as deploy_store
+from watchkeeper.deploy.views import REJECT_NOTE, enrolment_dict
 from watchkeeper.document.models import NAME_PATTERN
 from watchkeeper.document.problems import did_you_mean
 from watchkeeper.errors import UsageError
@@ -60,6 +66,19 @@ def enrolment_warnings(
             f"{did_you_mean(agent_for, running['hosts'])}"
         )
     return found
+
+
+async def keygen(args: argparse.Namespace) -> int:
+    """Create a worker key pair if missing; print the public key (to enrol, or approve)."""
+    path = Path(args.file)
+    made = keys.create_worker_key(path)
+    public = keys.read_public_key_file(path.with_name(path.name + ".pub"))
+    print(keys.canonical_public_key(public))
+    print(
+        f"{'created' if made else 'kept'} {path} ({keys.fingerprint(public)})",
+        file=sys.stderr,
+    )
+    return EXIT_OK
 
 
 async def host_key(args: argparse.Namespace) -> int:
@@ -148,4 +167,91 @@ async def worker_key_revoke(args: argparse.Namespace) -> int:
     if revoked is None:
         raise UsageError(f"no worker key named {args.name!r}")
     print(f"revoked {revoked.name} ({revoked.fingerprint})")
+    return EXIT_OK
+
+
+async def worker_key_pending(args: argparse.Namespace) -> int:
+    """The agent keys deploys brought back, waiting for ``approve`` or ``reject``."""
+    rows: list[deploy_store.PendingKey] = []
+    if database_exists(args):
+        db = database(args)
+        try:
+            await db.migrate()
+            rows = await deploy_store.pending_keys(db)
+        finally:
+            await db.aclose()
+    if args.format == "json":
+        emit_json([row.as_dict() for row in rows])
+        return EXIT_OK
+    if not rows:
+        print("no agent key waits for approval", file=sys.stderr)
+    for row in rows:
+        seen = datetime.fromtimestamp(row.seen_at, UTC)
+        print(
+            f"{row.host}  {row.fingerprint}  zone={row.zone}  deployment={row.deployment}  "
+            f"seen {seen:%Y-%m-%d %H:%M}"
+        )
+    return EXIT_OK
+
+
+async def _no_pending(db: store.Database, host: str, exc: UsageError) -> UsageError:
+    """The refusal of an approve or reject, saying when the host's agent is enrolled already
+    (the usual reason: approved before)."""
+    async with db.session() as session:
+        enrolled = [
+            k.name
+            for k in await store.list_worker_keys(session, include_revoked=False)
+            if k.agent_for == host
+        ]
+    if enrolled:
+        return UsageError(f"{exc.message}; the agent of {host} is enrolled as {enrolled[0]}")
+    return exc
+
+
+async def worker_key_approve(args: argparse.Namespace) -> int:
+    """Enrol a host's pending agent key for the host's zone, as that host's agent."""
+    db = database(args)
+    try:
+        await db.migrate()
+        try:
+            added, notes = await deploy_store.approve(db, args.host, now=time.time())
+        except UsageError as exc:
+            raise await _no_pending(db, args.host, exc) from None
+        except store.WorkerKeyConflict as exc:
+            raise UsageError(exc.message) from exc
+    finally:
+        await db.aclose()
+    if args.format == "json":
+        emit_json(enrolment_dict(args.host, added, notes))
+        return EXIT_OK
+    print(
+        f"approved {args.host}: enrolled {added.name} ({added.fingerprint}) for zone "
+        f"{', '.join(added.zones)} as the agent of host {args.host}"
+    )
+    for note in notes:
+        print(f"  {note}")
+    return EXIT_OK
+
+
+async def worker_key_reject(args: argparse.Namespace) -> int:
+    """Refuse a host's pending agent key for good: kept as a revoked worker key."""
+    db = database(args)
+    try:
+        await db.migrate()
+        try:
+            entry = await deploy_store.reject(db, args.host, now=time.time())
+        except UsageError as exc:
+            raise await _no_pending(db, args.host, exc) from None
+        except store.WorkerKeyConflict as exc:
+            raise UsageError(exc.message) from exc
+        async with db.session() as session:
+            kept = await store.find_by_public_key(session, entry.public_key)
+    finally:
+        await db.aclose()
+    assert kept is not None, "reject keeps the key as a revoked worker key"
+    if args.format == "json":
+        emit_json(enrolment_dict(args.host, kept, [REJECT_NOTE]))
+        return EXIT_OK
+    print(f"rejected {args.host}: {entry.fingerprint} is kept as the revoked key {kept.name}")
+    print(f"  {REJECT_NOTE}")
     return EXIT_OK

@@ -21,6 +21,7 @@ from watchkeeper.telemetry.recorder import TelemetrySettings
 from watchkeeper.transport import sensors
 from watchkeeper.transport.client import WorkerConnection, WorkerSettings
 from watchkeeper.transport.server import DEFAULT_PORT
+from watchkeeper.worker.deploy import DeployRunner
 from watchkeeper.worker.executors import Executors, install_child_watcher
 from watchkeeper.worker.runner import job_runner
 
@@ -160,6 +161,8 @@ def worker_settings(args: argparse.Namespace) -> WorkerSettings:
     host, port = parse_listen(args.manager, "--manager", DEFAULT_PORT)
     if args.concurrency < 1:
         raise UsageError("--concurrency: must be at least 1")
+    if args.reconnect_max <= 0:
+        raise UsageError("--reconnect-max: must be above 0 (seconds)")
     if not args.manager_fingerprint:
         raise UsageError("--manager-fingerprint: required (print it with `watchkeeper keys`)")
     key_path = Path(args.key)
@@ -172,6 +175,7 @@ def worker_settings(args: argparse.Namespace) -> WorkerSettings:
         manager_fingerprint=args.manager_fingerprint,
         labels=parse_labels(args.labels),
         concurrency=args.concurrency,
+        backoff_cap=args.reconnect_max,
         **({"name": args.name} if args.name else {}),
     )
     return settings
@@ -189,7 +193,12 @@ async def worker(args: argparse.Namespace) -> int:
     )
     install_child_watcher()
     executors = Executors()
-    connection = WorkerConnection(settings, job_runner(executors), sensor_list=pressure)
+    deploy = DeployRunner(
+        state_dir=settings.key_path.absolute().parent, manager=f"{settings.host}:{settings.port}"
+    )
+    connection = WorkerConnection(
+        settings, job_runner(executors, deploy=deploy), sensor_list=pressure
+    )
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, connection.drain)
     loop.add_signal_handler(signal.SIGINT, connection.stop)

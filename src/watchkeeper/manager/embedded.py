@@ -12,17 +12,18 @@ a stored enrolment (meant to change only by an operator's hand) would not.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Collection
 from pathlib import Path
 
 import asyncssh
 
+from watchkeeper.jobs.payloads import DEPLOY_REQUIRES
 from watchkeeper.private import private_dir
 from watchkeeper.transport import keys
 from watchkeeper.transport.client import WorkerConnection, WorkerSettings
 from watchkeeper.transport.registry import Enrolment, KeyRegistry
 from watchkeeper.transport.server import JobServer
+from watchkeeper.worker.deploy import DeployRunner
 from watchkeeper.worker.executors import Executors
 from watchkeeper.worker.runner import job_runner
 
@@ -30,21 +31,15 @@ logger = logging.getLogger(__name__)
 
 WORKER_KEY_FILE = "worker_ed25519_key"
 EMBEDDED_NAME = "embedded"
+#: The embedded worker deploys too (`watchkeeper.deploy`): its enrolment carries the label.
+DEPLOY_LABELS = DEPLOY_REQUIRES
 
 
 def load_or_create_worker_key(data_dir: Path) -> Path:
     """The embedded worker's private key file in ``data_dir``, created (0600) if missing."""
     path = data_dir / WORKER_KEY_FILE
-    if path.exists():
-        return path
-    key = asyncssh.generate_private_key("ssh-ed25519", comment="watchkeeper embedded worker")
     private_dir(data_dir)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process made it first: use that one
-        return path
-    with os.fdopen(fd, "wb") as out:
-        out.write(key.export_private_key())
+    keys.create_worker_key(path, comment="watchkeeper embedded worker")
     return path
 
 
@@ -58,7 +53,9 @@ class EmbeddedRegistry:
 
     async def lookup(self, public_key: str) -> Enrolment | None:
         if public_key == self._public_key:
-            return Enrolment(name=EMBEDDED_NAME, public_key=public_key, zones=self.zones)
+            return Enrolment(
+                name=EMBEDDED_NAME, public_key=public_key, zones=self.zones, labels=DEPLOY_LABELS
+            )
         return await self._fallback.lookup(public_key)
 
 
@@ -96,7 +93,7 @@ class EmbeddedWorker:
         """The connection to ``server`` (already listening); the caller runs it."""
         self.server = server
         settings = WorkerSettings(
-            host="127.0.0.1",
+            host=server.dial_host,
             port=server.port,
             key_path=self.key_path,
             manager_fingerprint=keys.fingerprint(host_key),
@@ -105,7 +102,8 @@ class EmbeddedWorker:
             backoff_base=0.2,
             backoff_cap=5.0,
         )
-        self.connection = WorkerConnection(settings, job_runner(self.executors))
+        deploy = DeployRunner(state_dir=self.key_path.parent)
+        self.connection = WorkerConnection(settings, job_runner(self.executors, deploy=deploy))
         return self.connection
 
     async def aclose(self) -> None:

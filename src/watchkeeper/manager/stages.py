@@ -1,6 +1,7 @@
 """The stages after the engine, built, configured and run together by the manager.
 
     EngineRunner ─interpret─▶ AlarmService.interpret (the document's thresholds)
+                 ─infra:NAME, deploy:HOST─▶ InfraService, DeployService (their own loops)
                  ─observe──▶ TelemetryRecorder       (series, rollups, /metrics)
                  ─observe──▶ AlarmService ─notify──▶ Notifier ─▶ webhook, email, command
                  ─observe──▶ RemediationService ─submit_action─▶ JobServer ─▶ a worker
@@ -26,6 +27,7 @@ from typing import Any
 from watchkeeper import store
 from watchkeeper.alarms.service import AlarmService
 from watchkeeper.alarms.thresholds import MetricSignal
+from watchkeeper.deploy.service import DeployService, DeploySettings
 from watchkeeper.document.normalize import ObjectRecord
 from watchkeeper.engine.observed import Downstream
 from watchkeeper.errors import StoreError, WatchkeeperError
@@ -40,7 +42,15 @@ from watchkeeper.store.jobs import SqlQueueConnector
 from watchkeeper.telemetry.recorder import TelemetryRecorder, TelemetrySettings
 
 #: The document sections the stages are configured from.
-SECTIONS = ("notifications", "remediations", "actions", "platforms", "infrastructure")
+SECTIONS = (
+    "notifications",
+    "remediations",
+    "actions",
+    "platforms",
+    "infrastructure",
+    "deployments",
+    "hosts",
+)
 #: How long a slot host about to be destroyed is in downtime (drain before destroy).
 DRAIN_DOWNTIME = 3600.0
 #: How often the logs that grow without bound are pruned.
@@ -72,6 +82,7 @@ class StageSettings:
     notifier: NotifierSettings = field(default_factory=NotifierSettings)
     remediation: RemediationSettings = field(default_factory=RemediationSettings)
     infra: InfraSettings = field(default_factory=InfraSettings)
+    deploy: DeploySettings = field(default_factory=DeploySettings)
     retention: Retention = field(default_factory=Retention)
 
 
@@ -103,6 +114,7 @@ class Stages:
         self.infra = InfraService(
             db, SqlQueueConnector(db), settings=self.settings.infra, clock=clock, drain=self._drain
         )
+        self.deploy = DeployService(db, settings=self.settings.deploy, clock=clock)
         self._db = db
         self._clock = clock
 
@@ -116,12 +128,15 @@ class Stages:
         self.remediation.attach(runner)
         self.infra.attach(runner)
         runner.local_checks["infra"] = self.infra.check_outcome
+        self.deploy.attach(runner)
+        runner.local_checks["deploy"] = self.deploy.check_outcome
         runner.slot_address = self.infra.slot_address
         self._runner = runner
 
     async def start(self) -> None:
         """Configure from the running document and restore open alarms; before the runner."""
         await self.infra.start()
+        await self.deploy.start()
         self.remediation.owner = self.infra.owner
         if self._runner is not None:
             self._runner.owner = self.infra.owner
@@ -135,6 +150,7 @@ class Stages:
             "alarms": self.alarms.run(),
             "remediation": self.remediation.run(),
             "infrastructure": self.infra.run(),
+            "deployments": self.deploy.run(),
             "notifier": self.notifier.run(),
             "housekeeping": self.housekeeping(),
         }
@@ -195,6 +211,10 @@ class Stages:
         )
         platforms = [record.spec for record in objects["platforms"]]
         self.infra.configure(platforms, [record.spec for record in objects["infrastructure"]])
+        self.deploy.configure(
+            [record.spec for record in objects["deployments"]],
+            [record.spec for record in objects["hosts"]],
+        )
         if self._runner is not None:
             self._runner.platforms = {str(p["name"]): p for p in platforms}
 

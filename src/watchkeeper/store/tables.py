@@ -643,3 +643,49 @@ infra_inventory = table(InfraInventoryRow)
 infra_protection = table(InfraProtectionRow)
 infra_desired = table(InfraDesiredRow)
 # (end of infrastructure tables)
+
+
+# --- deployments (migration 0013) ----------------------------------------------------------
+class DeployStatusRow(Base):
+    """What the last runs on one host of a deployment found (`deploy.rollout.Status`)."""
+
+    __tablename__ = "deploy_status"
+
+    deployment: Mapped[str] = mapped_column(sa.String(NAME_LENGTH), primary_key=True)
+    host: Mapped[str] = mapped_column(sa.String(NAME_LENGTH), primary_key=True)
+    status: Mapped[dict[str, Any]]
+    updated_at: Mapped[datetime]
+
+
+class DeployRolloutRow(Base):
+    """A deployment's rollout: halted after too many failures, until resumed."""
+
+    __tablename__ = "deploy_rollouts"
+
+    deployment: Mapped[str] = mapped_column(sa.String(NAME_LENGTH), primary_key=True)
+    halted: Mapped[bool] = mapped_column(sa.Boolean)
+    reason: Mapped[str] = mapped_column(sa.Text)
+    updated_at: Mapped[datetime]
+
+
+class PendingAgentKeyRow(Base):
+    """An agent's public key a deploy brought back, waiting for an admin's approval.
+
+    The document can ask for an agent; only ``watchkeeper worker-key approve HOST`` (or
+    the UI's button, for admins) turns this into an enrolment (``worker_keys``).
+    """
+
+    __tablename__ = "pending_agent_keys"
+
+    host: Mapped[str] = mapped_column(sa.String(NAME_LENGTH), primary_key=True)
+    deployment: Mapped[str] = mapped_column(sa.String(NAME_LENGTH))
+    zone: Mapped[str] = mapped_column(sa.String(NAME_LENGTH))
+    public_key: Mapped[str] = mapped_column(sa.Text)
+    fingerprint: Mapped[str] = mapped_column(sa.String(128))
+    seen_at: Mapped[datetime]
+
+
+deploy_status = table(DeployStatusRow)
+deploy_rollouts = table(DeployRolloutRow)
+pending_agent_keys = table(PendingAgentKeyRow)
+# (end of deployment tables)

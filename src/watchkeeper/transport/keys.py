@@ -79,3 +79,29 @@ def read_public_key_file(path: Path) -> asyncssh.SSHKey:
     except OSError as exc:
         raise UsageError(f"cannot read the public key {path}: {exc.strerror}") from exc
     return parse_public_key(data, source=str(path))
+
+
+def create_worker_key(path: Path, *, comment: str = "watchkeeper worker") -> bool:
+    """Make an ed25519 key pair at ``path`` (0600) and ``path.pub``, unless one is there.
+
+    Created exclusively, so two processes starting at once keep one key. True when this
+    call made it. The directory is made private (0700) if this call creates it.
+    """
+    if path.exists():
+        if not path.with_name(path.name + ".pub").exists():
+            key = asyncssh.read_private_key(path)
+            path.with_name(path.name + ".pub").write_bytes(key.export_public_key("openssh"))
+        return False
+    key = asyncssh.generate_private_key("ssh-ed25519", comment=comment)
+    if not path.parent.exists():
+        private_dir(path.parent)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process made it first: use that one
+        return False
+    except OSError as exc:
+        raise UsageError(f"cannot create the key {path}: {exc.strerror}") from exc
+    with os.fdopen(fd, "wb") as out:
+        out.write(key.export_private_key())
+    path.with_name(path.name + ".pub").write_bytes(key.export_public_key("openssh"))
+    return True

@@ -148,6 +148,11 @@ class JobServer:
         logger.info("job server listening on %s:%d", self._host, self.port)
 
     @property
+    def dial_host(self) -> str:
+        """Where a worker on this machine dials: the bound address, loopback for a wildcard."""
+        return "127.0.0.1" if self._host in ("", "0.0.0.0", "::") else self._host
+
+    @property
     def port(self) -> int:
         """The bound port (useful when started on port 0)."""
         return self._acceptor.get_port() if self._acceptor else self._port

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from watchkeeper import __version__, store
 from watchkeeper.web import views
 from watchkeeper.web.accounts_api import create_accounts_router
+from watchkeeper.web.deploy_api import deploy_router
 from watchkeeper.web.errors import install_error_handlers
 from watchkeeper.web.infra_api import infra_router
 from watchkeeper.web.inventory_api import config_diff_router, inventory_router
@@ -103,8 +104,9 @@ def create_app(
     downtime, check now, remediation); admins push documents and manage users.
 
     With the ``ports`` of a running manager (`watchkeeper.web.ports`), the API also serves
-    checks, history, metrics, alarms, downtimes, remediation and deliveries, ``/metrics``
-    for Prometheus, and the pages.
+    checks, history, metrics, alarms, downtimes, remediation and deliveries, the
+    infrastructure and the deployments (when the ports have them), ``/metrics`` for
+    Prometheus, and the pages.
     """
     app = FastAPI(
         title="Watchkeeper API",
@@ -205,6 +207,10 @@ def create_app(
         app.include_router(operations_router(db, ports, viewer=viewer, operator=operator))
         if ports.infra is not None:
             app.include_router(infra_router(ports.infra, viewer=viewer, operator=operator))
+        if ports.deploy is not None:
+            app.include_router(
+                deploy_router(ports.deploy, viewer=viewer, operator=operator, admin=admin)
+            )
         app.include_router(inventory_router(read, viewer=viewer, infra=ports.infra))
         app.include_router(
             metrics_router(
@@ -224,7 +230,7 @@ def create_app(
 
     if ports is not None:
         app.include_router(create_ui_router(db, ports, security))
-        app.include_router(infra_ui_router(ports.infra, security))
+        app.include_router(infra_ui_router(ports.infra, security, deploy=ports.deploy))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")  # public: no data
     # --- end web pages ---
     return app

@@ -7,6 +7,8 @@
     Intake       where a pushed candidate document goes (the same path polled ones take)
     Infra        the infrastructure stage: platforms, resources, plans, the journal of
                  changes, and what operators ask of it (confirm, apply, unprotect, ...)
+    Deploy       the deployment stage: deployments and their hosts' last runs, check or
+                 apply now, and the agent keys an admin approves or rejects
 
 The pages and the API depend on these Protocols only, never on the engine runner or the
 stages (`watchkeeper.manager.ports` is the implementation); a test can serve the web on
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from watchkeeper.alarms.values import Alarm, AlarmEvent, Downtime
 from watchkeeper.document.diff import ConfigDiff
@@ -223,6 +225,31 @@ class Infra(Protocol):
     async def confirm_hold(self, author: str) -> None: ...
 
 
+class Deploy(Protocol):
+    """The deployment stage as JSON (`watchkeeper.deploy.views.DeployView`)."""
+
+    def deployments(self) -> list[dict[str, Any]]: ...
+
+    def deployment(self, name: str) -> dict[str, Any]:
+        """One deployment; `NotFound` naming it."""
+        ...
+
+    def request(
+        self, deployment: str, host: str | None, mode: Literal["check", "apply"], author: str
+    ) -> list[str]:
+        """A check or an apply now (an apply resumes a halted rollout); the hosts it
+        applies to; `NotFound` for an unknown deployment or host."""
+        ...
+
+    async def pending_keys(self) -> list[dict[str, Any]]: ...
+
+    async def approve(self, host: str, who: str) -> dict[str, Any]:
+        """Enrol the host's pending agent key; `NotFound` when none waits."""
+        ...
+
+    async def reject(self, host: str, who: str) -> dict[str, Any]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class WebPorts:
     """The ports the app is built on."""
@@ -230,3 +257,4 @@ class WebPorts:
     read: ReadModel
     ops: Operations
     infra: Infra | None = None
+    deploy: Deploy | None = None

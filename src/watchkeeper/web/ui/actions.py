@@ -1,6 +1,7 @@
-"""Operator actions from the pages: acknowledge, downtime, check now, remediation, and
-the infrastructure's (confirm or skip a change, apply now, unprotect, adopt, accept an
-empty observation, confirm a held document).
+"""Operator actions from the pages: acknowledge, downtime, check now, remediation, the
+infrastructure's (confirm or skip a change, apply now, unprotect, adopt, accept an
+empty observation, confirm a held document), and the deployments' (check or apply now;
+an admin's approve or reject of an agent key).
 
 Each route takes an urlencoded form (htmx sends the CSRF token in ``X-CSRF-Token``; a
 plain form sends ``csrf_token``), calls the same stage method as the REST API in
@@ -24,7 +25,7 @@ from fastapi.responses import RedirectResponse
 from watchkeeper.document.durations import parse_duration
 from watchkeeper.errors import InvalidArgument, NotFound
 from watchkeeper.web.listing import PathId
-from watchkeeper.web.ports import Infra, Operations
+from watchkeeper.web.ports import Deploy, Infra, Operations
 from watchkeeper.web.security import csrf
 from watchkeeper.web.security.redirects import safe_next
 from watchkeeper.web.ui.flash import flash
@@ -267,5 +268,64 @@ def infra_actions_router(infra: Infra | None, *, operator: Requirement) -> APIRo
         form = await Form.read(request)
         await stage().confirm_hold(principal_of(request).name)
         return done(request, form, "The held infrastructure is in force now.", fallback=INFRA_PAGE)
+
+    return router
+
+
+def deploy_actions_router(
+    deploy: Deploy | None, *, operator: Requirement, admin: Requirement
+) -> APIRouter:
+    """The deployments' buttons on the infrastructure page, each the same port call as
+    ``/api/v1/deploy``: check or apply (operator), approve or reject a key (admin)."""
+    router = APIRouter(prefix="/infrastructure", include_in_schema=False)
+
+    def stage() -> Deploy:
+        if deploy is None:
+            raise NotFound("This manager runs no deployment stage.")
+        return deploy
+
+    def host_of(form: Form) -> str | None:
+        host = form.text("host")
+        if len(host) > MAX_NAME:
+            raise FormError("host", f"is longer than {MAX_NAME} characters")
+        return host or None
+
+    @router.post("/deployments/{name}/check", dependencies=[Depends(operator)])
+    async def check(request: Request, name: str) -> Response:
+        form = await Form.read(request)
+        hosts = stage().request(name, host_of(form), "check", principal_of(request).name)
+        listed = ", ".join(hosts) or "no host"
+        return done(
+            request, form, f"Deployment {name}: checking {listed} now.", fallback=INFRA_PAGE
+        )
+
+    @router.post("/deployments/{name}/apply", dependencies=[Depends(operator)])
+    async def apply(request: Request, name: str) -> Response:
+        form = await Form.read(request)
+        hosts = stage().request(name, host_of(form), "apply", principal_of(request).name)
+        listed = ", ".join(hosts) or "no host"
+        return done(
+            request, form, f"Deployment {name}: a check, then an apply, of {listed} now.",
+            fallback=INFRA_PAGE,
+        )  # fmt: skip
+
+    @router.post("/agent-keys/{host}/approve", dependencies=[Depends(admin)])
+    async def approve(request: Request, host: str) -> Response:
+        form = await Form.read(request)
+        made = await stage().approve(host, principal_of(request).name)
+        message = (
+            f"Approved {host}: enrolled {made['name']} ({made['fingerprint']}) for zone "
+            f"{', '.join(made['zones'])} as the agent of host {host}."
+        )
+        return done(request, form, " ".join([message, *made["notes"]]), fallback=INFRA_PAGE)
+
+    @router.post("/agent-keys/{host}/reject", dependencies=[Depends(admin)])
+    async def reject(request: Request, host: str) -> Response:
+        form = await Form.read(request)
+        made = await stage().reject(host, principal_of(request).name)
+        return done(
+            request, form, f"Rejected the agent key {made['fingerprint']} of {host}.",
+            fallback=INFRA_PAGE,
+        )  # fmt: skip
 
     return router

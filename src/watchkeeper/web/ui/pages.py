@@ -5,8 +5,9 @@ Lists come from the read models in `watchkeeper.web.views` (memory only; one pag
 rows is built per request), the service page adds the stored state history and the
 metric list. Live blocks (counts, problems, a list's table, a service's state) are the
 same templates rendered alone: htmx polls them, so a refresh costs one read-model call.
-The infrastructure page and a slot host's machine line read the `Infra` port
-(`infra_ui_router`, served with or without it: without, the page says so).
+The infrastructure page and a slot host's machine line read the `Infra` port, and the
+page's deployments part the `Deploy` port (`infra_ui_router`, served with or without
+either: without, the page says so).
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ from watchkeeper.jobs.states import JobState
 from watchkeeper.telemetry import repository as telemetry_store
 from watchkeeper.web import views
 from watchkeeper.web.listing import MAX_ID
-from watchkeeper.web.ports import Infra, ReadModel
+from watchkeeper.web.ports import Deploy, Infra, ReadModel
 from watchkeeper.web.security import Principal, Role, Security
-from watchkeeper.web.ui.actions import infra_actions_router
+from watchkeeper.web.ui.actions import deploy_actions_router, infra_actions_router
 from watchkeeper.web.ui.formatting import split_output
 from watchkeeper.web.ui.requirements import Requirement, principal_of
 from watchkeeper.web.ui.templating import is_htmx, render
@@ -260,18 +261,39 @@ def _dated(item: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def infra_ui_router(infra: Infra | None, security: Security) -> APIRouter:
+def infra_ui_router(
+    infra: Infra | None, security: Security, *, deploy: Deploy | None = None
+) -> APIRouter:
     """``/infrastructure`` and a slot host's machine line (viewer), and the buttons behind
-    them (operator); ``infra`` is None when the manager runs no infrastructure stage."""
+    them (operator; an agent key's approve and reject: admin); ``infra`` and ``deploy``
+    are None when the manager runs no infrastructure or deployment stage."""
     viewer = security.require(Role.VIEWER, page=True)
     operator = security.require(Role.OPERATOR, page=True)
+    admin = security.require(Role.ADMIN, page=True)
     router = APIRouter(include_in_schema=False)
     router.include_router(infra_actions_router(infra, operator=operator))
-    router.include_router(infra_pages_router(infra, viewer=viewer))
+    router.include_router(deploy_actions_router(deploy, operator=operator, admin=admin))
+    router.include_router(infra_pages_router(infra, viewer=viewer, deploy=deploy))
     return router
 
 
-def infra_pages_router(infra: Infra | None, *, viewer: Requirement) -> APIRouter:
+async def _deploy_context(deploy: Deploy | None, principal: Principal) -> dict[str, Any]:
+    """The page's deployments part: None (no stage), or each deployment with its hosts,
+    and the agent keys waiting for an admin (with the buttons for admins only)."""
+    if deploy is None:
+        return {"deployments": None, "agent_keys": [], "can_approve": False}
+    return {
+        "deployments": [
+            d | {"hosts": [_dated(h) for h in d["hosts"]]} for d in deploy.deployments()
+        ],
+        "agent_keys": [_dated(k) for k in await deploy.pending_keys()],
+        "can_approve": principal.allows(Role.ADMIN),
+    }
+
+
+def infra_pages_router(
+    infra: Infra | None, *, viewer: Requirement, deploy: Deploy | None = None
+) -> APIRouter:
     """``/infrastructure[?op=ID]`` and ``/parts/hosts/{name}/machine``."""
     router = APIRouter(dependencies=[Depends(viewer)], include_in_schema=False)
 
@@ -280,8 +302,11 @@ def infra_pages_router(infra: Infra | None, *, viewer: Requirement) -> APIRouter
         request: Request, op: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None
     ) -> Response:
         principal = principal_of(request)
+        deployments = await _deploy_context(deploy, principal)
         if infra is None:
-            return render(request, "ui/infrastructure.html", principal, available=False)
+            return render(
+                request, "ui/infrastructure.html", principal, available=False, **deployments
+            )
         pending, _ = await infra.operations(states=[JobState.PENDING], limit=PENDING_SHOWN)
         latest, total = await infra.operations(limit=OPERATIONS_SHOWN)
         chosen = None
@@ -304,6 +329,7 @@ def infra_pages_router(infra: Infra | None, *, viewer: Requirement) -> APIRouter
             operations=[_dated(j) for j in latest],
             operations_total=total,
             chosen=chosen,
+            **deployments,
         )
 
     @router.get("/parts/hosts/{name}/machine")
