@@ -39,7 +39,7 @@ def load_or_create_worker_key(data_dir: Path) -> Path:
     """The embedded worker's private key file in ``data_dir``, created (0600) if missing."""
     path = data_dir / WORKER_KEY_FILE
     private_dir(data_dir)
-    keys.create_worker_key(path, comment="watchkeeper embedded worker")
+    keys.create_worker_key(path, comment="watchkeeper embedded worker", public=False)
     return path
 
 

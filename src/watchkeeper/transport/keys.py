@@ -81,14 +81,17 @@ def read_public_key_file(path: Path) -> asyncssh.SSHKey:
     return parse_public_key(data, source=str(path))
 
 
-def create_worker_key(path: Path, *, comment: str = "watchkeeper worker") -> bool:
-    """Make an ed25519 key pair at ``path`` (0600) and ``path.pub``, unless one is there.
+def create_worker_key(
+    path: Path, *, comment: str = "watchkeeper worker", public: bool = True
+) -> bool:
+    """Make an ed25519 key at ``path`` (0600), and ``path.pub`` if ``public``, unless one
+    is there.
 
     Created exclusively, so two processes starting at once keep one key. True when this
     call made it. The directory is made private (0700) if this call creates it.
     """
     if path.exists():
-        if not path.with_name(path.name + ".pub").exists():
+        if public and not path.with_name(path.name + ".pub").exists():
             key = asyncssh.read_private_key(path)
             path.with_name(path.name + ".pub").write_bytes(key.export_public_key("openssh"))
         return False
@@ -103,5 +106,6 @@ def create_worker_key(path: Path, *, comment: str = "watchkeeper worker") -> boo
         raise UsageError(f"cannot create the key {path}: {exc.strerror}") from exc
     with os.fdopen(fd, "wb") as out:
         out.write(key.export_private_key())
-    path.with_name(path.name + ".pub").write_bytes(key.export_public_key("openssh"))
+    if public:
+        path.with_name(path.name + ".pub").write_bytes(key.export_public_key("openssh"))
     return True
