@@ -12,7 +12,7 @@ EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.jso
 
 
 def test_there_are_examples() -> None:
-    assert {p.name for p in EXAMPLES} >= {"demo.json", "infra-moto.json"}
+    assert {p.name for p in EXAMPLES} >= {"demo.json", "infra-moto.json", "deploy.json"}
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)

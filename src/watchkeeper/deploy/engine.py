@@ -101,6 +101,7 @@ def converge(spec: dict[str, Any]) -> dict[str, Any]:
         "ssh_key": spec["key_file"],
         "ssh_known_hosts_file": spec["known_hosts"],
         "ssh_strict_host_key_checking": "yes" if spec["policy"] == "strict" else "accept-new",
+        "ssh_config_file": "/dev/null",  # hermetic: the worker's ~/.ssh/config decides nothing
         "ssh_allow_agent": False,
         "ssh_look_for_keys": False,
         "ssh_paramiko_connect_kwargs": {"timeout": float(spec["connect_timeout"])},

@@ -44,7 +44,11 @@ def test_every_check_of_the_full_document(full: Snapshot) -> None:
         elif record.spec["check"]["kind"] == "deploy":  # a deployed host's: deploy:HOST
             assert record.key == key == record.host == "deploy:db1"
             assert record.service == "converged"
-            assert record.spec["check"] == {"kind": "deploy", "deployment": "db-base", "host": "db1"}
+            assert record.spec["check"] == {
+                "kind": "deploy",
+                "deployment": "db-base",
+                "host": "db1",
+            }
             assert record.spec["interval"] == 900.0
             assert record.spec["labels"]["watchkeeper.deployment"] == "db-base"
         else:
