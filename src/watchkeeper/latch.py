@@ -19,7 +19,12 @@ The ``action`` names the structured log events ``<action>_failing`` and
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from collections.abc import Awaitable, Callable
+
+from watchkeeper.errors import StoreError
 
 
 class FailureLatch:
@@ -57,3 +62,25 @@ class FailureLatch:
             self._logger.info(self._recovered_text, extra={"action": f"{self._action}_recovered"})
         self.failing = False
         return ended
+
+
+async def step_forever(
+    step: Callable[[], Awaitable[None]],
+    wake: asyncio.Event,
+    latch: FailureLatch,
+    interval: float,
+) -> None:
+    """Call ``step`` until cancelled: again when ``wake`` is set or ``interval`` passes.
+
+    A stage's loop (infrastructure, deployments): a store failure is logged once by
+    ``latch`` and retried at the next step, never the end of the loop.
+    """
+    while True:
+        try:
+            await step()
+            latch.succeeded()
+        except StoreError as exc:
+            latch.failed(exc.message)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), interval)
+        wake.clear()

@@ -201,9 +201,7 @@ async def approve(db: Database, host: str, *, now: float) -> tuple[store.WorkerK
         if key.agent_for == host and not key.revoked:
             await store.revoke_worker_key(db, key.name, now=moment)
             notes.append(f"revoked {key.name} ({key.fingerprint}), the host's previous agent key")
-    name, n = f"agent-{host}"[:128], 2
-    while name in taken:
-        name, n = f"agent-{host}-{n}"[:128], n + 1
+    name = _free_name(f"agent-{host}", taken)
     added = await store.add_worker_key(
         db,
         name=name,
@@ -231,9 +229,7 @@ async def reject(db: Database, host: str, *, now: float) -> PendingKey:
     moment = datetime.fromtimestamp(now, UTC)
     async with db.session() as session:
         taken = {key.name for key in await store.list_worker_keys(session)}
-    name, n = f"rejected-{host}"[:128], 2
-    while name in taken:
-        name, n = f"rejected-{host}-{n}"[:128], n + 1
+    name = _free_name(f"rejected-{host}", taken)
     await store.add_worker_key(
         db,
         name=name,
@@ -247,3 +243,11 @@ async def reject(db: Database, host: str, *, now: float) -> PendingKey:
     await store.revoke_worker_key(db, name, now=moment)
     await _drop_pending(db, host)
     return entry
+
+
+def _free_name(base: str, taken: set[str]) -> str:
+    """``base``, or ``base-2``, ``base-3``, ...: the first worker key name not taken."""
+    name, n = base[:128], 2
+    while name in taken:
+        name, n = f"{base}-{n}"[:128], n + 1
+    return name

@@ -16,7 +16,6 @@ operator resumes it (`request` with ``apply``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import time
@@ -38,9 +37,9 @@ from watchkeeper.deploy.rollout import (
     failed_hosts,
 )
 from watchkeeper.document.normalize import deploy_key
-from watchkeeper.errors import StoreError, WatchkeeperError
+from watchkeeper.errors import WatchkeeperError
 from watchkeeper.jobs.payloads import DEFAULT_DEPLOY_TIMEOUT, DEPLOY_REQUIRES, DeployPayload
-from watchkeeper.latch import FailureLatch
+from watchkeeper.latch import FailureLatch, step_forever
 from watchkeeper.logs import NOTICE
 from watchkeeper.results import CheckOutcome, CheckState, Metric
 from watchkeeper.store.db import Database
@@ -222,15 +221,7 @@ class DeployService:
 
     async def run(self, interval: float = 0.5) -> None:
         """Steps until cancelled; a store failure is logged once and retried."""
-        while True:
-            try:
-                await self.step()
-                self._latch.succeeded()
-            except StoreError as exc:
-                self._latch.failed(exc.message)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), interval)
-            self._wake.clear()
+        await step_forever(self.step, self._wake, self._latch, interval)
 
     async def step(self) -> None:
         """Events first (configuration, requests, results), then the runs due now."""

@@ -26,7 +26,6 @@ Everything here runs in `run`'s loop, one `step` at a time (which tests call dir
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import deque
@@ -37,7 +36,6 @@ from typing import Any, Protocol, cast
 from watchkeeper.backoff import backoff_ceiling
 from watchkeeper.document.normalize import infra_key
 from watchkeeper.document.slots import slot_index
-from watchkeeper.errors import StoreError
 from watchkeeper.infra import repository
 from watchkeeper.infra.desired import Desired, DesiredPlatform
 from watchkeeper.infra.operators import Operators
@@ -55,7 +53,7 @@ from watchkeeper.infra.status import PlatformState, outcome, report_outcome, shr
 from watchkeeper.jobs.payloads import InfraOp, InfraPayload
 from watchkeeper.jobs.queue import AuditEntry, JobQueue, NewJob, QueueConnector, QueuedJob
 from watchkeeper.jobs.states import LIVE, JobState
-from watchkeeper.latch import FailureLatch
+from watchkeeper.latch import FailureLatch, step_forever
 from watchkeeper.logs import NOTICE
 from watchkeeper.results import CheckOutcome, CheckState
 from watchkeeper.store.db import Database
@@ -253,15 +251,7 @@ class InfraService(Operators):
 
     async def run(self, interval: float = 0.5) -> None:
         """Steps until cancelled; a store failure is logged once and retried."""
-        while True:
-            try:
-                await self.step()
-                self._latch.succeeded()
-            except StoreError as exc:
-                self._latch.failed(exc.message)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), interval)
-            self._wake.clear()
+        await step_forever(self.step, self._wake, self._latch, interval)
 
     async def step(self) -> None:
         """Events first (configuration, results), then due observations and dispatches."""

@@ -168,10 +168,11 @@ class DeployRunner:
                 process.communicate(json.dumps(spec.to_json()).encode()), timeout
             )
         except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            await process.wait()
+            await _kill(process)
             return {"ok": False, "error_kind": "timeout", "error": f"timed out after {timeout:g}s"}
+        except asyncio.CancelledError:  # the worker stops: leave nothing running
+            await asyncio.shield(_kill(process))
+            raise
         try:
             report = json.loads(out)
         except ValueError:
@@ -183,6 +184,13 @@ class DeployRunner:
                 + (f": {tail[0]}" if tail else ""),
             }
         return report if isinstance(report, dict) else {"ok": False, "error": "bad report"}
+
+
+async def _kill(process: asyncio.subprocess.Process) -> None:
+    """Kill the engine's process group (pyinfra and its ssh sessions) and reap it."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    await process.wait()
 
 
 @contextlib.contextmanager

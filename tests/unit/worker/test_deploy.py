@@ -3,13 +3,16 @@ failures (a fake engine process), the outcome's words, secrets scrubbed."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import stat
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.waiting import wait_until
 from watchkeeper.jobs.payloads import DeployPayload
 from watchkeeper.results import CheckState
 from watchkeeper.worker.deploy import DeployRunner
@@ -121,3 +124,24 @@ async def test_a_bad_spec_fails_before_anything_connects(
     assert outcome.state is CheckState.CRITICAL
     assert message in outcome.output
     assert not (tmp_path / "ran").exists()
+
+
+async def test_a_cancelled_job_leaves_no_engine_running(tmp_path: Path) -> None:
+    """The worker stops mid-deploy: the engine's whole process group goes with the job."""
+    python = fake_engine(tmp_path, f"sleep 30 & echo $! > {tmp_path}/child; wait")
+    task = asyncio.create_task(DeployRunner(state_dir=tmp_path, python=python).run(payload()))
+    await wait_until(lambda: (tmp_path / "child").exists(), what="the engine started")
+    await wait_until(lambda: (tmp_path / "child").read_text().strip() != "", what="its pid")
+    child = int((tmp_path / "child").read_text())
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await wait_until(lambda: not _alive(child), what="the engine's child killed")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
