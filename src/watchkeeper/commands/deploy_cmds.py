@@ -28,7 +28,7 @@ from urllib.parse import quote
 import httpx
 
 from watchkeeper import __version__
-from watchkeeper.commands import infra_cmds
+from watchkeeper.commands import manager_client
 from watchkeeper.commands.common import EXIT_INVALID, EXIT_OK, EXIT_USAGE, emit_json
 from watchkeeper.deploy import plan as deploy_plan
 from watchkeeper.deploy import repository
@@ -53,7 +53,7 @@ def add_parsers(sub: argparse._SubParsersAction[Any]) -> None:
 
     a = deploy.add_parser("status", help="each deployment's policy, halt and hosts' last runs")
     a.add_argument("name", metavar="NAME", nargs="?", default=None, help="only this deployment")
-    infra_cmds._client_args(a)
+    manager_client.client_args(a)
     a.set_defaults(func=status)
 
     for name, helptext, func in (
@@ -63,7 +63,7 @@ def add_parsers(sub: argparse._SubParsersAction[Any]) -> None:
         a = deploy.add_parser(name, help=helptext)
         a.add_argument("name", metavar="NAME", help="the deployment")
         a.add_argument("--host", default=None, metavar="HOST", help="only this host")
-        infra_cmds._client_args(a)
+        manager_client.client_args(a)
         a.set_defaults(func=func)
 
 
@@ -74,13 +74,13 @@ async def _run(
     args: argparse.Namespace,
     method: str,
     path: str,
-    show: infra_cmds.Show,
+    show: manager_client.Show,
     *,
     body: Mapping[str, Any] | None = None,
 ) -> int:
     """One call to ``/api/v1/deploy``; its answer shown (or printed as JSON)."""
     try:
-        async with infra_cmds._client(args) as client:
+        async with manager_client.client(args) as client:
             response = await client.request(method, API + path, json=body)
     except httpx.TransportError as exc:
         print(
@@ -89,7 +89,7 @@ async def _run(
         )
         return EXIT_INVALID
     if not response.is_success:
-        detail = infra_cmds._detail(response)
+        detail = manager_client.detail(response)
         print(f"watchkeeper: {detail} (HTTP {response.status_code})", file=sys.stderr)
         return EXIT_USAGE if response.is_client_error else EXIT_INVALID
     answer = response.json()

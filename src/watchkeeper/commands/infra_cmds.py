@@ -20,19 +20,17 @@ protection recorded there, as the stage would at its next observation.
 from __future__ import annotations
 
 import argparse
-import os
-import ssl
 import sys
-from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
+from watchkeeper.commands import manager_client
 from watchkeeper.commands.common import EXIT_INVALID, EXIT_OK, EXIT_USAGE, emit_json
 from watchkeeper.document.normalize import Snapshot
-from watchkeeper.errors import StoreError, UsageError
+from watchkeeper.errors import StoreError
 from watchkeeper.infra import repository
 from watchkeeper.infra.desired import Desired
 from watchkeeper.infra.planner import Observation, PlanInput
@@ -41,15 +39,11 @@ from watchkeeper.infra.status import shrink_reason
 from watchkeeper.infra.views import plan_dict
 from watchkeeper.jobs.states import JobState
 from watchkeeper.store.db import Database
-from watchkeeper.web.auth import TOKEN_FILE
 
-DEFAULT_URL = "http://127.0.0.1:8470"
 API = "/api/v1/infra"
 #: Action ops in the order a resource's line lists them; ``+`` and ``-`` for the counts.
 OP_ORDER = ("create", "destroy", "start", "resize", "protect", "unprotect", "adopt")
 MARKS = {"create": "+", "destroy": "-"}
-
-Show = Callable[[Any], None]
 
 
 # --- the command line ---------------------------------------------------------------------
@@ -63,7 +57,7 @@ def add_parsers(sub: argparse._SubParsersAction[Any]) -> None:
     infra = p.add_subparsers(dest="infra_command", required=True, metavar="ACTION")
 
     a = infra.add_parser("plan", help="each platform's last plan, and a held document")
-    _client_args(a)
+    manager_client.client_args(a)
     a.set_defaults(func=plan)
 
     a = infra.add_parser("apply", help="observe and plan now (closes open breakers)")
@@ -71,7 +65,7 @@ def add_parsers(sub: argparse._SubParsersAction[Any]) -> None:
         "--only", action="extend", nargs="+", default=[], metavar="NAME",
         help="only these resources (repeat or list several)",
     )  # fmt: skip
-    _client_args(a)
+    manager_client.client_args(a)
     a.set_defaults(func=apply)
 
     for name, helptext, func in (
@@ -80,7 +74,7 @@ def add_parsers(sub: argparse._SubParsersAction[Any]) -> None:
     ):
         a = infra.add_parser(name, help=helptext)
         a.add_argument("id", metavar="ID", type=int, help="the change's id (infra operations)")
-        _client_args(a)
+        manager_client.client_args(a)
         a.set_defaults(func=func)
 
     for name, metavar, helptext, func in (
@@ -90,11 +84,11 @@ def add_parsers(sub: argparse._SubParsersAction[Any]) -> None:
     ):
         a = infra.add_parser(name, help=helptext)
         a.add_argument("target", metavar=metavar)
-        _client_args(a)
+        manager_client.client_args(a)
         a.set_defaults(func=func)
 
     a = infra.add_parser("confirm-hold", help="put the held infrastructure in force")
-    _client_args(a)
+    manager_client.client_args(a)
     a.set_defaults(func=confirm_hold)
 
     a = infra.add_parser("operations", help="the journal of changes, newest first")
@@ -104,42 +98,8 @@ def add_parsers(sub: argparse._SubParsersAction[Any]) -> None:
     )  # fmt: skip
     a.add_argument("--resource", default=None, help="only this resource's changes")
     a.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
-    _client_args(a)
+    manager_client.client_args(a)
     a.set_defaults(func=operations)
-
-
-def _env(name: str, default: str | None = None) -> str | None:
-    return os.environ.get(f"WATCHKEEPER_{name}", default)
-
-
-def _client_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--url",
-        default=_env("URL", DEFAULT_URL),
-        help=f"the manager's web address (default {DEFAULT_URL}) [env WATCHKEEPER_URL]",
-    )
-    parser.add_argument(
-        "--token",
-        default=None,
-        help="an API token (default: WATCHKEEPER_TOKEN, else the manager token in the data "
-        "dir) [env WATCHKEEPER_TOKEN]",
-    )
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=Path(_env("DATA_DIR") or ".watchkeeper"),
-        help="the manager's data directory, for its token (default ./.watchkeeper) "
-        "[env WATCHKEEPER_DATA_DIR]",
-    )
-    parser.add_argument(
-        "--ca-file",
-        type=Path,
-        default=None,
-        metavar="FILE",
-        help="PEM certificates to trust for an https --url (a self-signed --tls-cert)",
-    )
-    parser.add_argument("--request-timeout", type=float, default=30.0, help="seconds (default 30)")
-    parser.add_argument("--format", choices=("text", "json"), default="text")
 
 
 # --- talking to the manager ---------------------------------------------------------------
@@ -153,52 +113,6 @@ class _Failed(Exception):
         self.code = code
 
 
-def _token(args: argparse.Namespace) -> str | None:
-    given = args.token or os.environ.get("WATCHKEEPER_TOKEN")
-    if given:
-        return str(given).strip()
-    path = Path(args.data_dir) / TOKEN_FILE
-    try:
-        return path.read_text().strip() or None
-    except FileNotFoundError:
-        return None  # the manager says what it needs (401)
-    except OSError as exc:
-        raise UsageError(f"--data-dir: cannot read the manager token {path}: {exc}") from exc
-
-
-def _client(args: argparse.Namespace) -> httpx.AsyncClient:
-    token = _token(args)
-    verify: ssl.SSLContext | bool = True
-    if args.ca_file is not None:
-        try:
-            verify = ssl.create_default_context(cafile=str(args.ca_file))
-        except (OSError, ssl.SSLError) as exc:
-            raise UsageError(f"--ca-file: {exc}") from exc
-    return httpx.AsyncClient(
-        base_url=str(args.url).rstrip("/"),
-        headers={"Authorization": f"Bearer {token}"} if token else {},
-        timeout=args.request_timeout,
-        verify=verify,
-        # Tests hand in a transport (the app itself, in process); None: the network.
-        transport=getattr(args, "transport", None),
-    )
-
-
-def _detail(response: httpx.Response) -> str:
-    """The API's message: ``{"detail": "..."}``, or FastAPI's list of problems."""
-    try:
-        detail = response.json().get("detail")
-    except (ValueError, AttributeError):
-        return response.text.strip()[:500] or response.reason_phrase
-    if isinstance(detail, list):
-        parts = []
-        for problem in detail:
-            where = ".".join(str(p) for p in problem.get("loc", ()) if p != "body")
-            parts.append(f"{where}: {problem.get('msg', '')}" if where else problem.get("msg"))
-        return "; ".join(str(p) for p in parts)
-    return str(detail)
-
-
 async def _request(
     args: argparse.Namespace,
     method: str,
@@ -208,7 +122,7 @@ async def _request(
     params: Mapping[str, Any] | None = None,
 ) -> Any:
     """One call to the manager's API; its JSON answer, or `_Failed`."""
-    async with _client(args) as client:
+    async with manager_client.client(args) as client:
         try:
             response = await client.request(method, API + path, json=body, params=params)
         except httpx.TransportError as exc:
@@ -218,14 +132,14 @@ async def _request(
     if response.is_success:
         return response.json()
     code = EXIT_USAGE if response.is_client_error else EXIT_INVALID
-    raise _Failed(code, f"{_detail(response)} (HTTP {response.status_code})")
+    raise _Failed(code, f"{manager_client.detail(response)} (HTTP {response.status_code})")
 
 
 async def _run(
     args: argparse.Namespace,
     method: str,
     path: str,
-    show: Show,
+    show: manager_client.Show,
     *,
     body: Mapping[str, Any] | None = None,
     params: Mapping[str, Any] | None = None,

@@ -295,7 +295,7 @@ class _Deploy:
                     f"tar -xf {path}/wheelhouse.tar -C {path}/wheels",
                     f"python3 -m venv --without-pip --clear {venv}",
                     f"{venv}/bin/python $(ls -d {path}/wheels/pip-*.whl | head -n1)/pip "
-                    f"install -q --no-index --no-cache-dir --disable-pip-version-check "
+                    "install -q --no-index --no-cache-dir --disable-pip-version-check "
                     f"--find-links {path}/wheels watchkeeper=={agent.version}",
                     f"printf '%s\\n' {agent.version} > {path}/VERSION",
                     f"rm -rf {path}/wheels {path}/wheelhouse.tar",

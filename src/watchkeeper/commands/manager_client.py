@@ -1,0 +1,104 @@
+"""How the CLI talks to a running manager: its address, the token, one httpx client.
+
+``watchkeeper infra ...`` and ``watchkeeper deploy ...`` ask the manager's stages through
+its API, with the same flags (``--url``, ``--token`` or the manager token in
+``--data-dir``, ``--ca-file``) and the same reading of its error answers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import ssl
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from watchkeeper.errors import UsageError
+from watchkeeper.web.auth import TOKEN_FILE
+
+DEFAULT_URL = "http://127.0.0.1:8470"
+#: How a command prints a successful answer.
+Show = Callable[[Any], None]
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(f"WATCHKEEPER_{name}", default)
+
+
+def client_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--url",
+        default=_env("URL", DEFAULT_URL),
+        help=f"the manager's web address (default {DEFAULT_URL}) [env WATCHKEEPER_URL]",
+    )
+    parser.add_argument(
+        "--token",
+        default=None,
+        help="an API token (default: WATCHKEEPER_TOKEN, else the manager token in the data "
+        "dir) [env WATCHKEEPER_TOKEN]",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(_env("DATA_DIR") or ".watchkeeper"),
+        help="the manager's data directory, for its token (default ./.watchkeeper) "
+        "[env WATCHKEEPER_DATA_DIR]",
+    )
+    parser.add_argument(
+        "--ca-file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="PEM certificates to trust for an https --url (a self-signed --tls-cert)",
+    )
+    parser.add_argument("--request-timeout", type=float, default=30.0, help="seconds (default 30)")
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+
+
+def _token(args: argparse.Namespace) -> str | None:
+    given = args.token or os.environ.get("WATCHKEEPER_TOKEN")
+    if given:
+        return str(given).strip()
+    path = Path(args.data_dir) / TOKEN_FILE
+    try:
+        return path.read_text().strip() or None
+    except FileNotFoundError:
+        return None  # the manager says what it needs (401)
+    except OSError as exc:
+        raise UsageError(f"--data-dir: cannot read the manager token {path}: {exc}") from exc
+
+
+def client(args: argparse.Namespace) -> httpx.AsyncClient:
+    token = _token(args)
+    verify: ssl.SSLContext | bool = True
+    if args.ca_file is not None:
+        try:
+            verify = ssl.create_default_context(cafile=str(args.ca_file))
+        except (OSError, ssl.SSLError) as exc:
+            raise UsageError(f"--ca-file: {exc}") from exc
+    return httpx.AsyncClient(
+        base_url=str(args.url).rstrip("/"),
+        headers={"Authorization": f"Bearer {token}"} if token else {},
+        timeout=args.request_timeout,
+        verify=verify,
+        # Tests hand in a transport (the app itself, in process); None: the network.
+        transport=getattr(args, "transport", None),
+    )
+
+
+def detail(response: httpx.Response) -> str:
+    """The API's message: ``{"detail": "..."}``, or FastAPI's list of problems."""
+    try:
+        detail = response.json().get("detail")
+    except (ValueError, AttributeError):
+        return response.text.strip()[:500] or response.reason_phrase
+    if isinstance(detail, list):
+        parts = []
+        for problem in detail:
+            where = ".".join(str(p) for p in problem.get("loc", ()) if p != "body")
+            parts.append(f"{where}: {problem.get('msg', '')}" if where else problem.get("msg"))
+        return "; ".join(str(p) for p in parts)
+    return str(detail)
