@@ -56,6 +56,8 @@ logger = logging.getLogger(__name__)
 
 #: Seconds a stopping manager gives open HTTP requests before it closes them.
 GRACEFUL_SHUTDOWN = 5
+#: Seconds a stopping manager gives its parts (the web server's grace above included).
+STOP_GRACE = 15
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -339,6 +341,16 @@ class Manager:
                 if task.get_name() != "http":
                     task.cancel()
             stopping.cancel()
+            # The web server and the embedded worker were asked to stop, the rest
+            # cancelled: whatever has not ended after the grace is named and cancelled, so
+            # a stop never waits without bound on one part.
+            _, late = await asyncio.wait({*tasks, stopping}, timeout=STOP_GRACE)
+            for task in late:
+                logger.warning(
+                    "%s did not stop within %ss: cancelled", task.get_name(), STOP_GRACE,
+                    extra={"action": "stop_late"},
+                )  # fmt: skip
+                task.cancel()
             await asyncio.gather(*tasks, stopping, return_exceptions=True)
             listener.close()
             if self.embedded is not None:
