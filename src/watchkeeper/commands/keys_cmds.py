@@ -15,8 +15,10 @@ import argparse
 import re
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 from watchkeeper import store
 from watchkeeper.commands.common import EXIT_OK, database, database_exists, emit_json
@@ -132,15 +134,7 @@ async def worker_key_add(args: argparse.Namespace) -> int:
 
 
 async def worker_key_list(args: argparse.Namespace) -> int:
-    rows: list[store.WorkerKey] = []
-    if database_exists(args):
-        db = database(args)
-        try:
-            await db.migrate()
-            async with db.session() as session:
-                rows = await store.list_worker_keys(session)
-        finally:
-            await db.aclose()
+    rows = await _read_store(args, _worker_keys)
     if args.format == "json":
         emit_json([row.as_dict() for row in rows])
         return EXIT_OK
@@ -172,14 +166,7 @@ async def worker_key_revoke(args: argparse.Namespace) -> int:
 
 async def worker_key_pending(args: argparse.Namespace) -> int:
     """The agent keys deploys brought back, waiting for ``approve`` or ``reject``."""
-    rows: list[deploy_store.PendingKey] = []
-    if database_exists(args):
-        db = database(args)
-        try:
-            await db.migrate()
-            rows = await deploy_store.pending_keys(db)
-        finally:
-            await db.aclose()
+    rows = await _read_store(args, deploy_store.pending_keys)
     if args.format == "json":
         emit_json([row.as_dict() for row in rows])
         return EXIT_OK
@@ -255,3 +242,26 @@ async def worker_key_reject(args: argparse.Namespace) -> int:
     print(f"rejected {args.host}: {entry.fingerprint} is kept as the revoked key {kept.name}")
     print(f"  {REJECT_NOTE}")
     return EXIT_OK
+
+
+_Row = TypeVar("_Row")
+
+
+async def _worker_keys(db: store.Database) -> list[store.WorkerKey]:
+    async with db.session() as session:
+        return await store.list_worker_keys(session)
+
+
+async def _read_store(
+    args: argparse.Namespace, read: Callable[[store.Database], Awaitable[list[_Row]]]
+) -> list[_Row]:
+    """What ``read`` finds in the store of ``args``; nothing when there is no store yet
+    (a list command never creates one)."""
+    if not database_exists(args):
+        return []
+    db = database(args)
+    try:
+        await db.migrate()
+        return await read(db)
+    finally:
+        await db.aclose()

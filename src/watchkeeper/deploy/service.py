@@ -266,9 +266,11 @@ class DeployService:
         for name in set(self.rollouts) - set(self.deployments):
             del self.rollouts[name]
         keep = {(t.deployment, t.host) for d in self.deployments.values() for t in d.targets}
-        for key in set(self.statuses) - keep:
+        gone = set(self.statuses) - keep  # memory holds every saved row (loaded at start)
+        for key in gone:
             del self.statuses[key]
-        await repository.drop_statuses(self.db, keep)
+        if gone:  # an import that drops no host costs no write
+            await repository.drop_statuses(self.db, keep)
 
     async def _request(
         self, deployment: str, hosts: tuple[str, ...], mode: Mode, now: float
