@@ -15,6 +15,8 @@ import stat
 from collections.abc import Iterable
 from pathlib import Path
 
+#: The manager token's file in the data directory (`watchkeeper.web.auth`).
+TOKEN_FILE = "api-token"
 DIR_MODE = 0o700
 FILE_MODE = 0o600
 

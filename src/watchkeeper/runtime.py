@@ -118,17 +118,6 @@ def check_tls_files(cert: Path | None, key: Path | None) -> None:
         ) from exc
 
 
-def parse_listen(value: str, flag: str = "--http", example: int = 8470) -> tuple[str, int]:
-    """``host:port`` or ``[v6]:port`` (port 0: any free port); `UsageError` names the flag."""
-    host, sep, port = value.rpartition(":")
-    host = host.strip("[]")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
-        raise UsageError(
-            f"{flag}: expected ADDRESS:PORT such as 127.0.0.1:{example}, got {value!r}"
-        )
-    return host, int(port)
-
-
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True

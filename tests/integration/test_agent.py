@@ -114,11 +114,25 @@ async def test_the_worker_command_serves_as_an_agent(h: Harness) -> None:
         worker, result = h.results[0]
         assert (worker, result.outcome().state) == ("web1-agent", CheckState.CRITICAL)
         assert result.output == "CRITICAL: CRITICAL - / is full"  # check_dummy adds a prefix
+        # The worker says how its link is in status.json beside its key, for a HEALTHCHECK.
+        health = await asyncio.to_thread(watchkeeper_health, key.parent)
+        assert health.returncode == 0, (health.stdout, health.stderr)
+        assert health.stdout.startswith(f"healthy: worker connected to 127.0.0.1:{h.server.port}")
     finally:
         proc.terminate()  # SIGTERM drains: nothing is in flight, so it stops at once
         _, err = await asyncio.to_thread(proc.communicate, timeout=20)
     assert proc.returncode == 0, err
     assert "stopped" in err  # a daemon's log goes to stderr
+    health = await asyncio.to_thread(watchkeeper_health, key.parent)
+    assert health.returncode == 1, health.stdout
+    assert health.stdout.startswith("unhealthy: worker not connected to 127.0.0.1:")
+
+
+def watchkeeper_health(data_dir: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "watchkeeper", "health", "--data-dir", str(data_dir)],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
 
 
 async def test_the_manager_runs_agent_checks_only_on_the_hosts_agent(tmp_path: Path) -> None:

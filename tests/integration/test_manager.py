@@ -13,8 +13,9 @@ import httpx
 import pytest
 
 from tests.waiting import wait_until
+from watchkeeper.addresses import parse_listen
 from watchkeeper.errors import UsageError
-from watchkeeper.runtime import Manager, ManagerSettings, bind_listener, parse_listen
+from watchkeeper.runtime import Manager, ManagerSettings, bind_listener
 
 
 def document(port: int = 22) -> dict[str, Any]:

@@ -84,11 +84,17 @@ def test_up_imports_the_demo_runs_its_checks_and_stops_cleanly(tmp_path: Path) -
             assert time.monotonic() < deadline, got
             assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
             time.sleep(0.2)
+        # A HEALTHCHECK beside it: the status file names the web address; the API answers.
+        health = _health(tmp_path / "data")
+        assert (health.returncode, health.stdout) == (0, f"healthy: manager at {url} healthy\n")
     finally:
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
     assert "stopped" in out
+    health = _health(tmp_path / "data")
+    assert health.returncode == 1
+    assert health.stdout.startswith(f"unhealthy: manager at {url} does not answer"), health.stdout
     # One format for every line, the manager's, uvicorn's and the libraries' alike.
     console = ("".join(seen) + out).splitlines()
     odd = [line for line in console if not re.match(r"\d\d:\d\d:\d\d \S", line)]
@@ -96,6 +102,13 @@ def test_up_imports_the_demo_runs_its_checks_and_stops_cleanly(tmp_path: Path) -
     summaries = re.findall(r"6 checks: .*", "".join(seen) + out)
     assert summaries, out
     assert any(re.search(r"\b[1-6] OK\b", line) for line in summaries), summaries
+
+
+def _health(data: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "watchkeeper", "health", "--data-dir", str(data)],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
 
 
 def _up(data: Path, cwd: Path, http: str, jobs: str) -> subprocess.CompletedProcess[str]:

@@ -24,6 +24,7 @@ ROOT = Path(watchkeeper.__file__).parent
 LAYERS: list[set[str]] = [
     {"errors"},
     {"clock", "results", "secrets", "backoff", "latch", "logs", "plugins", "private", "__init__"},
+    {"addresses", "liveness"},
     {"jobs"},
     {"document"},
     {"engine"},

@@ -12,7 +12,6 @@ import orjson
 from watchkeeper import store
 from watchkeeper.sources import open_source
 
-EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 DATABASE_FILE = "watchkeeper.db"
 
 

@@ -11,14 +11,8 @@ from typing import Any, TypeVar
 
 from watchkeeper import store
 from watchkeeper.commands import deploy_cmds, infra_cmds
-from watchkeeper.commands.common import (
-    EXIT_INVALID,
-    EXIT_OK,
-    database,
-    database_exists,
-    emit_json,
-    read_candidate,
-)
+from watchkeeper.commands.common import database, database_exists, emit_json, read_candidate
+from watchkeeper.commands.exits import EXIT_INVALID, EXIT_OK
 from watchkeeper.document.diff import ConfigDiff, Delta, diff, summary_text
 from watchkeeper.document.jsonschema import json_schema_text
 from watchkeeper.document.normalize import Hashes, Snapshot

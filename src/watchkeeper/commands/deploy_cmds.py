@@ -29,7 +29,8 @@ import httpx
 
 from watchkeeper import __version__
 from watchkeeper.commands import manager_client
-from watchkeeper.commands.common import EXIT_INVALID, EXIT_OK, EXIT_USAGE, emit_json
+from watchkeeper.commands.common import emit_json
+from watchkeeper.commands.exits import EXIT_INVALID, EXIT_OK, EXIT_USAGE
 from watchkeeper.deploy import plan as deploy_plan
 from watchkeeper.deploy import repository
 from watchkeeper.deploy.desired import desired
@@ -40,32 +41,6 @@ from watchkeeper.store.db import Database
 from watchkeeper.transport import keys
 
 API = "/api/v1/deploy"
-
-# --- the command line ---------------------------------------------------------------------
-
-
-def add_parsers(sub: argparse._SubParsersAction[Any]) -> None:
-    """Register the ``deploy`` command group."""
-    p = sub.add_parser(
-        "deploy", help="the deployments of a running manager: each host's last run, check, apply"
-    )
-    deploy = p.add_subparsers(dest="deploy_command", required=True, metavar="ACTION")
-
-    a = deploy.add_parser("status", help="each deployment's policy, halt and hosts' last runs")
-    a.add_argument("name", metavar="NAME", nargs="?", default=None, help="only this deployment")
-    manager_client.client_args(a)
-    a.set_defaults(func=status)
-
-    for name, helptext, func in (
-        ("check", "a check-mode run (the plan) now, whatever `every` says", check),
-        ("apply", "a check, then an apply of what it finds; resumes a halted rollout", apply),
-    ):
-        a = deploy.add_parser(name, help=helptext)
-        a.add_argument("name", metavar="NAME", help="the deployment")
-        a.add_argument("--host", default=None, metavar="HOST", help="only this host")
-        manager_client.client_args(a)
-        a.set_defaults(func=func)
-
 
 # --- talking to the manager ---------------------------------------------------------------
 

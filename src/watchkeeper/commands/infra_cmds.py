@@ -28,7 +28,8 @@ from urllib.parse import quote
 import httpx
 
 from watchkeeper.commands import manager_client
-from watchkeeper.commands.common import EXIT_INVALID, EXIT_OK, EXIT_USAGE, emit_json
+from watchkeeper.commands.common import emit_json
+from watchkeeper.commands.exits import EXIT_INVALID, EXIT_OK, EXIT_USAGE
 from watchkeeper.document.normalize import Snapshot
 from watchkeeper.errors import StoreError
 from watchkeeper.infra import repository
@@ -37,69 +38,12 @@ from watchkeeper.infra.planner import Observation, PlanInput
 from watchkeeper.infra.planner import plan as plan_platform
 from watchkeeper.infra.status import shrink_reason
 from watchkeeper.infra.views import plan_dict
-from watchkeeper.jobs.states import JobState
 from watchkeeper.store.db import Database
 
 API = "/api/v1/infra"
 #: Action ops in the order a resource's line lists them; ``+`` and ``-`` for the counts.
 OP_ORDER = ("create", "destroy", "start", "resize", "protect", "unprotect", "adopt")
 MARKS = {"create": "+", "destroy": "-"}
-
-
-# --- the command line ---------------------------------------------------------------------
-
-
-def add_parsers(sub: argparse._SubParsersAction[Any]) -> None:
-    """Register the ``infra`` command group."""
-    p = sub.add_parser(
-        "infra", help="the infrastructure of a running manager: plans, changes, operators' asks"
-    )
-    infra = p.add_subparsers(dest="infra_command", required=True, metavar="ACTION")
-
-    a = infra.add_parser("plan", help="each platform's last plan, and a held document")
-    manager_client.client_args(a)
-    a.set_defaults(func=plan)
-
-    a = infra.add_parser("apply", help="observe and plan now (closes open breakers)")
-    a.add_argument(
-        "--only", action="extend", nargs="+", default=[], metavar="NAME",
-        help="only these resources (repeat or list several)",
-    )  # fmt: skip
-    manager_client.client_args(a)
-    a.set_defaults(func=apply)
-
-    for name, helptext, func in (
-        ("confirm", "run a change that waits for an operator", confirm),
-        ("skip", "leave a pending change undone", skip),
-    ):
-        a = infra.add_parser(name, help=helptext)
-        a.add_argument("id", metavar="ID", type=int, help="the change's id (infra operations)")
-        manager_client.client_args(a)
-        a.set_defaults(func=func)
-
-    for name, metavar, helptext, func in (
-        ("unprotect", "TARGET", "lift protection from a machine (a slot or a cloud id)", unprotect),
-        ("adopt", "TARGET", "take ownership of a lookalike machine (its cloud id)", adopt),
-        ("accept", "PLATFORM", "trust a platform's observation that saw nothing", accept),
-    ):
-        a = infra.add_parser(name, help=helptext)
-        a.add_argument("target", metavar=metavar)
-        manager_client.client_args(a)
-        a.set_defaults(func=func)
-
-    a = infra.add_parser("confirm-hold", help="put the held infrastructure in force")
-    manager_client.client_args(a)
-    a.set_defaults(func=confirm_hold)
-
-    a = infra.add_parser("operations", help="the journal of changes, newest first")
-    a.add_argument(
-        "--state", action="extend", nargs="+", default=[], metavar="STATE",
-        choices=[s.value for s in JobState], help="only changes in these states",
-    )  # fmt: skip
-    a.add_argument("--resource", default=None, help="only this resource's changes")
-    a.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
-    manager_client.client_args(a)
-    a.set_defaults(func=operations)
 
 
 # --- talking to the manager ---------------------------------------------------------------

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from watchkeeper import store
-from watchkeeper.commands.common import EXIT_OK, database, database_exists, emit_json
+from watchkeeper.commands.common import database, database_exists, emit_json
+from watchkeeper.commands.exits import EXIT_OK
 from watchkeeper.deploy import repository as deploy_store
 from watchkeeper.deploy.views import REJECT_NOTE, enrolment_dict
 from watchkeeper.document.models import NAME_PATTERN

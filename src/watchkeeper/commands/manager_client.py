@@ -1,8 +1,9 @@
 """How the CLI talks to a running manager: its address, the token, one httpx client.
 
 ``watchkeeper infra ...`` and ``watchkeeper deploy ...`` ask the manager's stages through
-its API, with the same flags (``--url``, ``--token`` or the manager token in
-``--data-dir``, ``--ca-file``) and the same reading of its error answers.
+its API, with the same flags (`watchkeeper.cli.flags.client_args`: ``--url``, ``--token``
+or the manager token in ``--data-dir``, ``--ca-file``) and the same reading of its error
+answers.
 """
 
 from __future__ import annotations
@@ -17,45 +18,10 @@ from typing import Any
 import httpx
 
 from watchkeeper.errors import UsageError
-from watchkeeper.web.auth import TOKEN_FILE
+from watchkeeper.private import TOKEN_FILE
 
-DEFAULT_URL = "http://127.0.0.1:8470"
 #: How a command prints a successful answer.
 Show = Callable[[Any], None]
-
-
-def _env(name: str, default: str | None = None) -> str | None:
-    return os.environ.get(f"WATCHKEEPER_{name}", default)
-
-
-def client_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--url",
-        default=_env("URL", DEFAULT_URL),
-        help=f"the manager's web address (default {DEFAULT_URL}) [env WATCHKEEPER_URL]",
-    )
-    parser.add_argument(
-        "--token",
-        default=None,
-        help="an API token (default: WATCHKEEPER_TOKEN, else the manager token in the data "
-        "dir) [env WATCHKEEPER_TOKEN]",
-    )
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=Path(_env("DATA_DIR") or ".watchkeeper"),
-        help="the manager's data directory, for its token (default ./.watchkeeper) "
-        "[env WATCHKEEPER_DATA_DIR]",
-    )
-    parser.add_argument(
-        "--ca-file",
-        type=Path,
-        default=None,
-        metavar="FILE",
-        help="PEM certificates to trust for an https --url (a self-signed --tls-cert)",
-    )
-    parser.add_argument("--request-timeout", type=float, default=30.0, help="seconds (default 30)")
-    parser.add_argument("--format", choices=("text", "json"), default="text")
 
 
 def _token(args: argparse.Namespace) -> str | None:

@@ -1,36 +1,33 @@
-"""Long-running roles: ``up`` (everything in one process), ``manager`` and ``worker``."""
+"""The manager's roles: ``up`` (manager and an embedded worker in one process) and ``manager``."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import dataclasses
+import os
 import signal
+import time
 from datetime import timedelta
 from pathlib import Path
 
-from watchkeeper import logs
-from watchkeeper.commands.common import EXIT_OK
+from watchkeeper import liveness, logs
+from watchkeeper.addresses import JOBS_PORT, parse_listen
+from watchkeeper.commands.exits import EXIT_OK
 from watchkeeper.document.durations import parse_duration
 from watchkeeper.errors import UsageError
 from watchkeeper.manager.demo import bundled_example
 from watchkeeper.manager.stages import Retention, StageSettings
 from watchkeeper.remediation.service import RemediationSettings
-from watchkeeper.runtime import Manager, ManagerSettings, parse_listen
+from watchkeeper.runtime import Manager, ManagerSettings
 from watchkeeper.telemetry.recorder import TelemetrySettings
-from watchkeeper.transport import sensors
-from watchkeeper.transport.client import WorkerConnection, WorkerSettings
-from watchkeeper.transport.server import DEFAULT_PORT
-from watchkeeper.worker.deploy import DeployRunner
-from watchkeeper.worker.executors import Executors, install_child_watcher
-from watchkeeper.worker.runner import job_runner
 
 
 def _settings(
     args: argparse.Namespace, source: str, *, embedded_worker: bool = False
 ) -> ManagerSettings:
     host, port = parse_listen(args.http)
-    jobs_host, jobs_port = parse_listen(args.jobs, "--jobs", DEFAULT_PORT)
+    jobs_host, jobs_port = parse_listen(args.jobs, "--jobs", JOBS_PORT)
     return ManagerSettings(
         source=source,
         data_dir=Path(args.data_dir).absolute(),
@@ -104,8 +101,11 @@ def _absolute(path: Path | None) -> Path | None:
 _say = logs.say
 
 
-async def _serve(manager: Manager) -> int:
+async def _serve(manager: Manager, status_file: Path | None) -> int:
     async def started() -> None:
+        path = status_file or manager.settings.data_dir / liveness.STATUS_FILE
+        status = liveness.Status(role="manager", pid=os.getpid(), at=time.time(), url=manager.url)
+        liveness.write(Path(path), status)
         _say(f"Watchkeeper manager ready; source {manager.settings.source}")
         _say(f"API: {manager.url}/api/v1  (OpenAPI at {manager.url}/api/v1/openapi.json)")
         _say(f"API token: {manager.token_path}  (mode 0600)")
@@ -138,74 +138,8 @@ async def up(args: argparse.Namespace) -> int:
     manager = Manager(settings, on_event=_say)
     _say("Watchkeeper up: the manager and one embedded worker; check states follow as they")
     _say("change (a summary line each time)")
-    return await _serve(manager)
+    return await _serve(manager, args.status_file)
 
 
 async def manager(args: argparse.Namespace) -> int:
-    return await _serve(Manager(_settings(args, args.source), on_event=_say))
-
-
-def parse_labels(value: str | None) -> dict[str, str]:
-    """``k=v,k2=v2`` as a dict; `UsageError` for an item without ``=``."""
-    labels: dict[str, str] = {}
-    for item in filter(None, (part.strip() for part in (value or "").split(","))):
-        key, sep, val = item.partition("=")
-        if not sep or not key:
-            raise UsageError(f"--labels: expected k=v,k2=v2, got {item!r}")
-        labels[key] = val
-    return labels
-
-
-def worker_settings(args: argparse.Namespace) -> WorkerSettings:
-    """The worker's flags, checked before anything dials out."""
-    host, port = parse_listen(args.manager, "--manager", DEFAULT_PORT)
-    if args.concurrency < 1:
-        raise UsageError("--concurrency: must be at least 1")
-    if args.reconnect_max <= 0:
-        raise UsageError("--reconnect-max: must be above 0 (seconds)")
-    if not args.manager_fingerprint:
-        raise UsageError("--manager-fingerprint: required (print it with `watchkeeper keys`)")
-    key_path = Path(args.key)
-    if not key_path.is_file():
-        raise UsageError(f"--key: no such file {key_path}")
-    settings = WorkerSettings(
-        host=host,
-        port=port,
-        key_path=key_path,
-        manager_fingerprint=args.manager_fingerprint,
-        labels=parse_labels(args.labels),
-        concurrency=args.concurrency,
-        backoff_cap=args.reconnect_max,
-        **({"name": args.name} if args.name else {}),
-    )
-    return settings
-
-
-async def worker(args: argparse.Namespace) -> int:
-    """Dial the manager and run its jobs: SIGTERM drains, SIGINT stops at once."""
-    settings = worker_settings(args)
-    if args.max_load <= 0:
-        raise UsageError("--max-load: must be above 0 (load per core)")
-    if args.min_memory < 0:
-        raise UsageError("--min-memory: must be 0 or more (MiB)")
-    pressure = sensors.default_sensors(
-        max_load_per_core=args.max_load, min_available=args.min_memory * 1024 * 1024
-    )
-    install_child_watcher()
-    executors = Executors()
-    deploy = DeployRunner(
-        state_dir=settings.key_path.absolute().parent, manager=f"{settings.host}:{settings.port}"
-    )
-    connection = WorkerConnection(
-        settings, job_runner(executors, deploy=deploy), sensor_list=pressure
-    )
-    loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGTERM, connection.drain)
-    loop.add_signal_handler(signal.SIGINT, connection.stop)
-    _say(f"worker {settings.name} dialling {settings.host}:{settings.port}")
-    try:
-        await connection.run()
-    finally:
-        await executors.aclose()
-    _say("stopped")
-    return EXIT_OK
+    return await _serve(Manager(_settings(args, args.source), on_event=_say), args.status_file)

@@ -11,77 +11,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
-from watchkeeper.commands.common import EXIT_OK, database, database_exists, emit_json
+from watchkeeper.commands.common import database, database_exists, emit_json
+from watchkeeper.commands.exits import EXIT_OK
 from watchkeeper.errors import UsageError
 from watchkeeper.store import users as users_store
 from watchkeeper.store.db import Database
 from watchkeeper.web.security import accounts
 from watchkeeper.web.security.passwords import Passwords
-from watchkeeper.web.security.roles import NAMES as ROLE_NAMES
 from watchkeeper.web.security.roles import Role
-
-
-def add_parsers(
-    sub: argparse._SubParsersAction[Any],
-    store_args: Callable[[argparse.ArgumentParser], None],
-) -> None:
-    """Register the ``user`` command group; ``store_args`` adds --data-dir and --database."""
-    p = sub.add_parser("user", help="manage web and API users and their API tokens")
-    users = p.add_subparsers(dest="user_command", required=True, metavar="ACTION")
-
-    u = users.add_parser("add", help="add a user; prints a generated password once")
-    u.add_argument("name", metavar="NAME", help="the user name (login)")
-    u.add_argument("--role", required=True, choices=ROLE_NAMES, help="what the user may do")
-    u.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
-    _format_arg(u)
-    store_args(u)
-    u.set_defaults(func=user_add)
-
-    u = users.add_parser("list", help="list users")
-    _format_arg(u)
-    store_args(u)
-    u.set_defaults(func=user_list)
-
-    u = users.add_parser("passwd", help="set a password (generated and printed once by default)")
-    u.add_argument("name", metavar="NAME")
-    u.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
-    store_args(u)
-    u.set_defaults(func=user_passwd)
-
-    u = users.add_parser("remove", help="remove a user with its sessions and tokens")
-    u.add_argument("name", metavar="NAME")
-    store_args(u)
-    u.set_defaults(func=user_remove)
-
-    t = users.add_parser("token", help="API tokens of users")
-    tokens = t.add_subparsers(dest="token_command", required=True, metavar="ACTION")
-    a = tokens.add_parser("add", help="make an API token for NAME; prints it once")
-    a.add_argument("name", metavar="NAME", help="the token's owner")
-    a.add_argument("--token-name", required=True, help="what the token is for, e.g. grafana")
-    a.add_argument(
-        "--role", choices=ROLE_NAMES, default=None, help="at most the owner's (default: that)"
-    )
-    a.add_argument("--expires", default=None, help="lifetime such as 30d or 12h (default: none)")
-    _format_arg(a)
-    store_args(a)
-    a.set_defaults(func=token_add)
-    a = tokens.add_parser("list", help="list API tokens (without their secrets)")
-    a.add_argument("name", metavar="NAME", nargs="?", default=None, help="only NAME's tokens")
-    _format_arg(a)
-    store_args(a)
-    a.set_defaults(func=token_list)
-    a = tokens.add_parser("revoke", help="revoke an API token by its id")
-    a.add_argument("id", metavar="ID", type=int, help="the token's id, from `user token list`")
-    store_args(a)
-    a.set_defaults(func=token_revoke)
-
-
-def _format_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--format", choices=("text", "json"), default="text")
 
 
 def _read_password(args: argparse.Namespace) -> str | None:

@@ -98,8 +98,12 @@ class WorkerConnection:
         sensor_list: Sequence[sensors.Sensor] | None = None,
         load: Callable[[], float] = sensors.load_per_core,
         rng: random.Random | None = None,
+        on_link: Callable[[bool, float], None] | None = None,
     ) -> None:
         self.settings = settings
+        #: Told (connected, heartbeat interval) on a welcome, each heartbeat and a loss:
+        #: how ``watchkeeper health`` learns the link (`watchkeeper.liveness`).
+        self._on_link = on_link or (lambda connected, interval: None)
         self._run_job = run_job
         self._sensors = list(sensors.default_sensors() if sensor_list is None else sensor_list)
         self._load = load
@@ -237,6 +241,7 @@ class WorkerConnection:
             finally:
                 self._session = None
                 self.connected.clear()
+                self._on_link(False, self.welcome.heartbeat_interval if self.welcome else 0.0)
                 await self._cancel_jobs(everything=self._stopping)
             if session.error is not None:
                 raise session.error
@@ -297,6 +302,8 @@ class WorkerConnection:
         load = sensors.WorkerLoad(in_flight=self.in_flight, concurrency=self.settings.concurrency)
         self._stable = sensors.evaluate([s for s in self._sensors if not s.volatile], load)
         self._pressure(session, force=True)
+        if self.welcome is not None:
+            self._on_link(True, self.welcome.heartbeat_interval)
 
     def _pressure(self, session: _WorkerSession, *, force: bool = False) -> None:
         """Report when what the worker offers changes (or on a heartbeat).

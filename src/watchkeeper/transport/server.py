@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 import asyncssh
 
+from watchkeeper.addresses import JOBS_PORT
 from watchkeeper.errors import WatchkeeperError
 from watchkeeper.jobs import routing
 from watchkeeper.jobs.pools import no_worker_reason, pool_agent, pool_of
@@ -48,7 +49,7 @@ __all__ = ["DEFAULT_HEARTBEAT", "DEFAULT_PORT", "JobServer", "WorkerInfo"]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_PORT = 4730
+DEFAULT_PORT = JOBS_PORT
 DEFAULT_HEARTBEAT = 5.0
 #: Missed heartbeats after which a silent worker is disconnected and its jobs moved.
 MISSED_HEARTBEATS = 3

@@ -60,6 +60,11 @@ class RejectionOut(BaseModel):
     problems: list[dict[str, Any]]
 
 
+class HealthOut(BaseModel):
+    status: Literal["ok"]
+    version: str
+
+
 class SourceOut(BaseModel):
     name: str
     ok: bool
@@ -120,6 +125,18 @@ def create_app(
     operator = security.require(Role.OPERATOR)
     admin = security.require(Role.ADMIN)
     api = APIRouter(prefix="/api/v1", dependencies=[Depends(viewer)])
+
+    @api.get("/health", response_model=HealthOut, responses={503: {}})
+    async def health() -> HealthOut:
+        """The manager answers and reaches its database (``watchkeeper health`` asks this)."""
+        try:
+            async with db.session() as session:
+                await store.current_version(session)
+        except Exception as exc:  # any failure of the database is "not healthy"
+            raise HTTPException(
+                status.HTTP_503_SERVICE_UNAVAILABLE, f"the database does not answer: {exc}"
+            ) from exc
+        return HealthOut(status="ok", version=__version__)
 
     @api.get("/config/current", response_model=VersionOut)
     async def current() -> VersionOut:

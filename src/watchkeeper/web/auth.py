@@ -16,9 +16,9 @@ from pathlib import Path
 
 from fastapi import HTTPException, Request, status
 
-from watchkeeper.private import private_dir
+from watchkeeper.private import TOKEN_FILE, private_dir
 
-TOKEN_FILE = "api-token"
+__all__ = ["TOKEN_FILE", "TokenAuth", "load_or_create_token"]
 
 
 def load_or_create_token(data_dir: Path) -> str:

@@ -13,7 +13,7 @@ from watchkeeper.cli import build_parser, main
 from watchkeeper.commands.run_cmds import stage_settings
 from watchkeeper.document.jsonschema import json_schema_text
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def doc(**overrides: Any) -> dict[str, Any]:
