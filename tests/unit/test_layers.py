@@ -23,7 +23,18 @@ ROOT = Path(watchkeeper.__file__).parent
 #: Lowest first. A package may import its own layer's packages and any below.
 LAYERS: list[set[str]] = [
     {"errors"},
-    {"clock", "results", "secrets", "backoff", "latch", "logs", "plugins", "private", "__init__"},
+    {
+        "clock",
+        "results",
+        "secrets",
+        "backoff",
+        "latch",
+        "logs",
+        "plugins",
+        "private",
+        "__init__",
+        "sbom",
+    },
     {"addresses", "liveness"},
     {"jobs"},
     {"document"},
