@@ -123,25 +123,28 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def document(worker_zone: str) -> dict[str, object]:
-    """``local`` checks for the embedded worker, ``worker_zone``'s for the enrolled one."""
+def document() -> dict[str, object]:
+    """A check for the embedded worker, and three plugins for edge1's agent: the enrolled
+    worker, which alone runs agent checks (``up``'s embedded worker serves every zone)."""
     fast = {"interval": "2s", "retry_interval": "2s", "max_attempts": 1, "timeout": "10s"}
     plugins = "/usr/lib/nagios/plugins"
     return {
         "schema": "watchkeeper/v1",
-        "zones": [{"name": "local"}, {"name": worker_zone}],
+        "zones": [{"name": "local"}, {"name": "edge"}],
         "hosts": [
             {"name": "manager", "address": "127.0.0.1", "zone": "local"},
-            {"name": "edge1", "address": "127.0.0.1", "zone": worker_zone},
+            {"name": "edge1", "address": "127.0.0.1", "zone": "edge"},
         ],
         "services": [
-            {"name": "dummy", "hosts": ["manager", "edge1"], **fast,
+            {"name": "dummy", "hosts": ["manager"], **fast,
              "check": {"kind": "plugin", "command": [f"{plugins}/check_dummy", "0", "fine"]}},
+            {"name": "agent-dummy", "hosts": ["edge1"], **fast,
+             "check": {"kind": "agent", "command": [f"{plugins}/check_dummy", "0", "fine"]}},
             {"name": "load", "hosts": ["edge1"], **fast,
-             "check": {"kind": "plugin",
+             "check": {"kind": "agent",
                        "command": [f"{plugins}/check_load", "-w", "99,99,99", "-c", "99,99,99"]}},
             {"name": "disk", "hosts": ["edge1"], **fast,
-             "check": {"kind": "plugin",
+             "check": {"kind": "agent",
                        "command": [f"{plugins}/check_disk", "-w", "1%", "-c", "1%", "-p", "/"]}},
         ],
     }  # fmt: skip
@@ -155,6 +158,8 @@ class Pair:
     worker: str
     url: str
     token: str
+    #: What `serving` saw last, for the message when it never is.
+    seen: str = ""
 
     def api(self, path: str) -> object:
         reply = httpx.get(
@@ -164,7 +169,7 @@ class Pair:
         return reply.json()
 
 
-def eventually(probe: Callable[[], object], within: float, what: str) -> object:
+def eventually(probe: Callable[[], object], within: float, what: str | Callable[[], str]) -> object:
     deadline = time.monotonic() + within
     while True:
         try:
@@ -173,14 +178,16 @@ def eventually(probe: Callable[[], object], within: float, what: str) -> object:
             found = None
         if found:
             return found
-        assert time.monotonic() < deadline, f"{what} within {within} s"
+        assert time.monotonic() < deadline, (
+            f"{what if isinstance(what, str) else what()} within {within} s"
+        )
         time.sleep(0.5)
 
 
 def start_pair(built: Built, tmp: Path, name: str, *, read_only: bool) -> Pair:
     http, jobs = free_port(), free_port()
     doc = tmp / f"{name}.json"
-    doc.write_text(json.dumps(document("edge")))
+    doc.write_text(json.dumps(document()))
     doc.chmod(0o644)
     root = ["--read-only"] if read_only else ["--tmpfs", "/tmp"]  # podman adds /tmp itself
     manager, worker = f"{name}-manager", f"{name}-worker"
@@ -204,7 +211,7 @@ def start_pair(built: Built, tmp: Path, name: str, *, read_only: bool) -> Pair:
         )
     )
     podman("exec", "-i", manager, "watchkeeper", "worker-key", "add", "w1", "--zones", "edge",
-           "--public-key", "/dev/stdin", input=public)  # fmt: skip
+           "--agent-for", "edge1", "--public-key", "/dev/stdin", input=public)  # fmt: skip
     fingerprint = podman("exec", manager, "watchkeeper", "keys").strip()
     podman(
         "run", "-d", "--name", worker, *RUN, *root, "-v", f"{worker}:/var/lib/watchkeeper",
@@ -227,12 +234,13 @@ def check_states(pair: Pair) -> dict[str, str]:
 
 
 def serving(pair: Pair) -> bool:
-    """Both workers connected and every check OK: the worker's three ran from layer 2."""
+    """Both workers connected and every check OK: the agent's three ran from layer 2."""
     workers = pair.api("workers")
     assert isinstance(workers, dict)
     names = sorted(w["name"] for w in workers["items"])
     states = check_states(pair)
-    return names == ["embedded", "w1"] and len(states) == 5 and set(states.values()) == {"OK"}
+    pair.seen = f"workers {names}, checks {states}"
+    return names == ["embedded", "w1"] and len(states) == 4 and set(states.values()) == {"OK"}
 
 
 def healthy(container: str) -> bool:
@@ -267,7 +275,11 @@ def test_both_roles_run_from_one_image_write_nothing_into_it_and_rebuild_to_one_
     rebuild.start()
     try:
         for pair in (writable, read_only):
-            eventually(lambda p=pair: serving(p), within=120, what=f"{pair.manager} serving")
+            eventually(
+                lambda p=pair: serving(p),
+                within=120,
+                what=lambda p=pair: f"{p.manager} serving (saw {p.seen})",
+            )
             for container in (pair.manager, pair.worker):
                 image = podman("inspect", container, "--format", "{{.Image}}").strip()
                 assert image == built.image_id, container  # the same image, by digest
