@@ -3,8 +3,9 @@
 A deploy worker installs the agent from a *wheelhouse*: a directory with the wheel of
 ``watchkeeper`` at this installation's version, the wheels of its dependencies and of
 pip, for one Python version. ``scripts/bootstrap`` builds it into the venv
-(``.venv/share/watchkeeper/wheelhouse``), the image carries it, and
-``WATCHKEEPER_WHEELHOUSE`` names another. It is uploaded to a host as one tar.
+(``.venv/share/watchkeeper/wheelhouse``), ``scripts/build-image`` beside the image (a
+deploy worker in a container mounts it), and ``WATCHKEEPER_WHEELHOUSE`` names another.
+It is uploaded to a host as one tar.
 """
 
 from __future__ import annotations
