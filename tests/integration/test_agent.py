@@ -104,9 +104,29 @@ async def test_the_worker_command_refuses_a_wrong_manager_fingerprint(h: Harness
     assert h.server.workers() == []
 
 
+@pytest.mark.parametrize(
+    ("agent_for", "granted"),
+    [("web1", "as the agent of web1"), (None, "as a worker for zones dmz")],
+)
+async def test_a_worker_started_as_another_hosts_agent_exits(
+    h: Harness, agent_for: str | None, granted: str
+) -> None:
+    key = h.enrol("k", ["dmz"], agent_for=agent_for)
+    proc = watchkeeper_worker(h, key, "--manager-fingerprint", h.fingerprint, "--agent-for", "web2")
+    out, err = await asyncio.to_thread(proc.communicate, timeout=30)
+    assert proc.returncode == 2, (out, err)
+    assert (
+        "this worker was started as the agent of web2 (--agent-for), but the manager enrolled "
+        f"its key {granted}"
+    ) in err
+    assert "worker-key add k --agent-for web2" in err
+
+
 async def test_the_worker_command_serves_as_an_agent(h: Harness) -> None:
     key = h.enrol("web1-agent", ["dmz"], agent_for="web1")
-    proc = watchkeeper_worker(h, key, "--manager-fingerprint", h.fingerprint, "--concurrency", "2")
+    proc = watchkeeper_worker(
+        h, key, "--manager-fingerprint", h.fingerprint, "--concurrency", "2", "--agent-for", "web1"
+    )
     try:
         await eventually(lambda: [w.name for w in h.server.workers()] == ["web1-agent"], within=20)
         assert await h.server.submit(agent_job("a1", "web1", "2", "CRITICAL - / is full"))

@@ -279,6 +279,14 @@ def build_parser() -> argparse.ArgumentParser:
     env_arg(p, "--name", env="WORKER_NAME", help="name in the hello (default: the hostname)")
     env_arg(
         p,
+        "--agent-for",
+        env="WORKER_AGENT_FOR",
+        metavar="HOST",
+        help="run as HOST's agent: exit (2) if the manager enrolled the key otherwise "
+        "(default: serve whatever the key is enrolled for)",
+    )
+    env_arg(
+        p,
         "--reconnect-max",
         env="RECONNECT_MAX",
         type=float,

@@ -60,6 +60,7 @@ def worker_settings(args: argparse.Namespace) -> WorkerSettings:
         labels=parse_labels(args.labels),
         concurrency=args.concurrency,
         backoff_cap=args.reconnect_max,
+        agent_for=args.agent_for,
         **({"name": args.name} if args.name else {}),
     )
     return settings

@@ -37,6 +37,7 @@ from watchkeeper.results import CheckOutcome, CheckState
 from watchkeeper.transport import protocol, sensors
 from watchkeeper.transport.errors import (
     AuthRefused,
+    EnrolmentMismatch,
     HostKeyMismatch,
     ManagerUnreachable,
     ProtocolError,
@@ -69,6 +70,9 @@ class WorkerSettings:
     labels: dict[str, str] = field(default_factory=dict)
     zones: tuple[str, ...] = ()
     concurrency: int = 8
+    #: The host this worker was started as the agent of (``--agent-for``): a welcome that
+    #: grants another role ends the worker (`EnrolmentMismatch`). None: whatever the key is.
+    agent_for: str | None = None
     backoff_base: float = 1.0
     backoff_cap: float = 60.0
     connect_timeout: float = 10.0
@@ -145,7 +149,7 @@ class WorkerConnection:
             error: TransportError | None = None
             try:
                 await self._serve()
-            except HostKeyMismatch:
+            except (HostKeyMismatch, EnrolmentMismatch):
                 raise
             except TransportError as exc:
                 error = exc
@@ -253,6 +257,21 @@ class WorkerConnection:
     # --- called by the session ------------------------------------------------------------
 
     def _welcomed(self, session: _WorkerSession, welcome: protocol.Welcome) -> None:
+        wanted = self.settings.agent_for
+        if wanted is not None and welcome.agent_for != wanted:
+            granted = (
+                f"as the agent of {welcome.agent_for}"
+                if welcome.agent_for
+                else f"as a worker for zones {', '.join(welcome.zones) or '(none)'}"
+            )
+            session.error = EnrolmentMismatch(
+                f"this worker was started as the agent of {wanted} (--agent-for), but the "
+                f"manager enrolled its key {granted}; enrol it with `watchkeeper worker-key "
+                f"add {welcome.name} --agent-for {wanted} ...` (or approve {wanted}'s pending "
+                "agent key)"
+            )
+            session.close()
+            return
         self.welcome = welcome
         self.failures = 0
         self.connected.set()

@@ -8,7 +8,9 @@ edge, with ``raise X from exc``.
           ├── ProtocolError        a frame or message broke the protocol; that connection closes
           ├── ManagerUnreachable   connect, SSH negotiation or the subsystem failed
           ├── AuthRefused          the manager does not accept this worker's key
-          └── HostKeyMismatch      the manager's host key is not the pinned one (never retried)
+          ├── HostKeyMismatch      the manager's host key is not the pinned one (never retried)
+          └── EnrolmentMismatch    the key is enrolled for another role than --agent-for says
+                                   (never retried)
 """
 
 from __future__ import annotations
@@ -34,3 +36,8 @@ class AuthRefused(TransportError):
 
 class HostKeyMismatch(TransportError):
     """The manager's host key is not the one this worker pins; refusing to connect."""
+
+
+class EnrolmentMismatch(TransportError):
+    """The manager enrolled this worker's key otherwise than the worker was started to serve
+    (``--agent-for HOST``); an operator's mistake, not a transient failure."""
