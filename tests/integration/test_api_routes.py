@@ -195,6 +195,7 @@ def cases(world: World) -> dict[tuple[str, str], Case]:
         ("GET", "/api/v1/config/rejected"): Case("viewer", "/api/v1/config/rejected"),
         ("GET", "/api/v1/config/diff"): Case("viewer", "/api/v1/config/diff?from=1&to=1"),
         ("GET", "/api/v1/sources"): Case("viewer", "/api/v1/sources"),
+        ("GET", "/api/v1/health"): Case("viewer", "/api/v1/health"),
         ("POST", "/api/v1/config/candidates"): Case(
             "admin", "/api/v1/config/candidates", ok=200, content=Path(source).read_bytes()
         ),

@@ -59,3 +59,21 @@ async def test_anonymous_callers_get_401_from_every_route_but_the_login(app: Fas
         login_form = await client.get("/login")
     assert {route: code for route, code in answers.items() if code != 401} == {}
     assert login_form.status_code == 200 and "password" in login_form.text
+
+
+async def test_health_is_ok_while_the_database_answers_and_503_when_it_does_not(
+    app: FastAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    transport = httpx.ASGITransport(app=app)
+    headers = {"Authorization": "Bearer " + "t" * 32}
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        ok = await client.get("/api/v1/health", headers=headers)
+        assert (ok.status_code, ok.json()["status"]) == (200, "ok")
+
+        async def unreachable(session: object) -> None:
+            raise ConnectionRefusedError("connection refused")
+
+        monkeypatch.setattr(store, "current_version", unreachable)
+        down = await client.get("/api/v1/health", headers=headers)
+    assert down.status_code == 503
+    assert "the database does not answer: connection refused" in down.text
