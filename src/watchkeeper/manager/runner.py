@@ -58,6 +58,7 @@ from watchkeeper.jobs.pools import no_worker_reason, pool_agent
 from watchkeeper.latch import FailureLatch
 from watchkeeper.logs import NOTICE
 from watchkeeper.manager.intake import IntakeOutcome
+from watchkeeper.manager.summary import Tally
 from watchkeeper.results import CheckOutcome
 from watchkeeper.transport.protocol import Job, Result
 from watchkeeper.transport.server import JobServer
@@ -171,6 +172,7 @@ class EngineRunner:
         #: Pool -> the health last logged (`_log_zone`).
         self._zone_seen: dict[str, ZoneStatus] = {}
         self._summary = ""
+        self._tally = Tally()
         self._last_flush = 0.0
         self._last_prune = 0.0
         self._latch = FailureLatch(
@@ -405,7 +407,14 @@ class EngineRunner:
         if self.downstream:
             self._turn_out.add(step)
         if (step.statuses or step.removed) and self._on_summary is not None:
-            line = summarize(self.engine.statuses)
+            tally = self._tally
+            for status in step.statuses:
+                tally.set(status)
+            for key in step.removed:
+                tally.remove(key)
+            if len(tally) != len(self.engine.statuses):  # a change no step carried
+                tally.reset(self.engine.statuses.values())
+            line = tally.line()
             if line != self._summary:
                 self._summary = line
                 self._on_summary(line)
@@ -605,26 +614,3 @@ class _TurnCollector:
             checks=self.checks,
             loading=loading,
         )
-
-
-def summarize(statuses: Mapping[str, CheckStatus], *, show: int = 3) -> str:
-    """``6 checks: 5 OK, 1 CRITICAL (localhost!demo-flag)``: counts, worst problems named."""
-    counts: dict[str, int] = {}
-    problems: list[CheckStatus] = []
-    for status in statuses.values():
-        name = "PENDING" if status.pending else status.state.name
-        counts[name] = counts.get(name, 0) + 1
-        if status.is_problem:
-            problems.append(status)
-    order = ("OK", "WARNING", "CRITICAL", "UNKNOWN", "PENDING")
-    parts = [f"{counts[name]} {name}" for name in order if counts.get(name)]
-    line = f"{len(statuses)} check{'s' if len(statuses) != 1 else ''}: " + ", ".join(parts)
-    not_run = sum(1 for status in statuses.values() if status.not_run)
-    if not_run:
-        line += f"; {not_run} not run"
-    if problems:
-        problems.sort(key=lambda s: (-s.state.severity, s.key))
-        named = ", ".join(s.key for s in problems[:show])
-        more = f", +{len(problems) - show} more" if len(problems) > show else ""
-        line += f" ({named}{more})"
-    return line

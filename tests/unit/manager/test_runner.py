@@ -20,7 +20,8 @@ from watchkeeper.errors import StoreError
 from watchkeeper.jobs.payloads import ActionPayload
 from watchkeeper.logs import NOTICE
 from watchkeeper.manager.intake import IntakeOutcome, check_candidate
-from watchkeeper.manager.runner import EngineRunner, Interpret, summarize
+from watchkeeper.manager.runner import EngineRunner, Interpret
+from watchkeeper.manager.summary import summarize
 from watchkeeper.results import CheckOutcome, CheckState
 from watchkeeper.transport.protocol import Job, Result
 
