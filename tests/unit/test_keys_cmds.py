@@ -146,3 +146,102 @@ def test_listing_without_a_database_creates_nothing(
     assert main(["worker-key", "list", "--format", "json", "--data-dir", str(tmp_path / "x")]) == 0
     assert json.loads(capsys.readouterr().out) == []
     assert not (tmp_path / "x").exists()
+
+
+def test_keys_export_then_import_gives_a_second_manager_the_same_fingerprint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first, second, exported = tmp_path / "m1", tmp_path / "m2", tmp_path / "host.key"
+    assert main(["keys", "--data-dir", str(first)]) == 0
+    pin = capsys.readouterr().out.strip()
+    assert main(["keys", "--data-dir", str(first), "export", str(exported)]) == 0
+    assert stat.S_IMODE(exported.stat().st_mode) == 0o600
+    assert pin in capsys.readouterr().err
+    assert main(["keys", "import", str(exported), "--data-dir", str(second)]) == 0
+    assert capsys.readouterr().out.strip() == pin
+    installed = keys.host_key_path(second)
+    assert stat.S_IMODE(installed.stat().st_mode) == 0o600
+    assert keys.fingerprint(keys.load_or_create_host_key(second)) == pin
+    assert main(["keys", "--data-dir", str(second), "import", str(exported)]) == 0  # again: ok
+    assert "already holds this key" in capsys.readouterr().err
+
+
+def test_keys_export_never_overwrites_without_force_and_can_write_stdout(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data, target = tmp_path / "data", tmp_path / "out.key"
+    target.write_text("precious")
+    d = ["--data-dir", str(data)]
+    assert main(["keys", *d]) == 0
+    capsys.readouterr()
+    assert main(["keys", *d, "export", str(target)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"watchkeeper: FILE: {target} exists; --force overwrites it"
+    )
+    assert target.read_text() == "precious"
+    target.chmod(0o644)
+    assert main(["keys", *d, "export", "--force", str(target)]) == 0
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    exported = keys.fingerprint(asyncssh.read_private_key(target))
+    assert exported == keys.fingerprint(keys.load_or_create_host_key(data))
+    capsys.readouterr()
+    assert main(["keys", *d, "export", "-"]) == 0
+    assert capsys.readouterr().out.startswith("-----BEGIN OPENSSH PRIVATE KEY-----")
+
+
+def test_keys_export_of_a_data_dir_without_a_key_creates_none(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "typo"
+    assert main(["keys", "--data-dir", str(data), "export", str(tmp_path / "k")]) == 2
+    assert f"no host key {keys.host_key_path(data)}" in capsys.readouterr().err
+    assert not data.exists() and not (tmp_path / "k").exists()
+
+
+def test_keys_import_refuses_to_replace_another_key_without_force(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "data"
+    assert main(["keys", "--data-dir", str(data)]) == 0
+    old = capsys.readouterr().out.strip()
+    other = asyncssh.generate_private_key("ssh-ed25519")
+    source = tmp_path / "other.key"
+    source.write_bytes(other.export_private_key())
+    d = ["--data-dir", str(data)]
+    assert main(["keys", *d, "import", str(source)]) == 2
+    err = capsys.readouterr().err
+    assert old in err and keys.fingerprint(other) in err and "--force" in err
+    assert keys.fingerprint(keys.load_or_create_host_key(data)) == old
+    assert main(["keys", *d, "import", "--force", str(source)]) == 0
+    assert capsys.readouterr().out.strip() == keys.fingerprint(other)
+    assert keys.fingerprint(keys.load_or_create_host_key(data)) == keys.fingerprint(other)
+    assert stat.S_IMODE(keys.host_key_path(data).stat().st_mode) == 0o600
+
+
+def test_keys_import_names_the_file_that_is_no_host_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    public = tmp_path / "k.pub"
+    public.write_bytes(asyncssh.generate_private_key("ssh-ed25519").export_public_key())
+    junk = tmp_path / "junk"
+    junk.write_text("hello\n")
+    rsa = tmp_path / "rsa"
+    rsa.write_bytes(asyncssh.generate_private_key("ssh-rsa", key_size=2048).export_private_key())
+    locked = tmp_path / "locked"
+    locked.write_bytes(
+        asyncssh.generate_private_key("ssh-ed25519").export_private_key(passphrase="pw")
+    )
+    expected = {
+        tmp_path / "missing": "cannot read",
+        public: "is a public key",
+        junk: "is no private key",
+        rsa: "holds an ssh-rsa key; a job server's host key must be ssh-ed25519",
+        locked: "is not a usable private key",
+    }
+    data = tmp_path / "data"
+    for path, why in expected.items():
+        assert main(["keys", "--data-dir", str(data), "import", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert f"FILE: {path}" in err or f"FILE: cannot read {path}" in err, err
+        assert why in err, err
+    assert not keys.host_key_path(data).exists()

@@ -27,6 +27,36 @@ def env_arg(
     parser.add_argument(*flags, **kw)
 
 
+class _ListAction(argparse.Action):
+    """Each use adds its comma-separated items; the first use replaces the environment's."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        current = getattr(namespace, self.dest, None)
+        kept = [] if current is None or current is self.default else list(current)
+        setattr(namespace, self.dest, kept + split_items(str(values)))
+
+
+def split_items(text: str) -> list[str]:
+    """``"a, b,,c"`` -> ``["a", "b", "c"]``."""
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def env_list_arg(parser: argparse.ArgumentParser, *flags: str, env: str, **kw: Any) -> None:
+    """A repeatable flag of comma lists, as a list; its default is ``WATCHKEEPER_<env>``
+    (a comma list too), replaced, not extended, by the flag."""
+    var = f"WATCHKEEPER_{env}"
+    value = os.environ.get(var)
+    kw["default"] = split_items(value) if value is not None else None
+    kw["help"] = f"{kw.get('help', '')} [env {var}]".strip()
+    parser.add_argument(*flags, action=_ListAction, **kw)
+
+
 def store_args(parser: argparse.ArgumentParser) -> None:
     """``--data-dir`` and ``--database``: where the manager's state is."""
     env_arg(

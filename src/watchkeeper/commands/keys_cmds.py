@@ -1,5 +1,6 @@
-"""Commands about SSH keys: ``keys`` (the manager's host key) and ``worker-key add|list|revoke``,
-and ``worker-key pending|approve|reject`` (the agent keys deploys bring back).
+"""Commands about SSH keys: ``keys`` (the manager's host key; ``keys export|import`` to
+share it between the managers of a cluster) and ``worker-key add|list|revoke``, and
+``worker-key pending|approve|reject`` (the agent keys deploys bring back).
 
 Enrolment is a manager-side command, not part of the document: the document comes from an
 external source, and whoever controls that source must not be able to let a new key serve
@@ -88,6 +89,40 @@ async def host_key(args: argparse.Namespace) -> int:
     key = keys.load_or_create_host_key(Path(args.data_dir))
     print(keys.fingerprint(key))
     print(f"host key: {keys.host_key_path(Path(args.data_dir)).absolute()}", file=sys.stderr)
+    return EXIT_OK
+
+
+async def host_key_export(args: argparse.Namespace) -> int:
+    """Write the host key to FILE (0600, never over a file unless --force), or stdout (-)."""
+    data_dir = Path(args.data_dir)
+    key = keys.read_host_key(data_dir)
+    secret = key.export_private_key()
+    if args.file == "-":
+        sys.stdout.buffer.write(secret)
+        sys.stdout.flush()
+    else:
+        target = Path(args.file)
+        try:
+            keys.write_private(target, secret, replace=args.force)
+        except FileExistsError:
+            raise UsageError(f"FILE: {target} exists; --force overwrites it") from None
+        except OSError as exc:
+            raise UsageError(f"FILE: cannot write {target}: {exc.strerror}") from exc
+        print(f"exported {keys.fingerprint(key)} to {target}", file=sys.stderr)
+    return EXIT_OK
+
+
+async def host_key_import(args: argparse.Namespace) -> int:
+    """Install FILE as this data dir's host key (0600); print its fingerprint."""
+    key = keys.read_host_key_file(Path(args.file), argument="FILE")
+    data_dir = Path(args.data_dir)
+    changed = keys.install_host_key(data_dir, key, force=args.force)
+    print(keys.fingerprint(key))
+    path = keys.host_key_path(data_dir).absolute()
+    if changed:
+        print(f"installed as {path}; a running manager serves it once restarted", file=sys.stderr)
+    else:
+        print(f"{path} already holds this key", file=sys.stderr)
     return EXIT_OK
 
 

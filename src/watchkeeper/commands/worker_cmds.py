@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from watchkeeper import liveness, logs
-from watchkeeper.addresses import JOBS_PORT, parse_listen
+from watchkeeper.addresses import join_host_port, parse_managers
 from watchkeeper.commands.exits import EXIT_OK
 from watchkeeper.errors import UsageError
 from watchkeeper.transport import sensors
@@ -42,21 +42,29 @@ def parse_labels(value: str | None) -> dict[str, str]:
 
 def worker_settings(args: argparse.Namespace) -> WorkerSettings:
     """The worker's flags, checked before anything dials out."""
-    host, port = parse_listen(args.manager, "--manager", JOBS_PORT)
+    (host, port), *more = parse_managers(args.manager or [], "--manager")
     if args.concurrency < 1:
         raise UsageError("--concurrency: must be at least 1")
     if args.reconnect_max <= 0:
         raise UsageError("--reconnect-max: must be above 0 (seconds)")
-    if not args.manager_fingerprint:
+    pins = list(dict.fromkeys(args.manager_fingerprint or []))
+    if not pins:
         raise UsageError("--manager-fingerprint: required (print it with `watchkeeper keys`)")
+    if bad := [pin for pin in pins if not pin.startswith("SHA256:")]:
+        raise UsageError(
+            f"--manager-fingerprint: expected SHA256:... as `watchkeeper keys` prints it, "
+            f"got {bad[0]!r}"
+        )
     key_path = Path(args.key)
     if not key_path.is_file():
         raise UsageError(f"--key: no such file {key_path}")
     settings = WorkerSettings(
         host=host,
         port=port,
+        more_managers=tuple(more),
         key_path=key_path,
-        manager_fingerprint=args.manager_fingerprint,
+        manager_fingerprint=pins[0],
+        more_fingerprints=tuple(pins[1:]),
         labels=parse_labels(args.labels),
         concurrency=args.concurrency,
         backoff_cap=args.reconnect_max,
@@ -79,7 +87,9 @@ async def worker(args: argparse.Namespace) -> int:
     install_child_watcher()
     executors = Executors()
     deploy = DeployRunner(
-        state_dir=settings.key_path.absolute().parent, manager=f"{settings.host}:{settings.port}"
+        state_dir=settings.key_path.absolute().parent,
+        manager=manager_list(settings),
+        fingerprints=settings.fingerprints,
     )
     connection = WorkerConnection(
         settings,
@@ -90,7 +100,7 @@ async def worker(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, connection.drain)
     loop.add_signal_handler(signal.SIGINT, connection.stop)
-    _say(f"worker {settings.name} dialling {settings.host}:{settings.port}")
+    _say(f"worker {settings.name} dialling {manager_list(settings, ' or ')}")
     try:
         await connection.run()
     finally:
@@ -99,19 +109,26 @@ async def worker(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def manager_list(settings: WorkerSettings, sep: str = ",") -> str:
+    """Every manager of ``settings``, ``host:port`` joined by ``sep``: with the default, what
+    ``--manager`` and ``WATCHKEEPER_MANAGER`` read back (an agent a deploy installs gets it)."""
+    return sep.join(join_host_port(host, port) for host, port in settings.managers)
+
+
 def _status_writer(
     args: argparse.Namespace, settings: WorkerSettings
-) -> Callable[[bool, float], None]:
+) -> Callable[[bool, float, str], None]:
     """Record the link in the status file (`watchkeeper.liveness`) for `watchkeeper health`.
 
+    Connected, it names the manager of the session; not, every manager the worker dials.
     A file that cannot be written (a read-only key directory) is said once, and the worker
     goes on: its health is then unknown, its work is not affected.
     """
     path = args.status_file or settings.key_path.absolute().parent / liveness.STATUS_FILE
-    manager = f"{settings.host}:{settings.port}"
+    everyone = manager_list(settings, " or ")
     failed = False
 
-    def write(connected: bool, interval: float) -> None:
+    def write(connected: bool, interval: float, manager: str) -> None:
         nonlocal failed
         status = liveness.Status(
             role="worker",
@@ -119,7 +136,7 @@ def _status_writer(
             at=time.time(),
             connected=connected,
             heartbeat=interval,
-            manager=manager,
+            manager=manager if connected else everyone,
         )
         try:
             liveness.write(Path(path), status)

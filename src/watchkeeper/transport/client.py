@@ -1,19 +1,26 @@
 """The worker side of the job transport: dial the manager, take jobs, send results.
 
-A worker only dials out. It pins the manager's host key by fingerprint (``SHA256:...``) and
-refuses any other key before authenticating, so a man in the middle learns nothing and
-gets no results. It authenticates with its own key, opens the ``watchkeeper-jobs@v1``
-subsystem, says hello and is told in the welcome which zones its key serves.
+A worker only dials out. It pins the manager's host key by fingerprint (``SHA256:...``, or
+several for a cluster whose managers do not share one) and refuses any other key before
+authenticating, so a man in the middle learns nothing and gets no results. It
+authenticates with its own key, opens the ``watchkeeper-jobs@v1`` subsystem, says hello
+and is told in the welcome which zones its key serves.
 
 Jobs run concurrently up to ``concurrency`` (fewer while the machine is under pressure,
 see `sensors`); each result goes back on the connection it came from. If that connection
-is gone the job is cancelled: the manager has already moved it to a peer. Lost
-connections are redialled with exponential backoff and jitter (`backoff_delay`), and the
-worker says so (`link.LinkLog`): a warning when the link is lost or the first dial fails,
-with what to do when the manager refused the key, a reminder while it stays down, and a
-NOTICE when it is back. A host-key mismatch is never retried, since it needs a person.
-`drain` (SIGTERM) tells the manager to send nothing new, finishes the running jobs, then
-closes.
+is gone the job is cancelled: the manager has already moved it to a peer.
+
+High availability: a worker may know several managers (the leader and its standbys). Any
+failure, a refused dial, a timeout, a lost link or a manager gone silent, sends it to the
+next manager of its list at once; only when every manager failed in a row does it wait,
+with exponential backoff and jitter (`backoff_delay`), before the next round. A manager
+that stops answering without closing (frozen, its machine hung: the kernel may still ACK)
+is left after `protocol.MISSED_HEARTBEATS` heartbeat intervals (`_WorkerSession.watch`).
+The worker says what happens (`link.LinkLog`): a warning when the link is lost or the
+first dial fails, with what to do when the manager refused the key, a reminder while it
+stays down, and a NOTICE when it is back. A host-key mismatch is never retried, since it
+needs a person. `drain` (SIGTERM) tells the manager to send nothing new, finishes the
+running jobs, then closes.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from pathlib import Path
 import asyncssh
 
 from watchkeeper import __version__
+from watchkeeper.addresses import JOBS_PORT, join_host_port
 from watchkeeper.backoff import backoff_delay
 from watchkeeper.logs import NOTICE
 from watchkeeper.results import CheckOutcome, CheckState
@@ -59,12 +67,18 @@ JOB_GRACE = 5.0
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WorkerSettings:
-    """How a worker reaches its manager and what it tells it."""
+    """How a worker reaches its managers and what it tells them."""
 
+    #: The first manager dialled.
     host: str
-    port: int = 4730
+    port: int = JOBS_PORT
+    #: The other managers of a high-availability cluster, (host, port), dialled in this
+    #: order after ``host:port`` whenever the one before fails.
+    more_managers: tuple[tuple[str, int], ...] = ()
     key_path: Path
     manager_fingerprint: str
+    #: Other host keys accepted, for managers that do not share one (``keys import``).
+    more_fingerprints: tuple[str, ...] = ()
     name: str = field(default_factory=socket.gethostname)
     #: Claims shown to operators; the key's enrolment decides what the worker serves.
     labels: dict[str, str] = field(default_factory=dict)
@@ -76,11 +90,37 @@ class WorkerSettings:
     backoff_base: float = 1.0
     backoff_cap: float = 60.0
     connect_timeout: float = 10.0
+    #: SSH keepalive until the welcome; then the welcome's heartbeat interval rules.
     keepalive_interval: float = 15.0
+
+    @property
+    def managers(self) -> tuple[tuple[str, int], ...]:
+        """Every manager, in the order they are dialled."""
+        return ((self.host, self.port), *self.more_managers)
+
+    @property
+    def fingerprints(self) -> tuple[str, ...]:
+        """Every host key fingerprint accepted."""
+        return (self.manager_fingerprint, *self.more_fingerprints)
+
+
+def backoff_rounds(failures: int, managers: int) -> int:
+    """How many rounds of the manager list have failed, once ``failures`` tries failed in a
+    row: the backoff's exponent; 0 while this round still has a manager to dial (at once)."""
+    return 0 if failures % managers else failures // managers
+
+
+@dataclass(frozen=True, slots=True)
+class _Ended:
+    """How a welcomed session ended without an error."""
+
+    why: str
+    #: The manager closed it for this worker to log in again (new grants): dial it again.
+    relogin: bool
 
 
 class _PinningClient(asyncssh.SSHClient):
-    def __init__(self, pinned: str) -> None:
+    def __init__(self, pinned: tuple[str, ...]) -> None:
         self.pinned = pinned
         self.seen: str | None = None
 
@@ -88,7 +128,7 @@ class _PinningClient(asyncssh.SSHClient):
         self, host: str, addr: str, port: int, key: asyncssh.SSHKey
     ) -> bool:
         self.seen = key.get_fingerprint("sha256")
-        return self.seen == self.pinned
+        return self.seen in self.pinned
 
 
 class WorkerConnection:
@@ -102,12 +142,13 @@ class WorkerConnection:
         sensor_list: Sequence[sensors.Sensor] | None = None,
         load: Callable[[], float] = sensors.load_per_core,
         rng: random.Random | None = None,
-        on_link: Callable[[bool, float], None] | None = None,
+        on_link: Callable[[bool, float, str], None] | None = None,
     ) -> None:
         self.settings = settings
-        #: Told (connected, heartbeat interval) on a welcome, each heartbeat and a loss:
-        #: how ``watchkeeper health`` learns the link (`watchkeeper.liveness`).
-        self._on_link = on_link or (lambda connected, interval: None)
+        #: Told (connected, heartbeat interval, manager ``host:port``) on a welcome, each
+        #: heartbeat and a loss: how ``watchkeeper health`` learns the link
+        #: (`watchkeeper.liveness`).
+        self._on_link = on_link or (lambda connected, interval, manager: None)
         self._run_job = run_job
         self._sensors = list(sensors.default_sensors() if sensor_list is None else sensor_list)
         self._load = load
@@ -127,9 +168,12 @@ class WorkerConnection:
         self.welcome: protocol.Welcome | None = None
         #: Set while a session is welcomed; tests and ``up`` wait on it.
         self.connected = asyncio.Event()
+        #: The manager of the last welcome, ``host:port``.
+        self.manager = ""
+        #: Tries failed in a row since the last welcome.
         self.failures = 0
         self._link = LinkLog(
-            f"{settings.host}:{settings.port}",
+            " or ".join(join_host_port(*m) for m in settings.managers),
             lambda: enrol_hint(settings.name, settings.zones, settings.key_path),
             clock=time.monotonic,
         )
@@ -141,14 +185,21 @@ class WorkerConnection:
     # --- control --------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Connect, serve, reconnect with backoff; return once drained or stopped.
+        """Connect, serve, fail over or back off; return once drained or stopped.
 
-        Raises `HostKeyMismatch` at once: a wrong manager key is not a transient failure.
+        A failed manager hands over to the next of the list at once; the backoff applies
+        only when a whole round failed. Raises `HostKeyMismatch` and `EnrolmentMismatch` at
+        once: a wrong manager key or a wrong enrolment is not a transient failure.
         """
+        managers = self.settings.managers
+        turn = 0
         while not (self._stopping or self._draining):
+            host, port = managers[turn % len(managers)]
+            where = join_host_port(host, port)
             error: TransportError | None = None
+            ended: _Ended | None = None
             try:
-                await self._serve()
+                ended = await self._serve(where, host, port)
             except (HostKeyMismatch, EnrolmentMismatch):
                 raise
             except TransportError as exc:
@@ -156,17 +207,28 @@ class WorkerConnection:
             if self._stopping or self._draining:
                 break
             self.failures += 1
-            delay = backoff_delay(
-                self.failures,
-                base=self.settings.backoff_base,
-                cap=self.settings.backoff_cap,
-                rng=self._rng,
-            )
-            self._link.down(error, delay)
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
+            if ended is None or not ended.relogin:
+                turn += 1
+            delay = self._next_delay()
+            then = None if delay else join_host_port(*managers[turn % len(managers)])
+            if ended is not None and ended.relogin:
+                self._link.asked(ended.why, where)
+            elif ended is not None:
+                self._link.lost(ended.why, where, then=then)
+            self._link.down(error, delay, then=then)
+            if delay:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), delay)
         await self._cancel_jobs()
+
+    def _next_delay(self) -> float:
+        """Seconds before the next dial: none while this round has managers left to try."""
+        rounds = backoff_rounds(self.failures, len(self.settings.managers))
+        if not rounds:
+            return 0.0
+        s = self.settings
+        return backoff_delay(rounds, base=s.backoff_base, cap=s.backoff_cap, rng=self._rng)
 
     def drain(self, reason: str = "draining") -> None:
         """Take no new jobs, finish the running ones, then disconnect and end `run`."""
@@ -188,14 +250,15 @@ class WorkerConnection:
 
     # --- one connection -------------------------------------------------------------------
 
-    async def _serve(self) -> None:
+    async def _serve(self, where: str, host: str, port: int) -> _Ended | None:
+        """One connection to the manager at ``where``, until it ends; how it ended, or None
+        when this worker ended it (stop, drain)."""
         s = self.settings
-        pin = _PinningClient(s.manager_fingerprint)
-        where = f"{s.host}:{s.port}"
+        pin = _PinningClient(s.fingerprints)
         try:
             conn = await asyncssh.connect(
-                s.host,
-                s.port,
+                host,
+                port,
                 client_factory=lambda: pin,
                 username=s.name,
                 client_keys=[s.key_path],
@@ -212,7 +275,7 @@ class WorkerConnection:
         except asyncssh.HostKeyNotVerifiable as exc:
             raise HostKeyMismatch(
                 f"the manager at {where} presented host key {pin.seen}, but this worker "
-                f"pins {s.manager_fingerprint}; refusing to connect"
+                f"pins {' or '.join(s.fingerprints)}; refusing to connect"
             ) from exc
         except asyncssh.PermissionDenied as exc:
             raise AuthRefused(f"the manager at {where} refused key {s.key_path}") from exc
@@ -228,6 +291,7 @@ class WorkerConnection:
             except asyncssh.Error as exc:
                 raise ManagerUnreachable(f"{where} refused the job subsystem: {exc}") from exc
             assert isinstance(session, _WorkerSession)
+            session.where = where
             self._session = session
             session.send(
                 protocol.Hello(
@@ -245,14 +309,13 @@ class WorkerConnection:
             finally:
                 self._session = None
                 self.connected.clear()
-                self._on_link(False, self.welcome.heartbeat_interval if self.welcome else 0.0)
+                interval = self.welcome.heartbeat_interval if self.welcome else 0.0
+                self._on_link(False, interval, where)
                 await self._cancel_jobs(everything=self._stopping)
             if session.error is not None:
                 raise session.error
-            if session.reconnect:
-                self._link.asked(session.reconnect)
-            elif session.welcomed and not (self._stopping or self._draining):
-                self._link.lost(session.closed_why)
+            ended = session.ended(by_us=self._stopping or self._draining)
+        return ended
 
     # --- called by the session ------------------------------------------------------------
 
@@ -273,9 +336,11 @@ class WorkerConnection:
             session.close()
             return
         self.welcome = welcome
+        self.manager = session.where
         self.failures = 0
         self.connected.set()
-        self._link.up(welcome)
+        self._link.up(welcome, session.where)
+        session.watch(welcome.heartbeat_interval)
         session.start_heartbeats(welcome.heartbeat_interval)
         self._maybe_close_drained()
 
@@ -322,7 +387,7 @@ class WorkerConnection:
         self._stable = sensors.evaluate([s for s in self._sensors if not s.volatile], load)
         self._pressure(session, force=True)
         if self.welcome is not None:
-            self._on_link(True, self.welcome.heartbeat_interval)
+            self._on_link(True, self.welcome.heartbeat_interval, session.where)
 
     def _pressure(self, session: _WorkerSession, *, force: bool = False) -> None:
         """Report when what the worker offers changes (or on a heartbeat).
@@ -390,6 +455,9 @@ class _WorkerSession(FramedSession, asyncssh.SSHClientSession[bytes]):
     def __init__(self, worker: WorkerConnection, conn: asyncssh.SSHClientConnection) -> None:
         super().__init__(conn)
         self._worker = worker
+        self._ssh = conn
+        #: The manager's ``host:port``, as dialled.
+        self.where = ""
         self.welcomed = False
         self.error: TransportError | None = None
         self.closed_why = ""
@@ -397,6 +465,28 @@ class _WorkerSession(FramedSession, asyncssh.SSHClientSession[bytes]):
         self.reconnect = ""
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._beats: asyncio.Task[None] | None = None
+
+    def ended(self, *, by_us: bool) -> _Ended | None:
+        """How this session ended, once it did without an error; None if ``by_us``."""
+        if self.reconnect:
+            return _Ended(self.reconnect, relogin=True)
+        if self.welcomed and not by_us:
+            return _Ended(self.closed_why, relogin=False)
+        return None
+
+    def watch(self, interval: float) -> None:
+        """Drop this connection once the manager answered nothing for `MISSED_HEARTBEATS`
+        heartbeat intervals.
+
+        SSH keepalives, not a check on the job channel: an idle manager sends nothing there
+        (no job due, no reply to heartbeats), so silence on it is normal, and a check of
+        our own would need a new message both ends speak. A keepalive is a request every
+        SSH server answers, from the same event loop that serves jobs; it goes out only
+        after an interval with nothing received, any byte received counts as life, and
+        one stall of our own loop counts one miss, not many. asyncssh closes after
+        ``count_max`` unanswered requests plus one more interval, hence the minus one.
+        """
+        self._ssh.set_keepalive(interval, protocol.MISSED_HEARTBEATS - 1)
 
     def start_heartbeats(self, interval: float) -> None:
         self._beats = asyncio.create_task(self._beat(interval), name="worker-heartbeat")

@@ -3,13 +3,17 @@
 The manager's ed25519 host key is created on first start in the data directory (mode 0600,
 created exclusively so two starting managers cannot write half a key each) and loaded
 afterwards. Workers pin it by its OpenSSH fingerprint (``SHA256:...``), which
-``watchkeeper keys`` prints. Worker keys are stored and compared in one canonical form,
-``"<algorithm> <base64>"`` without a comment, so the same key always matches itself.
+``watchkeeper keys`` prints. ``keys export`` and ``keys import`` copy it to the other
+managers of a high-availability cluster, so one pin serves them all: a worker failing over
+to a standby then meets the key it already trusts. Worker keys are stored and compared in
+one canonical form, ``"<algorithm> <base64>"`` without a comment, so the same key always
+matches itself.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import asyncssh
@@ -46,6 +50,98 @@ def load_or_create_host_key(data_dir: Path) -> asyncssh.SSHKey:
     with os.fdopen(fd, "wb") as out:
         out.write(key.export_private_key())
     return key
+
+
+def read_host_key(data_dir: Path) -> asyncssh.SSHKey:
+    """The host key of ``data_dir``, which must exist: `UsageError` saying how to make it."""
+    path = host_key_path(data_dir)
+    try:
+        return asyncssh.read_private_key(path)
+    except FileNotFoundError:
+        raise UsageError(
+            f"no host key {path}: start the manager once, or run `watchkeeper keys "
+            f"--data-dir {data_dir}`, to create it"
+        ) from None
+    except (OSError, asyncssh.KeyImportError) as exc:
+        raise UsageError(f"cannot read the host key {path}: {exc}") from exc
+
+
+def parse_host_key(data: bytes, *, source: str) -> asyncssh.SSHKey:
+    """A job server host key from private key text; `UsageError` naming ``source`` when it
+    is something else (a public key, an encrypted one, another algorithm)."""
+    if b"PRIVATE KEY" not in data:
+        what = "a public key" if b"ssh-" in data[:64] else "no private key"
+        raise UsageError(f"{source} is {what}; give the file `watchkeeper keys export` wrote")
+    try:
+        key = asyncssh.import_private_key(data)
+    except (asyncssh.KeyImportError, ValueError) as exc:
+        raise UsageError(f"{source} is not a usable private key: {exc}") from exc
+    algorithm = key.get_algorithm()
+    if algorithm != HOST_KEY_ALGORITHM:
+        raise UsageError(
+            f"{source} holds an {algorithm} key; a job server's host key must be "
+            f"{HOST_KEY_ALGORITHM} (workers accept no other)"
+        )
+    return key
+
+
+def read_host_key_file(path: Path, *, argument: str) -> asyncssh.SSHKey:
+    """A host key from ``path`` (`parse_host_key`); errors name ``argument`` and the path."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{argument}: cannot read {path}: {exc.strerror}") from exc
+    return parse_host_key(data, source=f"{argument}: {path}")
+
+
+def write_private(path: Path, data: bytes, *, replace: bool) -> None:
+    """Write ``data`` to ``path``, mode 0600; an existing file is replaced only if
+    ``replace``, atomically (a new file renamed over it), else `FileExistsError`."""
+    if not replace:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        return
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:  # mkstemp makes it 0600
+            out.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def install_host_key(data_dir: Path, key: asyncssh.SSHKey, *, force: bool) -> bool:
+    """Make ``key`` the host key of ``data_dir``; False when it already was.
+
+    A different key there is replaced only with ``force``: workers pinning it would
+    refuse this manager from then on. `UsageError` names its fingerprint otherwise.
+    """
+    path = host_key_path(data_dir)
+    try:
+        existing: asyncssh.SSHKey | None = asyncssh.read_private_key(path)
+    except FileNotFoundError:
+        existing = None
+    except (OSError, asyncssh.KeyImportError) as exc:
+        if not force:
+            raise UsageError(
+                f"cannot read the host key {path} already there ({exc}); --force replaces it"
+            ) from exc
+        existing = None
+    if existing is not None and fingerprint(existing) == fingerprint(key):
+        return False
+    if existing is not None and not force:
+        raise UsageError(
+            f"{path} already holds host key {fingerprint(existing)}, which workers may pin; "
+            f"--force replaces it with {fingerprint(key)}"
+        )
+    private_dir(data_dir)
+    try:
+        write_private(path, key.export_private_key(), replace=path.exists())
+    except OSError as exc:
+        raise UsageError(f"cannot write the host key {path}: {exc.strerror}") from exc
+    return True
 
 
 def fingerprint(key: asyncssh.SSHKey) -> str:

@@ -3,7 +3,8 @@
 A worker that loses its manager must say so without writing a line per redial: the
 backoff redials every few seconds to a minute, for hours if the manager is away. So:
 
-* the link is lost, or the first dial fails: one WARNING with the reason and the backoff;
+* the link is lost, or the first dial fails: one WARNING with the reason and the backoff,
+  or the manager dialled next at once (a worker that knows several);
 * the manager asks the worker to log in again (its key's grants changed): INFO lines only,
   unless the new login fails;
 * the manager refused the key: one WARNING that says how to enrol it (the public key and
@@ -12,6 +13,7 @@ backoff redials every few seconds to a minute, for hours if the manager is away.
 * still down: a reminder every ``remind_every`` seconds, with the tries so far;
 * back: one NOTICE with how long it was down and how many tries it took.
 
+Each line names the manager it is about; ``where`` (all of them) is for the reminders.
 Pure but for the logger: time comes from the injected ``clock``.
 """
 
@@ -69,13 +71,15 @@ class LinkLog:
         self._asked = False
         self._reminded = 0.0
 
-    def up(self, welcome: protocol.Welcome) -> None:
-        """Welcomed: say connected (first time), logged in again (asked to), or reconnected."""
+    def up(self, welcome: protocol.Welcome, where: str | None = None) -> None:
+        """Welcomed by ``where``: say connected (first time), logged in again (asked to), or
+        reconnected."""
+        where = where or self._where
         zones = ", ".join(welcome.zones) or "(none)"
         if self._asked:
             logger.info(
                 "logged in again at %s as %s for zones %s",
-                self._where,
+                where,
                 welcome.name,
                 zones,
                 extra={"action": "worker_relogged"},
@@ -84,7 +88,7 @@ class LinkLog:
             logger.log(
                 NOTICE,
                 "connected to the manager at %s as %s for zones %s",
-                self._where,
+                where,
                 welcome.name,
                 zones,
                 extra={"action": "worker_connected"},
@@ -93,7 +97,7 @@ class LinkLog:
             logger.log(
                 NOTICE,
                 "reconnected to the manager at %s after %.0f s (%d %s) as %s for zones %s",
-                self._where,
+                where,
                 self._clock() - self._down_since,
                 self._tries,
                 "try" if self._tries == 1 else "tries",
@@ -103,31 +107,34 @@ class LinkLog:
             )
         self._down_since, self._tries, self._told, self._asked = None, 0, None, False
 
-    def lost(self, why: str) -> None:
-        """A welcomed session ended without an error message from the manager."""
+    def lost(self, why: str, where: str | None = None, *, then: str | None = None) -> None:
+        """A welcomed session with ``where`` ended without an error message from the
+        manager; ``then`` is the manager dialled next at once, if any."""
         self._down_since = self._clock()
         self._reminded = self._down_since
         self._asked = False
         logger.warning(
-            "lost the manager connection at %s (%s); redialling with backoff",
-            self._where,
+            "lost the manager connection at %s (%s); %s",
+            where or self._where,
             why,
+            f"trying the manager at {then} now" if then else "redialling with backoff",
             extra={"action": "worker_link_lost"},
         )
 
-    def asked(self, why: str) -> None:
+    def asked(self, why: str, where: str | None = None) -> None:
         """The manager closed the session for the worker to log in again: news, not trouble."""
         self._down_since = self._reminded = self._clock()
         self._asked = True
         logger.info(
             "the manager at %s asked this worker to log in again (%s)",
-            self._where,
+            where or self._where,
             why,
             extra={"action": "worker_relogin"},
         )
 
-    def down(self, error: TransportError | None, delay: float) -> None:
-        """A dial (or a session) failed; the next try is in ``delay`` seconds."""
+    def down(self, error: TransportError | None, delay: float, *, then: str | None = None) -> None:
+        """A dial (or a session) failed; the next try is in ``delay`` seconds, or at once
+        to the manager ``then``."""
         now = self._clock()
         if self._down_since is None:
             self._down_since = self._reminded = now
@@ -135,24 +142,25 @@ class LinkLog:
             return
         self._tries += 1
         kind = type(error)
+        step = f"trying the manager at {then} now" if then else f"next try in {delay:.1f} s"
         if kind is not self._told:
             self._told, self._reminded = kind, now
             if isinstance(error, AuthRefused):
                 logger.warning(
-                    "%s: this key is not enrolled, or was revoked; %s (next try in %.1f s)",
+                    "%s: this key is not enrolled, or was revoked; %s (%s)",
                     error.message,
                     self._hint(),
-                    delay,
+                    step,
                     extra={"action": "worker_key_refused"},
                 )
             else:
                 logger.warning(
-                    "%s; retrying with backoff (next try in %.1f s)",
+                    "%s; %s",
                     error.message,
-                    delay,
+                    step if then else f"retrying with backoff ({step})",
                     extra={"action": "worker_link_failing"},
                 )
-        elif now - self._reminded >= self._remind_every:
+        elif now - self._reminded >= self._remind_every and not then:
             self._reminded = now
             logger.warning(
                 "still no connection to the manager at %s after %d tries over %.0f min: %s "

@@ -49,6 +49,10 @@ SUBSYSTEM = "watchkeeper-jobs@v1"
 #: before the payload is read, so a peer cannot make us buffer more than this.
 MAX_FRAME = 1024 * 1024
 HEADER = struct.Struct(">I")
+#: Heartbeat intervals of silence after which either end gives the other up: the manager
+#: a worker that sent nothing (its jobs move), a worker a manager that answered nothing
+#: (it dials the next manager).
+MISSED_HEARTBEATS = 3
 
 
 class _Message(BaseModel):

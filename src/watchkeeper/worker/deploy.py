@@ -52,14 +52,19 @@ class DeployRunner:
         *,
         state_dir: Path,
         manager: str = "",
+        fingerprints: tuple[str, ...] = (),
         wheels: Path | None = None,
         python: str = sys.executable,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         #: Where known_hosts and the wheelhouse tar live (the worker key's directory).
         self.state_dir = state_dir
-        #: The job server this worker dials: the agent's default manager.
+        #: The job servers this worker dials, ``host:port`` comma-separated as ``--manager``
+        #: takes them: the agent's default managers (all of a cluster's, in this order).
         self.manager = manager
+        #: The host keys this worker pins: an agent pins them too, after the one of the
+        #: manager that sent the job (for managers of a cluster that do not share a key).
+        self.fingerprints = fingerprints
         self._wheels = wheels
         self._python = python
         self._clock = clock
@@ -144,7 +149,7 @@ class DeployRunner:
             env=agent_env(
                 host=job.host,
                 manager=manager,
-                fingerprint=job.manager_fingerprint,
+                fingerprint=",".join(dict.fromkeys((job.manager_fingerprint, *self.fingerprints))),
                 concurrency=spec.concurrency,
                 zone=job.zone,
             ),

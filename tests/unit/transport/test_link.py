@@ -118,3 +118,42 @@ def test_the_enrol_hint_carries_the_public_key_and_the_command(tmp_path: Path) -
         f"--public-key FILE.pub, where FILE.pub holds: {public}"
     )
     assert "the public half of" in enrol_hint("w1", (), tmp_path / "missing")
+
+
+def test_a_worker_of_several_managers_names_each_and_the_one_it_dials_next(
+    clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, "watchkeeper.transport.client")
+    link = LinkLog("m1:4730 or m2:4730", lambda: "HINT", clock=clock, remind_every=300)
+    link.up(WELCOME, "m1:4730")
+    link.lost("Server not responding to keepalive", "m1:4730", then="m2:4730")
+    refused = ManagerUnreachable("cannot reach the manager at m2:4730: refused")
+    link.down(refused, 0.0, then="m1:4730")  # the round goes on at once
+    again = ManagerUnreachable("cannot reach the manager at m1:4730: refused")
+    link.down(again, 1.0)  # the round failed: backoff; same kind, so not told again
+    assert said(caplog) == [
+        (NOTICE, "connected to the manager at m1:4730 as w1 for zones dmz"),
+        (
+            logging.WARNING,
+            "lost the manager connection at m1:4730 (Server not responding to keepalive); "
+            "trying the manager at m2:4730 now",
+        ),
+        (
+            logging.WARNING,
+            "cannot reach the manager at m2:4730: refused; trying the manager at m1:4730 now",
+        ),
+    ]
+    for _ in range(40):  # reminders name every manager, and only while backing off
+        clock.now += 10
+        link.down(refused, 0.0, then="m1:4730")
+    assert said(caplog) == []
+    link.down(again, 10.0)
+    (reminder,) = said(caplog)
+    assert reminder[1].startswith(
+        "still no connection to the manager at m1:4730 or m2:4730 after 43 tries"
+    )
+    clock.now += 5
+    link.up(WELCOME, "m2:4730")
+    assert said(caplog) == [
+        (NOTICE, "reconnected to the manager at m2:4730 after 405 s (43 tries) as w1 for zones dmz")
+    ]

@@ -145,3 +145,23 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+
+async def test_an_agent_gets_every_manager_and_pin_its_deploy_worker_has(tmp_path: Path) -> None:
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    for name in ("watchkeeper-0.1.0-py3-none-any.whl", "pip-24.0-py3-none-any.whl"):
+        (wheels / name).write_bytes(b"")
+    runner = DeployRunner(
+        state_dir=tmp_path / "state",
+        manager="m1:4730,m2:4731",
+        fingerprints=("SHA256:other", "SHA256:m"),
+        wheels=wheels,
+        python=fake_engine(tmp_path, report()),
+    )
+    outcome = await runner.run(payload(agent={}))
+    assert outcome.state is CheckState.OK, outcome.output
+    env = json.loads((tmp_path / "spec.json").read_text())["agent"]["env"]
+    assert "WATCHKEEPER_MANAGER=m1:4730,m2:4731\n" in env
+    # The manager's own key first (the job says it), then the worker's other pins, once each.
+    assert "WATCHKEEPER_MANAGER_FINGERPRINT=SHA256:m,SHA256:other\n" in env
