@@ -15,33 +15,44 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import ipaddress
 import logging
 import socket
 import ssl
-from collections.abc import Awaitable, Callable, Iterator
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
 from watchkeeper import store
 from watchkeeper.clock import utcnow
+from watchkeeper.cluster.election import Election, NodeInfo
+from watchkeeper.cluster.fence import TermFence
+from watchkeeper.cluster.lease import LeaseSettings, Role
+from watchkeeper.cluster.status import ClusterView
 from watchkeeper.deploy.views import DeployView
 from watchkeeper.document.diff import summary_text
 from watchkeeper.document.normalize import Snapshot
 from watchkeeper.errors import DocumentError, StoreError, UsageError
 from watchkeeper.infra.views import InfraView
 from watchkeeper.latch import FailureLatch
+from watchkeeper.logs import NOTICE
 from watchkeeper.manager.demo import API_SERVICE, DEMO_PORT, DemoSource
 from watchkeeper.manager.embedded import EmbeddedWorker
 from watchkeeper.manager.intake import ConfigIntake, IntakeOutcome
 from watchkeeper.manager.ports import ManagerPorts
 from watchkeeper.manager.runner import EngineRunner
 from watchkeeper.manager.stages import Stages, StageSettings
+from watchkeeper.notify.notification import Notification, NotificationKind
 from watchkeeper.private import looser, private_dir
 from watchkeeper.sources import Candidate, Poller, Source, SourceStatus, open_source
+from watchkeeper.store.db import mask
+from watchkeeper.store.fencing import FENCE
 from watchkeeper.transport import keys
 from watchkeeper.transport.registry import KeyRegistry, StoreKeyRegistry
 from watchkeeper.transport.server import DEFAULT_PORT, JobServer
@@ -58,6 +69,8 @@ logger = logging.getLogger(__name__)
 GRACEFUL_SHUTDOWN = 5
 #: Seconds a stopping manager gives its parts (the web server's grace above included).
 STOP_GRACE = 15
+#: Seconds between a standby's reloads of the view its web serves.
+STANDBY_REFRESH = 2.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -87,6 +100,12 @@ class ManagerSettings:
     #: PEM certificate (chain) and private key: HTTPS instead of HTTP when both are given.
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    #: Active/standby on PostgreSQL (`watchkeeper.cluster`): this manager leads or stands by.
+    ha: bool = False
+    #: This manager's name in the cluster (default: the host name and HTTP port).
+    node: str = ""
+    #: How long a leader may go without renewing, and how often every node beats.
+    lease: LeaseSettings = field(default_factory=LeaseSettings)
 
     @property
     def tls(self) -> bool:
@@ -142,6 +161,26 @@ def bind_listener(host: str, port: int) -> socket.socket:
     return sock
 
 
+def check_ha(settings: ManagerSettings) -> None:
+    """A cluster needs a database every manager shares and that arbitrates: PostgreSQL."""
+    url = settings.database or ""
+    if not url.startswith(("postgres", "postgresql")):
+        raise UsageError(
+            "--ha: needs a PostgreSQL --database shared by the managers of the cluster "
+            f"(SQLite is single-node), got {mask(url) if url else 'none'}"
+        )
+    if settings.embedded_worker:
+        raise UsageError("--ha: not with an embedded worker (`up`); run `manager --ha`")
+
+
+def _ha_session(settings: ManagerSettings) -> dict[str, str] | None:
+    """The server ends a transaction left open for a lease (a frozen leader's), so it
+    cannot hold the term row against the next leader's bump for longer than that."""
+    if not settings.ha:
+        return None
+    return {"idle_in_transaction_session_timeout": str(int(settings.lease.lease * 1000))}
+
+
 class _EmbeddedServer(uvicorn.Server):
     """uvicorn inside the manager: signals belong to the process, readiness is an event."""
 
@@ -171,8 +210,10 @@ class Manager:
         self.settings = settings
         self._clock = clock
         self._on_event = on_event or (lambda message: None)
+        if settings.ha:
+            check_ha(settings)
         self.db = (
-            store.Database.from_url(settings.database)
+            store.Database(settings.database, pg_settings=_ha_session(settings))
             if settings.database
             else store.Database.for_data_dir(settings.data_dir)
         )
@@ -187,6 +228,17 @@ class Manager:
         self.stages = Stages(self.db, settings.stages)
         #: Set on the first start (no user yet): the one-time password of user ``admin``.
         self.first_admin_password: str | None = None
+        #: With ``ha``: the election, the leader work of the current term, and what the
+        #: web shows of the cluster.
+        self.election: Election | None = None
+        self._leading: asyncio.Task[None] | None = None
+        self._ports: ManagerPorts | None = None
+        self._views: tuple[InfraView, DeployView] | None = None
+        self._source_obj: Source | None = None
+        self._abdication: asyncio.Task[None] | None = None
+        self.cluster = ClusterView(
+            self.db, node=self.node_name, lease=settings.lease, ha=settings.ha
+        )
 
     @property
     def token_path(self) -> Path:
@@ -245,16 +297,20 @@ class Manager:
         listener: socket.socket,
         started: Callable[[], Awaitable[None]] | None,
     ) -> None:
-        """The poller, engine, HTTP server and embedded worker, until stopped or one fails."""
-        poller = Poller(
-            source,
-            self._take,
-            interval=self.settings.poll_interval,
-            clock=self._clock,
-            on_status=self._record_status,
-        )
+        """The poller, engine, HTTP server and embedded worker, until stopped or one fails.
+
+        A clustered manager (``ha``) serves the web at once, as a standby, and runs the
+        election; the engine, the job server, the stages and the poller run only while it
+        leads (`_lead`), in a task of their own.
+        """
+        self._source_obj = source
         try:
-            runner = await self._start_engine()
+            runner = self._build_engine()
+            if self.settings.ha:
+                await self.intake.start()
+                await runner.load_view()
+            else:
+                await self._start_engine(runner)
             self.first_admin_password = await ensure_first_admin(self.db)
         except BaseException:
             listener.close()
@@ -267,18 +323,16 @@ class Manager:
         # by the request's scheme; saying so keeps it Secure behind any misreported scheme).
         cookie = CookiePolicy(secure=True) if self.settings.tls else None
         security = Security(self.db, manager_token=self.token, cookie=cookie)
-        ports = ManagerPorts(runner, self.stages)
+        ports = self._ports = ManagerPorts(runner, self.stages)
+        infra_view, deploy_view = InfraView(self.stages.infra), DeployView(self.stages.deploy)
+        self._views = (infra_view, deploy_view)
         app = create_app(
             self.db,
             self.intake,
             self.token,
-            ports=WebPorts(
-                read=ports,
-                ops=ports,
-                infra=InfraView(self.stages.infra),
-                deploy=DeployView(self.stages.deploy),
-            ),
+            ports=WebPorts(read=ports, ops=ports, infra=infra_view, deploy=deploy_view),
             security=security,
+            cluster=self.cluster,
         )
         tls = self.settings
         config = uvicorn.Config(
@@ -300,13 +354,15 @@ class Manager:
                 extra={"action": "http_exposed"},
             )
         tasks = {
-            *(asyncio.create_task(job, name=name) for name, job in self.stages.tasks().items()),
-            asyncio.create_task(runner.run(), name="engine"),
             asyncio.create_task(security.run(), name="sessions"),
-            asyncio.create_task(poller.run(), name="source-poller"),
             asyncio.create_task(self._follow(), name="config-follower"),
             asyncio.create_task(self.server.serve([listener]), name="http"),
         }
+        if self.settings.ha:
+            tasks.add(asyncio.create_task(self._elect(), name="election"))
+            tasks.add(asyncio.create_task(self._stand_by(), name="standby-view"))
+        else:
+            tasks.update(asyncio.create_task(job, name=name) for name, job in self._leader_jobs())
         worker = None
         if self.embedded is not None:
             install_child_watcher()
@@ -326,6 +382,9 @@ class Manager:
             self.server.should_exit = True
             if worker is not None:
                 worker.stop()
+            # A leader's last batch is saved while it still holds the lock: its loops stop
+            # before the election lets the lock go.
+            await self._stop_leading()
             for task in tasks:
                 if task.get_name() != "http":
                     task.cancel()
@@ -347,15 +406,32 @@ class Manager:
             await source.aclose()
             await self.db.aclose()
 
-    async def _start_engine(self) -> EngineRunner:
-        """The job server and the engine's loop, loaded with the running checks."""
+    def _leader_jobs(self) -> list[tuple[str, Coroutine[Any, Any, None]]]:
+        """The loops that only a leader runs: the stages, the engine and the poller."""
+        assert self.runner is not None and self._source_obj is not None
+        poller = Poller(
+            self._source_obj,
+            self._take,
+            interval=self.settings.poll_interval,
+            clock=self._clock,
+            on_status=self._record_status,
+        )
+        return [
+            *self.stages.tasks().items(),
+            ("engine", self.runner.run()),
+            ("source-poller", poller.run()),
+        ]
+
+    def _build_engine(self) -> EngineRunner:
+        """Fresh stages and a fresh engine runner with its job server (not listening yet)."""
         data_dir = self.settings.data_dir
         self._host_key = keys.load_or_create_host_key(data_dir)
-        self.stages.deploy.fingerprint = keys.fingerprint(self._host_key)  # the agents' pin
         registry: KeyRegistry = StoreKeyRegistry(self.db)
         if self.settings.embedded_worker:
-            self.embedded = EmbeddedWorker(data_dir, registry)
+            if self.embedded is None:
+                self.embedded = EmbeddedWorker(data_dir, registry)
             registry = self.embedded.registry
+        election = self.election
 
         def server(runner: EngineRunner) -> JobServer:
             return JobServer(
@@ -365,10 +441,13 @@ class Manager:
                 on_lost=runner.job_lost,
                 host=self.settings.jobs_host,
                 port=self.settings.jobs_port,
+                may_send=election.may_act if election is not None else (lambda: True),
             )
 
+        if self.runner is not None:  # a clustered manager's new term or view: new stages
+            self.stages = Stages(self.db, self.settings.stages)
         stages = self.stages
-        await stages.start()
+        stages.deploy.fingerprint = keys.fingerprint(self._host_key)  # the agents' pin
         runner = self.runner = EngineRunner(
             self.db,
             server,
@@ -379,12 +458,23 @@ class Manager:
             interpret=stages.alarms.interpret,
         )
         stages.bind(runner)
+        if self._ports is not None:
+            self._ports.bind(runner, stages)
+        if self._views is not None:
+            self._views[0].service, self._views[1].service = stages.infra, stages.deploy
 
         def imported(outcome: IntakeOutcome, snapshot: Snapshot) -> None:
             stages.on_import(snapshot.objects)
             runner.config_imported(outcome, snapshot)
 
-        self.intake.on_import = imported
+        # A standby's view runs nothing: it is rebuilt from the store (`_stand_by`).
+        self.intake.on_import = None if self.settings.ha and not self._leads() else imported
+        return runner
+
+    async def _start_engine(self, runner: EngineRunner) -> None:
+        """Start the stages, the intake and the runner: it loads the running checks and
+        their saved states and its job server listens."""
+        await self.stages.start()
         await self.intake.start()
         try:
             await runner.start()
@@ -392,19 +482,142 @@ class Manager:
             where = f"{self.settings.jobs_host}:{self.settings.jobs_port}"
             raise UsageError(f"--jobs: cannot listen on {where}: {exc.strerror}") from exc
         self.jobs_port = runner.server.port
-        return runner
+
+    # --- the cluster (``ha``) ---------------------------------------------------------------
+
+    @property
+    def node_name(self) -> str:
+        return self.settings.node or f"{socket.gethostname()}:{self.settings.http_port}"
+
+    def _leads(self) -> bool:
+        return self.election is not None and self.election.role is Role.LEADER
+
+    async def _elect(self) -> None:
+        jobs = f"{self.settings.jobs_host}:{self.settings.jobs_port}"
+        assert self.settings.database is not None
+        self.election = Election(
+            self.settings.database,
+            NodeInfo(node=self.node_name, url=self.url, jobs=jobs),
+            self.settings.lease,
+            on_lead=self._on_lead,
+            on_step_down=self._on_step_down,
+        )
+        self.cluster.election = self.election
+        await self.election.run()
+
+    async def _on_lead(self, term: int, previous: str) -> None:
+        """Won the lock at ``term``: start the leader work in its own task, fenced."""
+        assert self.election is not None
+        fence = TermFence(term, self.election.may_act)
+        context = contextvars.copy_context()
+        context.run(FENCE.set, fence)
+        self._leading = asyncio.create_task(
+            self._lead(term, previous), name=f"leader-term-{term}", context=context
+        )
+
+    async def _lead(self, term: int, previous: str) -> None:
+        """Take over: fresh stages and engine loaded from the store (what the last leader
+        saved, jobs it left dispatched marked for verification), then the job server
+        listens and the leader loops run until cancelled by a step-down."""
+        started = time.monotonic()
+        try:
+            runner = self._build_engine()
+            await self._start_engine(runner)
+            self._on_event(
+                f"leading the cluster (term {term}); took over in "
+                f"{time.monotonic() - started:.2f} s"
+            )
+            self._announce(term, previous)
+            jobs = [asyncio.create_task(job, name=name) for name, job in self._leader_jobs()]
+            try:
+                done, _ = await asyncio.wait(jobs, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    task.result()
+            finally:
+                for task in jobs:
+                    task.cancel()
+                await asyncio.gather(*jobs, return_exceptions=True)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            logger.exception("the leader work of term %d failed", term)
+            election = self.election
+            if election is not None:  # let another node lead; not from inside this task
+                why = f"leader work failed: {exc}"
+                self._abdication = asyncio.create_task(election.step_down(why))
+        finally:
+            if self.runner is not None:
+                await self.runner.server.aclose()
+
+    def _announce(self, term: int, previous: str) -> None:
+        """A takeover is in the term history (the audit); it is also logged and notified."""
+        if not previous or previous == self.node_name:
+            return
+        output = f"{self.node_name} took over from {previous} at term {term}"
+        logger.log(NOTICE, output, extra={"action": "cluster_takeover", "term": term})
+        channels = tuple(self.stages.notifier.channels)
+        if channels:
+            self.stages.notifier.notify(
+                Notification(
+                    kind=NotificationKind.CLUSTER, key="cluster", host=self.node_name,
+                    service=None, state="LEADER", output=output, at=time.time(),
+                    channels=channels, details={"term": term, "previous": previous},
+                )
+            )  # fmt: skip
+
+    async def _on_step_down(self, why: str) -> None:
+        """Stop every leader loop and close the job server (workers go to the next manager)
+        before the election lets the lock go; then serve a standby's view."""
+        await self._stop_leading()
+        self._on_event(f"standing by: {why}")
+        with contextlib.suppress(StoreError):
+            await self._build_engine().load_view()
+
+    async def _stop_leading(self) -> None:
+        task, self._leading = self._leading, None
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def _stand_by(self) -> None:
+        """While standing by, keep the view the web serves as fresh as the store."""
+        latch = FailureLatch(
+            logger,
+            "cannot refresh the standby's view: %s",
+            "refreshing the standby's view recovered",
+            action="standby_view",
+        )
+        while True:
+            await asyncio.sleep(STANDBY_REFRESH)
+            if self._leads() or self._leading is not None:
+                continue
+            try:
+                await self.cluster.refresh()
+                runner = self._build_engine()
+                await runner.load_view()
+                await self.stages.alarms.start(quiet=True)
+                await self.stages.configure_from_store()
+            except StoreError as exc:
+                latch.failed(exc.message)
+            else:
+                latch.succeeded()
 
     async def _follow(self) -> None:
-        """Every poll interval: run the store's current version if another process
-        (``watchkeeper import``) made it."""
+        """Every poll interval (every beat when clustered): run the store's current version
+        if another process (``watchkeeper import``, a push to the standby) made it."""
         latch = FailureLatch(
             logger,
             "cannot read the current configuration version: %s",
             "reading the current configuration version recovered",
             action="config_follow",
         )
+        interval = (
+            self.settings.lease.heartbeat if self.settings.ha else self.settings.poll_interval
+        )
         while True:
-            await asyncio.sleep(self.settings.poll_interval)
+            await asyncio.sleep(interval)
+            if self.settings.ha and not self._leads():
+                continue  # the standby's view reads the store anyway
             try:
                 await self.intake.follow()
             except StoreError as exc:

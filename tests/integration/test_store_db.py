@@ -26,7 +26,7 @@ async def test_the_migrations_build_exactly_the_models(db: store.Database) -> No
         connection = await session.connection()
         assert await connection.run_sync(_drift) == []
         head = await session.scalar(sa.text("SELECT version_num FROM alembic_version"))
-    assert head == "0013"
+    assert head == "0014"
 
 
 async def test_migrating_again_changes_nothing(db: store.Database) -> None:

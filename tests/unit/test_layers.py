@@ -40,6 +40,7 @@ LAYERS: list[set[str]] = [
     {"document"},
     {"engine"},
     {"store"},
+    {"cluster"},
     {"sources"},
     {"telemetry"},
     {"notify"},

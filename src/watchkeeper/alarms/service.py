@@ -102,8 +102,9 @@ class AlarmService:
 
     # --- lifecycle --------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Restore open alarms, live downtimes and the alarm id counter from the store."""
+    async def start(self, *, quiet: bool = False) -> None:
+        """Restore open alarms, live downtimes and the alarm id counter from the store
+        (``quiet``: a standby's view reloads them every few seconds; not worth a line)."""
         now = self._clock()
         async with self.db.session() as session:
             open_alarms = await alarm_store.list_alarms(session, open_only=True)
@@ -118,7 +119,8 @@ class AlarmService:
         early, self._early = self._early, []
         for item in early:
             self.observe(item.observed, item.now)
-        logger.info(
+        logger.log(
+            logging.DEBUG if quiet else logging.INFO,
             "alarms loaded: %d open, %d downtime(s)",
             len(open_alarms),
             len(downtimes),

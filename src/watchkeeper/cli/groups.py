@@ -7,6 +7,7 @@ Each leaf names its implementation in `watchkeeper.commands` by reference
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from watchkeeper.cli.dispatch import command
@@ -19,6 +20,40 @@ if TYPE_CHECKING:
 #: The roles of `watchkeeper.web.security.roles.Role`, lowest first (a test holds them
 #: equal); spelled out because importing the web package costs every command 0.8 s.
 ROLE_NAMES = ("viewer", "operator", "admin")
+
+
+def add_keys(sub: Subparsers) -> None:
+    """``keys`` (print the host key's fingerprint) and ``keys export|import FILE``."""
+    p = sub.add_parser(
+        "keys",
+        help="print the manager's SSH host key fingerprint (creates it); export or import it",
+    )
+    store_args(p)
+    p.set_defaults(func=command("keys_cmds:host_key"))
+    actions = p.add_subparsers(dest="keys_command", metavar="ACTION")
+    k = actions.add_parser(
+        "export", help="write the host key (private, 0600) to FILE, for the other managers"
+    )
+    k.add_argument("file", metavar="FILE", help="where to write it; - for standard output")
+    k.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
+    _data_dir_here(k)
+    k.set_defaults(func=command("keys_cmds:host_key_export"))
+    k = actions.add_parser(
+        "import", help="install FILE (from `keys export`) as this data dir's host key"
+    )
+    k.add_argument("file", metavar="FILE", help="a host key `keys export` wrote")
+    k.add_argument(
+        "--force", action="store_true", help="replace a different host key already there"
+    )
+    _data_dir_here(k)
+    k.set_defaults(func=command("keys_cmds:host_key_import"))
+
+
+def _data_dir_here(parser: argparse.ArgumentParser) -> None:
+    """``--data-dir`` after the action too; unset, the one before it (or its default) holds."""
+    parser.add_argument(
+        "--data-dir", type=Path, default=argparse.SUPPRESS, help="as before the action"
+    )
 
 
 def add_worker_key(sub: Subparsers) -> None:
@@ -189,3 +224,14 @@ def add_deploy(sub: Subparsers) -> None:
         a.add_argument("--host", default=None, metavar="HOST", help="only this host")
         client_args(a)
         a.set_defaults(func=command(f"deploy_cmds:{name}"))
+
+
+def add_cluster(sub: Subparsers) -> None:
+    """The ``cluster`` group: the managers of an active/standby cluster."""
+    p = sub.add_parser("cluster", help="the managers of a cluster (`manager --ha`)")
+    cluster = p.add_subparsers(dest="cluster_command", required=True, metavar="ACTION")
+    a = cluster.add_parser(
+        "status", help="who leads, at which term; every manager's heartbeat; recent terms"
+    )
+    client_args(a)
+    a.set_defaults(func=command("cluster_cmds:status"))

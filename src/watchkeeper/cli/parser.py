@@ -16,6 +16,7 @@ from watchkeeper.cli import groups
 from watchkeeper.cli.dispatch import command
 from watchkeeper.cli.flags import (
     env_arg,
+    env_list_arg,
     format_arg,
     source_args,
     status_file_arg,
@@ -153,14 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
     store_args(up)
     up.set_defaults(func=command("config_cmds:db_upgrade"))
 
-    p = sub.add_parser("keys", help="print the manager's SSH host key fingerprint (creates it)")
-    store_args(p)
-    p.set_defaults(func=command("keys_cmds:host_key"))
-
+    groups.add_keys(sub)
     groups.add_worker_key(sub)
     groups.add_user(sub)
     groups.add_infra(sub)
     groups.add_deploy(sub)
+    groups.add_cluster(sub)
 
     for name, helptext in (
         ("up", "manager and embedded worker in one process, on the bundled example by default"),
@@ -224,16 +223,21 @@ def build_parser() -> argparse.ArgumentParser:
             help="the PEM private key of --tls-cert",
         )
         _stage_args(p)
+        if name == "manager":
+            _cluster_args(p)
         status_file_arg(p, "status.json in the data dir")
         p.set_defaults(func=command(f"run_cmds:{name}"))
 
     p = sub.add_parser("worker", help="run checks for a manager: dial its job server over SSH")
-    env_arg(
+    env_list_arg(
         p,
         "--manager",
         env="MANAGER",
         required="WATCHKEEPER_MANAGER" not in os.environ,
-        help="the manager's job server, HOST:PORT (e.g. manager.example:4730)",
+        metavar="HOST[:PORT][,...]",
+        help="the manager's job server (port 4730 by default); for high availability every "
+        "manager of the cluster, comma-separated or repeated: on a failure the next is dialled "
+        "at once",
     )
     env_arg(
         p,
@@ -242,12 +246,14 @@ def build_parser() -> argparse.ArgumentParser:
         required="WATCHKEEPER_WORKER_KEY" not in os.environ,
         help="this worker's private key file (its .pub enrolled with `worker-key add`)",
     )
-    env_arg(
+    env_list_arg(
         p,
         "--manager-fingerprint",
         env="MANAGER_FINGERPRINT",
         required="WATCHKEEPER_MANAGER_FINGERPRINT" not in os.environ,
-        help="the manager's host key, SHA256:... as `watchkeeper keys` prints it",
+        metavar="SHA256:...[,...]",
+        help="the manager's host key as `watchkeeper keys` prints it; managers that do not "
+        "share one (`keys export|import`): each, comma-separated or repeated",
     )
     env_arg(p, "--labels", env="WORKER_LABELS", help="labels shown to operators: k=v,k2=v2")
     env_arg(
@@ -312,3 +318,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", type=Path, help="the private key file to create")
     p.set_defaults(func=command("keys_cmds:keygen"))
     return parser
+
+
+def _cluster_args(p: argparse.ArgumentParser) -> None:
+    """The flags of a clustered manager (`watchkeeper.cluster`)."""
+    p.add_argument(
+        "--ha",
+        action="store_true",
+        default=os.environ.get("WATCHKEEPER_HA", "") not in ("", "0", "false", "no"),
+        help="active/standby with the other managers of this PostgreSQL --database: one "
+        "leads (job server, stages, polling), the others stand by [env WATCHKEEPER_HA]",
+    )
+    env_arg(
+        p,
+        "--node",
+        env="NODE",
+        default="",
+        help="this manager's name in the cluster (default HOSTNAME:HTTP-PORT)",
+    )
+    env_arg(
+        p,
+        "--lease",
+        env="LEASE",
+        default="10s",
+        help="how long a silent leader keeps the lead before a standby takes over "
+        "(default 10s; at least 3 heartbeats)",
+    )
+    env_arg(
+        p,
+        "--cluster-heartbeat",
+        env="CLUSTER_HEARTBEAT",
+        default="1s",
+        help="how often each manager renews its lease or contends for it (default 1s)",
+    )

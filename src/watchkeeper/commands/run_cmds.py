@@ -10,9 +10,11 @@ import signal
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from watchkeeper import liveness, logs
 from watchkeeper.addresses import JOBS_PORT, parse_listen
+from watchkeeper.cluster.lease import LeaseSettings
 from watchkeeper.commands.exits import EXIT_OK
 from watchkeeper.document.durations import parse_duration
 from watchkeeper.errors import UsageError
@@ -44,7 +46,21 @@ def _settings(
         tls_cert=_absolute(getattr(args, "tls_cert", None)),
         tls_key=_absolute(getattr(args, "tls_key", None)),
         stages=stage_settings(args),
+        **_cluster_settings(args),
     )
+
+
+def _cluster_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """``--ha``, ``--node``, ``--lease``, ``--cluster-heartbeat`` (``manager`` only)."""
+    if not getattr(args, "ha", False):
+        return {}
+    lease = _duration("--lease", args.lease)
+    heartbeat = _duration("--cluster-heartbeat", args.cluster_heartbeat)
+    try:
+        settings = LeaseSettings(lease=lease, heartbeat=heartbeat)
+    except ValueError as exc:
+        raise UsageError(f"--lease/--cluster-heartbeat: {exc}") from None
+    return {"ha": True, "node": args.node, "lease": settings}
 
 
 def stage_settings(args: argparse.Namespace) -> StageSettings:

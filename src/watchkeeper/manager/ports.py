@@ -26,6 +26,12 @@ class ManagerPorts:
         self._runner = runner
         self._stages = stages
 
+    def bind(self, runner: EngineRunner, stages: Stages) -> None:
+        """Serve another runner and its stages: a clustered manager's new term or standby
+        view replaces them while the web keeps these ports."""
+        self._runner = runner
+        self._stages = stages
+
     # --- ReadModel: the engine ----------------------------------------------------------
 
     def checks(self) -> Iterator[tuple[CheckRecord, CheckStatus]]:

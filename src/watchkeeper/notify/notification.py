@@ -26,6 +26,8 @@ class NotificationKind(enum.Enum):
     DOWNTIME_END = "downtime_end"
     #: A remediation failed, gave up, or was held by a guardrail (circuit breaker).
     REMEDIATION = "remediation"
+    #: Another manager of the cluster took over as leader (`watchkeeper.cluster`).
+    CLUSTER = "cluster"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -33,6 +33,7 @@ from watchkeeper.engine.states import StateType
 from watchkeeper.results import CheckState
 from watchkeeper.store import bulk, tables
 from watchkeeper.store.db import Database
+from watchkeeper.store.fencing import current_term
 
 #: What ``check_states.state`` holds for a check that has no result yet.
 PENDING = "PENDING"
@@ -61,6 +62,7 @@ _STATUS_COLUMNS = (
     "host_problem",
     "last_hard_state",
     "last_hard_change",
+    "term",
 )
 _HISTORY_COLUMNS = (
     "check_key",
@@ -196,7 +198,8 @@ async def save_check_states(
         for part in bulk.chunks(list(latest)):
             result = await session.execute(sa.select(c.key).where(c.key.in_(part)))
             live.update(result.scalars())
-        rows = [_row(status) for key, status in latest.items() if key in live]
+        term = current_term()
+        rows = [_row(status, term) for key, status in latest.items() if key in live]
         insert = postgresql.insert(table) if db.dialect == "postgresql" else sqlite.insert(table)
         for part in bulk.chunks(rows, ROWS_PER_STATEMENT):
             stmt = insert.values(list(part))
@@ -277,7 +280,7 @@ async def prune_state_history(
     return await bulk.prune(db, tables.state_history, older_than=older_than, batch=batch)
 
 
-def _row(status: CheckStatus) -> dict[str, object]:
+def _row(status: CheckStatus, term: int | None) -> dict[str, object]:
     return {
         "check_key": status.key,
         "state": PENDING if status.pending else status.state.name,
@@ -292,6 +295,7 @@ def _row(status: CheckStatus) -> dict[str, object]:
         "host_problem": status.host_problem,
         "last_hard_state": status.last_hard_state.name,
         "last_hard_change": _timestamp(status.last_hard_change),
+        "term": term,
     }
 
 

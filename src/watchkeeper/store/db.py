@@ -32,6 +32,7 @@ from sqlalchemy.pool import StaticPool
 
 from watchkeeper.errors import StoreError
 from watchkeeper.private import private_dir, private_file
+from watchkeeper.store.fencing import FENCE
 
 #: The SQLite file inside ``--data-dir``.
 DATABASE_FILE = "watchkeeper.db"
@@ -94,6 +95,12 @@ class DatabaseConfiguration(abc.ABC):
 
     dialect: ClassVar[str]
 
+    #: Server settings every session of a PostgreSQL engine starts with (``SET`` by libpq).
+    pg_settings: dict[str, str]
+
+    def __init__(self, pg_settings: dict[str, str] | None = None) -> None:
+        self.pg_settings = dict(pg_settings or {})
+
     @abc.abstractmethod
     def engine(self, url: URL) -> AsyncEngine:
         """A configured engine for ``url``."""
@@ -152,13 +159,15 @@ class AsyncPostgresConfiguration(DatabaseConfiguration):
         args: dict[str, Any] = {"application_name": "watchkeeper"}
         if "connect_timeout" not in url.query:
             args["connect_timeout"] = self.CONNECT_TIMEOUT_S
+        if self.pg_settings:
+            args["options"] = " ".join(f"-c {k}={v}" for k, v in self.pg_settings.items())
         return self._create(url, pool_pre_ping=True, connect_args=args)
 
     async def lock(self, session: AsyncSession) -> None:
         await session.execute(sa.select(sa.func.pg_advisory_xact_lock(PG_LOCK_KEY)))
 
 
-_CONFIGURATIONS: dict[str, Callable[[], DatabaseConfiguration]] = {
+_CONFIGURATIONS: dict[str, Callable[[dict[str, str] | None], DatabaseConfiguration]] = {
     "sqlite": AioSqliteConfiguration,
     "postgresql": AsyncPostgresConfiguration,
 }
@@ -170,9 +179,9 @@ class Database:
     Creating one connects to nothing; the first session does. Close it with `aclose`.
     """
 
-    def __init__(self, url: str | URL) -> None:
+    def __init__(self, url: str | URL, *, pg_settings: dict[str, str] | None = None) -> None:
         self._url = async_url(url)
-        self.config = _CONFIGURATIONS[self._url.get_backend_name()]()
+        self.config = _CONFIGURATIONS[self._url.get_backend_name()](pg_settings)
         self.engine = self.config.engine(self._url)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
         self._file_made = False
@@ -221,6 +230,9 @@ class Database:
             await self._connect(session, write=True)
             with self._errors():
                 yield session
+                fence = FENCE.get()
+                if fence is not None:  # a leader's write: only while its term leads
+                    await fence.check(session)
                 await session.commit()  # an exception skips this: closing rolls back
 
     async def migrate(self) -> None:

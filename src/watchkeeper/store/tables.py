@@ -147,6 +147,8 @@ class CheckStateRow(Base):
     #: NULL (with ``last_hard_change``) only in rows written before migration 0003.
     last_hard_state: Mapped[str | None] = mapped_column(sa.String(16))
     last_hard_change: Mapped[datetime | None]
+    #: The leader term of the manager that wrote the row (migration 0014); NULL without HA.
+    term: Mapped[int | None] = mapped_column(sa.BigInteger)
 
 
 class StateHistoryRow(Base):
@@ -689,3 +691,53 @@ deploy_status = table(DeployStatusRow)
 deploy_rollouts = table(DeployRolloutRow)
 pending_agent_keys = table(PendingAgentKeyRow)
 # (end of deployment tables)
+
+
+# --- the cluster (migration 0014) -------------------------------------------------------------
+
+
+class ClusterLeaderRow(Base):
+    """The one row of the leader's term: a new leader bumps it, every leader-only write
+    reads it ``FOR SHARE`` and compares (`watchkeeper.cluster.fence`)."""
+
+    __tablename__ = "cluster_leader"
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    term: Mapped[int] = mapped_column(sa.BigInteger)
+    node: Mapped[str] = mapped_column(sa.String(NAME_LENGTH))
+    since: Mapped[datetime | None]
+
+
+class LeaderTermRow(Base):
+    """One term: who led, after whom, since when, until when and why it began (the
+    takeover audit)."""
+
+    __tablename__ = "leader_terms"
+
+    term: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
+    node: Mapped[str] = mapped_column(sa.String(NAME_LENGTH))
+    previous: Mapped[str] = mapped_column(sa.String(NAME_LENGTH))
+    since: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    reason: Mapped[str] = mapped_column(sa.Text)
+
+
+class ClusterNodeRow(Base):
+    """A manager of the cluster, as its last heartbeat left it."""
+
+    __tablename__ = "cluster_nodes"
+
+    node: Mapped[str] = mapped_column(sa.String(NAME_LENGTH), primary_key=True)
+    role: Mapped[str] = mapped_column(sa.String(16))
+    term: Mapped[int] = mapped_column(sa.BigInteger)
+    url: Mapped[str] = mapped_column(sa.Text)
+    jobs: Mapped[str] = mapped_column(sa.Text)
+    pid: Mapped[int] = mapped_column(sa.Integer)
+    version: Mapped[str] = mapped_column(sa.String(64))
+    started_at: Mapped[datetime]
+    heartbeat_at: Mapped[datetime]
+
+
+cluster_leader = table(ClusterLeaderRow)
+leader_terms = table(LeaderTermRow)
+cluster_nodes = table(ClusterNodeRow)

@@ -52,7 +52,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_PORT = JOBS_PORT
 DEFAULT_HEARTBEAT = 5.0
 #: Missed heartbeats after which a silent worker is disconnected and its jobs moved.
-MISSED_HEARTBEATS = 3
+MISSED_HEARTBEATS = protocol.MISSED_HEARTBEATS
 #: Seconds between two log lines about the same refused worker key.
 REFUSAL_LOG_EVERY = 3600.0
 #: Jobs that may wait for a free slot per pool; past that `submit` refuses.
@@ -104,8 +104,13 @@ class JobServer:
         heartbeat_interval: float = DEFAULT_HEARTBEAT,
         clock: Callable[[], float] = time.time,
         max_waiting: int = DEFAULT_MAX_WAITING,
+        may_send: Callable[[], bool] = lambda: True,
     ) -> None:
         self.registry = registry
+        #: Asked before every job frame: a fenced leader (`watchkeeper.cluster`) sends none.
+        self._may_send = may_send
+        #: Job frames withheld because ``may_send`` said no.
+        self.fenced = 0
         self._host_key = host_key
         self._on_result = on_result
         self._on_lost = on_lost
@@ -183,6 +188,9 @@ class JobServer:
         they are all busy; False when no ready worker may run it or its queue is full."""
         if job.job_id in self._leases or job.job_id in self._waiting_ids:
             return True  # already leased or waiting: submitting again must not run it twice
+        if not self._may_send():
+            self.fenced += 1
+            return False
         return self._place(job, exclude=None)
 
     def waiting(self) -> dict[str, int]:
@@ -291,7 +299,7 @@ class JobServer:
 
     def _pump(self, worker: ConnectedWorker) -> None:
         """A slot of ``worker`` may be free: give it waiting jobs of its pools, oldest first."""
-        if not self._waiting or not worker.ready:
+        if not self._waiting or not worker.ready or not self._may_send():
             return
         now = self._clock()
         for (zone, agent, requires), queue in self._waiting.items():
@@ -344,6 +352,10 @@ class JobServer:
         return True
 
     def _assign(self, job: Job, worker: ConnectedWorker) -> None:
+        if not self._may_send():  # the last gate before the wire: never a frame once fenced
+            self.fenced += 1
+            self._lost(job, "this manager no longer leads the cluster")
+            return
         self._assignments += 1
         worker.last_assigned = self._assignments
         worker.jobs.add(job.job_id)

@@ -24,8 +24,9 @@ from watchkeeper.web.listing import Listing, Offset, PathId, listing, whole
 from watchkeeper.web.login import create_login_router
 from watchkeeper.web.metrics import metrics_router
 from watchkeeper.web.operations import operations_router
-from watchkeeper.web.ports import Intake, WebPorts
+from watchkeeper.web.ports import Cluster, Intake, WebPorts
 from watchkeeper.web.security import Role, Security
+from watchkeeper.web.standby import standby_gate
 
 #: A pushed candidate larger than this is refused with 413 before it is read whole.
 MAX_PUSH_BYTES = 64 * 1024 * 1024
@@ -101,6 +102,7 @@ def create_app(
     *,
     ports: WebPorts | None = None,
     security: Security | None = None,
+    cluster: Cluster | None = None,
 ) -> FastAPI:
     """Build the API; every route but the login form requires a caller with a role.
 
@@ -111,16 +113,28 @@ def create_app(
     With the ``ports`` of a running manager (`watchkeeper.web.ports`), the API also serves
     checks, history, metrics, alarms, downtimes, remediation and deliveries, the
     infrastructure and the deployments (when the ports have them), ``/metrics`` for
-    Prometheus, and the pages.
+    Prometheus, and the pages. With the ``cluster`` of a clustered manager, a standby
+    refuses leader-only requests (`watchkeeper.web.standby`) and ``/api/v1/cluster`` tells
+    who leads.
     """
+    security = security or Security(db, manager_token=token)
+    gates = []
+    if cluster is not None and cluster.ha:
+        gates.append(
+            Depends(
+                standby_gate(
+                    security, cluster.may_write, lambda: (cluster.leader, cluster.leader_url)
+                )
+            )
+        )
     app = FastAPI(
         title="Watchkeeper API",
         version=__version__,
         docs_url=None,
         redoc_url=None,
         openapi_url=None,  # served below, behind a login like every other route
+        dependencies=gates,
     )
-    security = security or Security(db, manager_token=token)
     viewer = security.require(Role.VIEWER)
     operator = security.require(Role.OPERATOR)
     admin = security.require(Role.ADMIN)
@@ -137,6 +151,14 @@ def create_app(
                 status.HTTP_503_SERVICE_UNAVAILABLE, f"the database does not answer: {exc}"
             ) from exc
         return HealthOut(status="ok", version=__version__)
+
+    if cluster is not None:
+
+        @api.get("/cluster")
+        async def cluster_status() -> dict[str, Any]:
+            """This manager's role and term, every manager of the cluster with its last
+            heartbeat, and the history of terms (who took over from whom, when)."""
+            return await cluster.status()
 
     @api.get("/config/current", response_model=VersionOut)
     async def current() -> VersionOut:
@@ -235,6 +257,7 @@ def create_app(
                 lambda: read.host_statuses().values(),
                 read.latest_metrics,
                 lambda: views.zone_rows(read),
+                cluster.sample if cluster is not None else (lambda: None),
             ),
             dependencies=[Depends(viewer)],
         )
@@ -243,11 +266,13 @@ def create_app(
     from fastapi.staticfiles import StaticFiles
 
     from watchkeeper.web.ui import STATIC, create_ui_router
+    from watchkeeper.web.ui.cluster_page import cluster_ui_router
     from watchkeeper.web.ui.pages import infra_ui_router
 
     if ports is not None:
         app.include_router(create_ui_router(db, ports, security))
         app.include_router(infra_ui_router(ports.infra, security, deploy=ports.deploy))
+        app.include_router(cluster_ui_router(cluster, security))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")  # public: no data
     # --- end web pages ---
     return app

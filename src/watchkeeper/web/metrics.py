@@ -82,7 +82,8 @@ class _Family:
 
     def add(self, labels: dict[str, str], value: float) -> None:
         pairs = ",".join(f'{k}="{escape_label_value(v)}"' for k, v in labels.items())
-        self.samples.append(f"{self.name}{{{pairs}}} {format_value(value)}")
+        selector = f"{{{pairs}}}" if pairs else ""
+        self.samples.append(f"{self.name}{selector} {format_value(value)}")
 
     def render(self) -> str:
         head = f"# HELP {self.name} {_escape_help(self.help)}\n# TYPE {self.name} gauge\n"
@@ -98,8 +99,10 @@ def prometheus_text(
     hosts: Iterable[HostStatus],
     latest: Iterable[LatestMetric],
     zones: Iterable[ZoneRow] = (),
+    cluster: ClusterSample | None = None,
 ) -> str:
-    """The exposition text for the given checks, hosts and latest metric values."""
+    """The exposition text for the given checks, hosts and latest metric values, and this
+    manager's place in its cluster."""
     state = _Family(
         "watchkeeper_check_state", "Check state: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN."
     )
@@ -145,7 +148,24 @@ def prometheus_text(
             value.value,
         )
     families = (state, hard, attempt, pending, not_run, host_state, zone_health, zone_workers)
-    return "".join(f.render() for f in (*families, metric))
+    return "".join(f.render() for f in (*families, metric, *_cluster_families(cluster)))
+
+
+#: This manager's node name, whether it leads, and the term it knows.
+ClusterSample = tuple[str, bool, int]
+
+
+def _cluster_families(cluster: ClusterSample | None) -> tuple[_Family, ...]:
+    if cluster is None:
+        return ()
+    node, leads, term = cluster
+    leader = _Family(
+        "watchkeeper_leader", "1 while this manager leads its cluster, 0 on a standby."
+    )
+    leader.add({"node": node}, 1 if leads else 0)
+    current = _Family("watchkeeper_term", "The cluster's leader term as this manager knows it.")
+    current.add({}, term)
+    return leader, current
 
 
 def metrics_router(
@@ -153,13 +173,16 @@ def metrics_router(
     get_hosts: Callable[[], Iterable[HostStatus]],
     get_latest: Callable[[], Iterable[LatestMetric]],
     get_zones: Callable[[], Iterable[ZoneRow]] = tuple,
+    get_cluster: Callable[[], ClusterSample | None] = lambda: None,
 ) -> APIRouter:
     """A router serving ``GET /metrics`` from the getters (each called once per scrape)."""
     router = APIRouter()
 
     @router.get("/metrics", response_class=Response, include_in_schema=True)
     async def metrics() -> Response:
-        body = prometheus_text(get_statuses(), get_hosts(), get_latest(), get_zones())
+        body = prometheus_text(
+            get_statuses(), get_hosts(), get_latest(), get_zones(), get_cluster()
+        )
         return Response(content=body, media_type=CONTENT_TYPE)
 
     return router

@@ -258,3 +258,29 @@ class WebPorts:
     ops: Operations
     infra: Infra | None = None
     deploy: Deploy | None = None
+
+
+class Cluster(Protocol):
+    """This manager's place in its cluster (`watchkeeper.cluster.status.ClusterView`)."""
+
+    #: Clustered: a standby refuses leader-only requests.
+    ha: bool
+    #: The leader's web address as last read ("" when unknown or this node leads).
+    leader_url: str
+
+    @property
+    def leader(self) -> str:
+        """The node that leads ("" while an election runs)."""
+        ...
+
+    def may_write(self) -> bool:
+        """Whether leader-only requests are served here now."""
+        ...
+
+    def sample(self) -> tuple[str, bool, int] | None:
+        """Node, leads, term for ``/metrics``; None for a single manager."""
+        ...
+
+    async def status(self) -> dict[str, Any]:
+        """The role, the term, the nodes and the history of terms."""
+        ...

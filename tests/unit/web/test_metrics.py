@@ -249,3 +249,12 @@ async def test_the_router_serves_the_text_with_its_content_type() -> None:
     assert response.status_code == 200
     assert response.headers["content-type"] == CONTENT_TYPE
     assert response.text == prometheus_text(CHECKS, HOSTS, LATEST)
+
+
+def test_a_clustered_manager_says_whether_it_leads_and_its_term() -> None:
+    from watchkeeper.web.metrics import prometheus_text
+
+    text = prometheus_text([], [], [], [], ("m2", False, 7))
+    assert 'watchkeeper_leader{node="m2"} 0\n' in text
+    assert "watchkeeper_term 7\n" in text
+    assert "watchkeeper_leader" not in prometheus_text([], [], [], [], None)
