@@ -277,10 +277,14 @@ async def system(
     admin_url: str | None,
     profile: Path | None = None,
     tick: float | None = None,
+    prepared: tuple[dict[str, Any], int] | None = None,
 ) -> AsyncIterator[tuple[Manager, list[asyncio.subprocess.Process], int]]:
-    """A manager and its workers running ``checks`` checks; yields once all are connected."""
+    """A manager and its workers running ``checks`` checks; yields once all are connected.
+
+    ``prepared`` (a document and its number of checks) replaces the generated one.
+    """
     data_dir = Path(tempfile.mkdtemp(prefix=f"{kind}-{workers}w-", dir=base))
-    body, exact = document(kind, checks, interval, port)
+    body, exact = prepared or document(kind, checks, interval, port)
     source = data_dir / "document.json"
     source.write_bytes(orjson.dumps(body))
     with database_url(admin_url, data_dir) as url:

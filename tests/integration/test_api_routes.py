@@ -196,6 +196,7 @@ def cases(world: World) -> dict[tuple[str, str], Case]:
         ("GET", "/api/v1/config/diff"): Case("viewer", "/api/v1/config/diff?from=1&to=1"),
         ("GET", "/api/v1/sources"): Case("viewer", "/api/v1/sources"),
         ("GET", "/api/v1/health"): Case("viewer", "/api/v1/health"),
+        ("GET", "/api/v1/cluster"): Case("viewer", "/api/v1/cluster"),
         ("POST", "/api/v1/config/candidates"): Case(
             "admin", "/api/v1/config/candidates", ok=200, content=Path(source).read_bytes()
         ),
@@ -455,11 +456,15 @@ async def test_hosts_zones_and_workers(world: World) -> None:
     missing = await viewer.get("/api/v1/hosts/nowhere")
     assert missing.status_code == 404 and missing.json() == {"detail": "no host 'nowhere'"}
 
-    assert (await viewer.get("/api/v1/zones")).json() == {
-        "total": 1, "offset": 0, "limit": 1,
-        "items": [{"name": "core", "hosts": 1, "checks": 3, "workers_online": 1,
-                   "health": "online", "no_worker_since": None, "not_run": 0}],
+    zones = (await viewer.get("/api/v1/zones")).json()
+    [core] = zones["items"]
+    assert zones["total"] == 1 and (zones["offset"], zones["limit"]) == (0, 1)
+    assert {k: v for k, v in core.items() if k not in ("capacity", "in_use")} == {
+        "name": "core", "hosts": 1, "checks": 3, "workers_online": 1, "health": "online",
+        "no_worker_since": None, "not_run": 0,
+        "warnings": ["zone core has 1 worker: no failover"],  # the embedded worker alone
     }  # fmt: skip
+    assert core["capacity"] >= 1 and 0 <= core["in_use"] <= core["capacity"]
     [worker] = (await viewer.get("/api/v1/workers")).json()["items"]
     assert worker["name"] == "embedded" and "core" in worker["zones"]
     assert worker["accepting"] and worker["concurrency"] >= 1 and worker["last_seen"] > 0

@@ -4,7 +4,8 @@
      ├── Scheduler (scheduler)        phases, due heap, dispatch tokens, deadlines, freshness
      ├── apply (statemachine)         soft/hard states, attempts, history entries
      ├── HostGraph (reachability)     UP / DOWN / UNREACHABLE through parents
-     └── ZoneStatus (zones)           ONLINE / WAITING / OFFLINE: can a zone's checks run
+     ├── ZoneStatus (zones)           ONLINE / WAITING / OFFLINE: can a zone's checks run
+     └── zone_capacity (capacity)     a zone's workers, slots in use, no failover with one
 
     Observed (observed)  what one turn produced, handed to every Downstream stage
 
@@ -13,6 +14,7 @@ Time is a float of seconds on one clock, passed in as ``now`` to every call.
 
 from __future__ import annotations
 
+from watchkeeper.engine.capacity import ZoneCapacity, zone_capacity
 from watchkeeper.engine.core import DEFAULT_WORKER_GRACE, Engine, Step
 from watchkeeper.engine.observed import CheckResult, Downstream, Observed
 from watchkeeper.engine.reachability import (
@@ -54,6 +56,7 @@ __all__ = [
     "Step",
     "Timing",
     "Transition",
+    "ZoneCapacity",
     "ZoneHealth",
     "ZoneStatus",
     "apply",
@@ -62,4 +65,5 @@ __all__ = [
     "raw_host_state",
     "resolve",
     "spread",
+    "zone_capacity",
 ]

@@ -517,14 +517,18 @@ class InfraService(Operators):
         if self.runner is not None and not self.runner.has_worker(platform.zone):
             return  # queued jobs wait for a worker of the zone
         mine = [j for j in self._live.values() if _platform_of(j) == platform.name]
-        flying = sum(1 for j in mine if j.state is JobState.DISPATCHED)
+        # One change per slot in flight: a plan may want two for one machine (start it and
+        # protect it); the second waits for the first, wherever the two would have run.
+        flying = [j for j in mine if j.state is JobState.DISPATCHED]
+        busy, count = {_slot_of(j) for j in flying}, len(flying)
         for job in sorted(mine, key=lambda j: j.id):
-            if flying >= self.settings.concurrency:
+            if count >= self.settings.concurrency:
                 return
-            if job.state is not JobState.QUEUED:
+            if job.state is not JobState.QUEUED or _slot_of(job) in busy:
                 continue
             if await self._send(platform, job, now):
-                flying += 1
+                busy.add(_slot_of(job))
+                count += 1
 
     async def _send(self, platform: DesiredPlatform, job: QueuedJob, now: float) -> bool:
         spec = job.spec

@@ -134,6 +134,13 @@ class ZoneOut(BaseModel):
     no_worker_since: float | None
     #: Its checks whose latest runs did not happen.
     not_run: int
+    #: Slots its connected workers offer now (a worker of several zones counts in each).
+    capacity: int
+    #: Of those slots, how many hold a job now.
+    in_use: int
+    #: What the health does not say: ``zone NAME has 1 worker: no failover`` for a zone with
+    #: checks and a single worker (none at all is its health: waiting, then offline).
+    warnings: list[str]
 
 
 class WorkerOut(BaseModel):

@@ -18,7 +18,15 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from watchkeeper.document.normalize import CheckRecord
-from watchkeeper.engine import CheckStatus, HostStatus, StateType, ZoneHealth, ZoneStatus
+from watchkeeper.engine import (
+    CheckStatus,
+    HostStatus,
+    StateType,
+    ZoneCapacity,
+    ZoneHealth,
+    ZoneStatus,
+    zone_capacity,
+)
 from watchkeeper.errors import InvalidArgument
 from watchkeeper.transport.workers import WorkerInfo
 from watchkeeper.web.ports import ReadModel
@@ -118,6 +126,11 @@ class ZoneRow:
     no_worker_since: float | None
     #: Its checks whose latest runs did not happen.
     not_run: int
+    #: Slots its workers offer now, and how many hold a job (`engine.zone_capacity`).
+    capacity: int = 0
+    in_use: int = 0
+    #: What an operator should know that the health does not say: one worker, no failover.
+    warnings: tuple[str, ...] = ()
 
     @property
     def is_problem(self) -> bool:
@@ -522,24 +535,24 @@ def zone_rows(read: ReadModel) -> list[ZoneRow]:
         checks[record.zone] = checks.get(record.zone, 0) + 1
         if status.not_run:
             not_run[record.zone] = not_run.get(record.zone, 0) + 1
-    online: dict[str, int] = {}
-    for worker in worker_rows(read):
-        if worker.agent_for is None:
-            for zone in worker.zones:
-                online[zone] = online.get(zone, 0) + 1
     health = read.zone_statuses()
+    pools = zone_capacity(worker_rows(read), health)
     rows = []
-    for zone in sorted(hosts.keys() | online.keys()):
+    for zone in sorted(hosts.keys() | pools.keys()):
         zone_status = health.get(zone)
+        pool = pools.get(zone) or ZoneCapacity(zone=zone, workers=0, capacity=0, in_use=0)
         rows.append(
             ZoneRow(
                 name=zone,
                 hosts=len(hosts.get(zone, ())),
                 checks=checks.get(zone, 0),
-                workers_online=online.get(zone, 0),
+                workers_online=pool.workers,
                 health=(zone_status or _ONLINE).health.value,
                 no_worker_since=None if zone_status is None else zone_status.no_worker_since,
                 not_run=not_run.get(zone, 0),
+                capacity=pool.capacity,
+                in_use=pool.in_use,
+                warnings=pool.warnings,
             )
         )
     return rows

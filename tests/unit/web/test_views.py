@@ -228,6 +228,8 @@ async def test_zones_and_workers(setup: Setup) -> None:
             health="online",
             no_worker_since=None,
             not_run=0,
+            capacity=8,
+            in_use=0,
         ),
         views.ZoneRow(
             name="dmz",
@@ -237,6 +239,9 @@ async def test_zones_and_workers(setup: Setup) -> None:
             health="online",
             no_worker_since=None,
             not_run=0,
+            capacity=4,
+            in_use=0,
+            warnings=("zone dmz has 1 worker: no failover",),
         ),
     ]
     assert [w.name for w in views.worker_rows(setup.ports)] == ["w1", "w2", "agent-web1"]

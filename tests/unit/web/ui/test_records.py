@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.fixtures.engine import CRITICAL, OK
+from tests.fixtures.engine import CRITICAL, OK, worker_info
 from tests.unit.web.ui.conftest import MANAGER, Env, document
 from watchkeeper.clock import utcnow
 from watchkeeper.manager.intake import ConfigIntake
@@ -28,6 +28,28 @@ async def test_workers_and_zones(env: Env) -> None:
     assert page.status_code == 200
     assert "w1" in page.text and "site=a" in page.text and "1/4" in page.text
     assert 'id="zones"' in page.text and "dmz" in page.text
+
+
+async def test_a_zone_of_one_worker_is_warned_of_no_failover_page_and_api(env: Env) -> None:
+    await env.login(Role.VIEWER)
+    page = (await env.http.get("/workers")).text
+    warnings = page.split('id="zone-warnings"', 1)[1].split("</ul>", 1)[0]
+    assert "zone core has 1 worker: no failover" in warnings and "dmz" not in warnings
+    core = page.split('id="zone-core"', 1)[1].split("</tr>", 1)[0]
+    assert "no failover" in core and ">1/4<" in core  # w1: one job of its four slots
+    [core_out, dmz_out] = (await env.http.get("/api/v1/zones")).json()["items"]
+    assert {k: core_out[k] for k in ("name", "workers_online", "capacity", "in_use")} == {
+        "name": "core", "workers_online": 1, "capacity": 4, "in_use": 1,
+    }  # fmt: skip
+    assert core_out["warnings"] == ["zone core has 1 worker: no failover"]
+    assert (dmz_out["workers_online"], dmz_out["warnings"]) == (0, [])  # its health says it
+
+    # A second worker joins the zone: twice the slots, and failover, so no warning.
+    env.server.connected.append(worker_info("w2", ("core",)))
+    page = (await env.http.get("/workers", headers={"HX-Request": "true"})).text
+    assert 'id="zone-warnings"' not in page and "no failover" not in page
+    [core_out, _] = (await env.http.get("/api/v1/zones")).json()["items"]
+    assert (core_out["workers_online"], core_out["capacity"], core_out["warnings"]) == (2, 8, [])
 
 
 async def test_a_zone_without_worker_is_shown_as_the_problem_not_its_checks(env: Env) -> None:
