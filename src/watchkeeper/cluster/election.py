@@ -51,9 +51,12 @@ SELECT EXISTS (
    WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted
      AND classid = %(hi)s::oid AND objid = %(lo)s::oid AND objsubid = 1)
 """
+#: An upsert, not an update of the row the migration seeds: a term row deleted by hand (or
+#: by a TRUNCATE of every table) must not leave the cluster without a leader.
 _BUMP = """
-UPDATE cluster_leader SET term = term + 1, node = %(node)s, since = now()
- WHERE id = 1
+INSERT INTO cluster_leader AS l (id, term, node, since)
+VALUES (1, COALESCE((SELECT max(term) FROM leader_terms), 0) + 1, %(node)s, now())
+ON CONFLICT (id) DO UPDATE SET term = l.term + 1, node = excluded.node, since = excluded.since
 RETURNING term, (SELECT node FROM leader_terms ORDER BY term DESC LIMIT 1)
 """
 _RECORD_TERM = """
@@ -185,7 +188,8 @@ class Election:
             async with conn.transaction():
                 cur = await conn.execute(_BUMP, {"node": self.info.node})
                 row = await cur.fetchone()
-                assert row is not None
+                if row is None:  # RETURNING always gives the row; a driver surprise
+                    raise psycopg.DataError("the term bump returned no row")
                 term, previous = int(str(row[0])), str(row[1] or "")
                 why = f"took over from {previous}" if previous else "first leader"
                 await conn.execute(

@@ -9,15 +9,11 @@ leader (an election runs, or every manager is down but this one); 2 the manager 
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
-
 from watchkeeper.commands import manager_client
-from watchkeeper.commands.common import emit_json
-from watchkeeper.commands.exits import EXIT_INVALID, EXIT_OK, EXIT_USAGE
+from watchkeeper.commands.exits import EXIT_INVALID, EXIT_OK
 
 
 def render(answer: Mapping[str, Any]) -> list[str]:
@@ -57,22 +53,10 @@ def leader_alive(answer: Mapping[str, Any]) -> bool:
 
 
 async def status(args: argparse.Namespace) -> int:
-    try:
-        async with manager_client.client(args) as client:
-            response = await client.get("/api/v1/cluster")
-    except httpx.TransportError as exc:
-        print(
-            f"watchkeeper: cannot reach the manager at {args.url}: {exc or type(exc).__name__}",
-            file=sys.stderr,
-        )
-        return EXIT_INVALID
-    if not response.is_success:
-        detail = manager_client.detail(response)
-        print(f"watchkeeper: {detail} (HTTP {response.status_code})", file=sys.stderr)
-        return EXIT_USAGE if response.is_client_error else EXIT_INVALID
-    answer = response.json()
-    if args.format == "json":
-        emit_json(answer)
-    else:
+    def show(answer: Mapping[str, Any]) -> None:
         print("\n".join(render(answer)))
-    return EXIT_OK if leader_alive(answer) else EXIT_INVALID
+
+    def exit_of(answer: Mapping[str, Any]) -> int:
+        return EXIT_OK if leader_alive(answer) else EXIT_INVALID
+
+    return await manager_client.call(args, "GET", "/api/v1/cluster", show, exit_of=exit_of)

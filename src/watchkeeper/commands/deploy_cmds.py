@@ -25,12 +25,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import httpx
-
 from watchkeeper import __version__
 from watchkeeper.commands import manager_client
-from watchkeeper.commands.common import emit_json
-from watchkeeper.commands.exits import EXIT_INVALID, EXIT_OK, EXIT_USAGE
 from watchkeeper.deploy import plan as deploy_plan
 from watchkeeper.deploy import repository
 from watchkeeper.deploy.desired import desired
@@ -54,25 +50,7 @@ async def _run(
     body: Mapping[str, Any] | None = None,
 ) -> int:
     """One call to ``/api/v1/deploy``; its answer shown (or printed as JSON)."""
-    try:
-        async with manager_client.client(args) as client:
-            response = await client.request(method, API + path, json=body)
-    except httpx.TransportError as exc:
-        print(
-            f"watchkeeper: cannot reach the manager at {args.url}: {exc or type(exc).__name__}",
-            file=sys.stderr,
-        )
-        return EXIT_INVALID
-    if not response.is_success:
-        detail = manager_client.detail(response)
-        print(f"watchkeeper: {detail} (HTTP {response.status_code})", file=sys.stderr)
-        return EXIT_USAGE if response.is_client_error else EXIT_INVALID
-    answer = response.json()
-    if args.format == "json":
-        emit_json(answer)
-    else:
-        show(answer)
-    return EXIT_OK
+    return await manager_client.call(args, method, API + path, show, body=body)
 
 
 def _segment(name: str) -> str:

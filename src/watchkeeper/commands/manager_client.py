@@ -11,12 +11,15 @@ from __future__ import annotations
 import argparse
 import os
 import ssl
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from watchkeeper.commands.common import emit_json
+from watchkeeper.commands.exits import EXIT_INVALID, EXIT_OK, EXIT_USAGE
 from watchkeeper.errors import UsageError
 from watchkeeper.private import TOKEN_FILE
 
@@ -68,3 +71,35 @@ def detail(response: httpx.Response) -> str:
             parts.append(f"{where}: {problem.get('msg', '')}" if where else problem.get("msg"))
         return "; ".join(str(p) for p in parts)
     return str(detail)
+
+
+async def call(
+    args: argparse.Namespace,
+    method: str,
+    path: str,
+    show: Show,
+    *,
+    body: Mapping[str, Any] | None = None,
+    exit_of: Callable[[Any], int] = lambda answer: EXIT_OK,
+) -> int:
+    """One call to the manager's API, its answer shown (or printed as JSON with
+    ``--format json``); the exit code: ``exit_of(answer)``, 1 when the manager cannot be
+    reached or fails (5xx), 2 when it refuses (4xx, its message printed)."""
+    try:
+        async with client(args) as http:
+            response = await http.request(method, path, json=body)
+    except httpx.TransportError as exc:
+        print(
+            f"watchkeeper: cannot reach the manager at {args.url}: {exc or type(exc).__name__}",
+            file=sys.stderr,
+        )
+        return EXIT_INVALID
+    if not response.is_success:
+        print(f"watchkeeper: {detail(response)} (HTTP {response.status_code})", file=sys.stderr)
+        return EXIT_USAGE if response.is_client_error else EXIT_INVALID
+    answer = response.json()
+    if args.format == "json":
+        emit_json(answer)
+    else:
+        show(answer)
+    return exit_of(answer)
