@@ -37,7 +37,7 @@ from watchkeeper.cluster.lease import LeaseSettings, Role
 from watchkeeper.cluster.status import ClusterView
 from watchkeeper.deploy.views import DeployView
 from watchkeeper.document.diff import summary_text
-from watchkeeper.document.normalize import Snapshot
+from watchkeeper.document.normalize import CheckRecord, Snapshot
 from watchkeeper.errors import DocumentError, StoreError, UsageError
 from watchkeeper.infra.views import InfraView
 from watchkeeper.latch import FailureLatch
@@ -580,27 +580,46 @@ class Manager:
             await asyncio.gather(task, return_exceptions=True)
 
     async def _stand_by(self) -> None:
-        """While standing by, keep the view the web serves as fresh as the store."""
+        """While standing by, keep the view the web serves as fresh as the store, and the
+        intake's idea of the running version current (a push to the standby diffs from it).
+
+        The checks are read again only when the version changed, the statuses every time;
+        the pause is at least ten times what the last refresh took, so a large view costs a
+        standby at most a tenth of a core (11,000 checks: about 0.5 s to load).
+        """
         latch = FailureLatch(
             logger,
             "cannot refresh the standby's view: %s",
             "refreshing the standby's view recovered",
             action="standby_view",
         )
+        records: list[CheckRecord] | None = None
+        #: The version ``records`` are of.
+        loaded: int | None = None
+        pause = STANDBY_REFRESH
         while True:
-            await asyncio.sleep(STANDBY_REFRESH)
+            await asyncio.sleep(pause)
             if self._leads() or self._leading is not None:
+                records = None
                 continue
+            started = time.monotonic()
             try:
                 await self.cluster.refresh()
+                await self.intake.follow()
+                version = self.intake.version_id  # a push to this standby moves it too
+                if version != loaded:
+                    records = None
                 runner = self._build_engine()
-                await runner.load_view()
+                records = await runner.load_view(records)
+                loaded = version
                 await self.stages.alarms.start(quiet=True)
                 await self.stages.configure_from_store()
             except StoreError as exc:
+                records = None
                 latch.failed(exc.message)
             else:
                 latch.succeeded()
+            pause = max(STANDBY_REFRESH, 10 * (time.monotonic() - started))
 
     async def _follow(self) -> None:
         """Every poll interval (every beat when clustered): run the store's current version

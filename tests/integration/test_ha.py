@@ -93,6 +93,23 @@ def test_one_leader_and_each_check_once_per_interval(site: HaSite) -> None:
     ).text
     assert f'watchkeeper_leader{{node="{standby.name}"}} 0' in metrics
     assert f"watchkeeper_term {site.term()}" in metrics
+    # A document pushed to the standby goes through the one intake; the leader runs it.
+    site.checks += 1
+    site.write_document()
+    pushed = httpx.post(
+        f"{standby.url}/api/v1/config/candidates",
+        headers={"Authorization": f"Bearer {standby.token()}"},
+        content=(site.tmp / "doc.json").read_bytes(),
+    )
+    assert pushed.status_code == 201, pushed.text
+    for node in (leader, standby):
+        until(
+            lambda node=node: (
+                site.api(node, "/api/v1/checks?limit=500")["total"] == site.checks + 1
+            ),
+            within=15,
+            what=f"{node.name} runs the pushed version",
+        )
     shown = site.cli("cluster", "status", "--url", standby.url, "--data-dir", str(standby.data))
     assert shown.splitlines()[0] == (
         f"{standby.name}: standby, term {site.term()}, leader {leader.name} at {leader.url}"

@@ -269,11 +269,14 @@ class EngineRunner:
             extra={"action": "engine_loaded"},
         )
 
-    async def load_view(self) -> None:
-        """A standby's read-only view: the running checks and their saved states in a fresh
-        engine that dispatches nothing (no job server started, no loop), for the web."""
+    async def load_view(self, records: list[CheckRecord] | None = None) -> list[CheckRecord]:
+        """A standby's read-only view: the running checks (``records``, or read from the
+        store) and their saved states in a fresh engine that dispatches nothing (no job
+        server started, no loop), for the web; returns the records, to be given again while
+        the configuration does not change."""
         async with self.db.session() as session:
-            records = await store.list_checks(session)
+            if records is None:
+                records = await store.list_checks(session)
             saved = await store.list_check_states(session)
         engine = Engine(worker_grace=self.engine.worker_grace)
         engine.load(records, self._clock(), statuses=saved)
@@ -281,6 +284,7 @@ class EngineRunner:
         self._zones = {}
         for record in records:
             self._count_zone(record.pool, +1)
+        return records
 
     async def run(self) -> None:
         """Tick, dispatch, record and save until cancelled; then save what is left."""
