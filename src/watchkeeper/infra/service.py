@@ -348,6 +348,7 @@ class InfraService(Operators):
             return
         state.observing = job.id
         state.observe_lease = deadline + self.settings.result_grace
+        state.observe_sent = now
         sent = self.runner is not None and await self.runner.submit_action(
             Job(job_id=marked.wire_id, zone=platform.zone, payload=payload, deadline=deadline),
             self._done(job.id),
@@ -597,6 +598,7 @@ class InfraService(Operators):
         if job is None:
             return
         platform = self.desired.platforms.get(_platform_of(job))
+        self._platforms.setdefault(_platform_of(job), PlatformState()).changed_at = now
         if event.result is None:
             moved = await self.journal.move(
                 job, JobState.VERIFYING, now=now, event="lost",
@@ -656,6 +658,15 @@ class InfraService(Operators):
             observation = Observation(platform=name, error=f"lost: {event.reason}", at=now)
         elif result.state != CheckState.OK.value or result.data is None:
             observation = Observation(platform=name, error=result.output, at=now)
+        elif state.observe_sent < state.changed_at:
+            # It may have listed the machines before a change that has ended since landed:
+            # planning on it would make a create again, or call a lost one not done.
+            state.next_observe = min(state.next_observe, now)
+            logger.debug(
+                "platform %s: observation sent before the last change ended, observing again",
+                name,
+            )
+            return
         else:
             machines = tuple(Machine.from_json(m) for m in result.data.get("machines", []))
             observation = Observation(platform=name, machines=machines, at=now)

@@ -19,8 +19,12 @@ class PlatformState:
 
     next_observe: float = 0.0
     observing: int | None = None
-    #: When the observation in flight is given up on.
+    #: When the observation in flight is given up on, and when it was sent.
     observe_lease: float = 0.0
+    observe_sent: float = 0.0
+    #: When a change of this platform last ended (done or lost): an observation sent
+    #: before then may not show it, so it plans nothing.
+    changed_at: float = float("-inf")
     inventory: repository.Inventory | None = None
     last: Plan | None = None
     #: Failed changes in a row, and until when the breaker holds applies.

@@ -315,6 +315,34 @@ async def test_a_lost_create_whose_machine_does_not_show_is_made_once_more(s: Se
     assert len(s.runner.changes()) == 4
 
 
+async def test_an_observation_sent_before_a_change_ended_plans_nothing(s: Setup) -> None:
+    """It may list the platform before the change landed: a lost create would be called
+    not done and made twice, a done one made again."""
+    first, second, third = await provisioned(s)
+    s.made(first)
+    s.made(second)
+    await s.step(s.until_observe())  # an observation goes out while the third is in flight
+    early = s.the_observe()
+    s.clock.now += 1.0
+    s.lose(third)
+    await s.step()
+    assert (await s.job(third)).state is JobState.VERIFYING
+
+    s.clock.now += 1.0
+    await s.observe(*(s.machine(f.payload.slot, op=f.payload.op_id) for f in (first, second)))
+    assert early.answered
+    assert (await s.job(third)).state is JobState.VERIFYING  # not decided on a stale list
+    assert s.runner.open("create") == []
+
+    # The next observation, sent after the loss, shows the third machine: verified.
+    await s.step(s.until_observe())
+    await s.observe(
+        *(s.machine(f.payload.slot, op=f.payload.op_id) for f in (first, second, third))
+    )
+    assert (await s.job(third)).state is JobState.SUCCEEDED
+    assert len(s.runner.changes()) == 3
+
+
 # --- (d) a manager restart mid-apply -------------------------------------------------------
 
 
@@ -593,7 +621,10 @@ async def test_a_change_never_answered_is_verified_after_its_lease(s: Setup) -> 
     assert (await s.job(create)).state is JobState.DISPATCHED
     await s.step(2.0)
     assert (await s.job(create)).state is JobState.VERIFYING
-    if s.runner.open("observe") == []:
+    if s.runner.open("observe"):  # sent before the loss: it decides nothing
+        await s.observe()
+        assert (await s.job(create)).state is JobState.VERIFYING
+    else:
         await s.step(s.until_observe())
     await s.observe(s.machine("web-0", op=create.payload.op_id))
     assert (await s.job(create)).state is JobState.SUCCEEDED
