@@ -266,7 +266,7 @@ class Memory:
 
 def plan_matches(memory: Memory, now: float) -> Plan:
     """New jobs and refusals for the problems the rules match; skips for recovered ones."""
-    problems = memory.targets.problems()
+    problems = memory.targets.problems() if memory.rules else []
     live_for = {(lv.job.rule, lv.job.target) for lv in memory.live.values()}
     matching: set[Pair] = set()
     decisions: list[Decision] = []
