@@ -16,9 +16,11 @@ speed targets are stated in:
 * engine-only CPU per 1,000 checks/s (``cpu_self_pct`` over the rate), over Nagios;
 * peak RSS of the long-lived processes, over Icinga's.
 
-Watchkeeper runs from this checkout's venv (``--watchkeeper``). Needs root (the anchors
-install their packages and count execs with ftrace) and a quiet machine: a run whose
-``other_cpu_pct`` is over ``--max-other`` is reported and left out of the means.
+Watchkeeper runs from this checkout's venv (``--watchkeeper``), through a wrapper that
+joins a manager's log (stderr) to its stdout, where the script looks for "manager ready".
+Needs root (the anchors install their packages and count execs with ftrace) and a quiet
+machine: a run whose ``other_cpu_pct`` is over ``--max-other`` is reported and left out of
+the means.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ def run(spec: str, args: argparse.Namespace, rep: int) -> dict[str, str] | None:
         "SERVICES_PER_HOST": str(args.services_per_host),
         "RESULTS_DIR": str(args.out),
         "TAG": f"rep{rep}",
-        "WATCHKEEPER": str(args.watchkeeper),
+        "WATCHKEEPER": str(wrapped(args.watchkeeper, args.out / "bin")),
     }
     if args.warmup is not None:
         env["WARMUP"] = str(args.warmup)
@@ -76,6 +78,23 @@ def run(spec: str, args: argparse.Namespace, rep: int) -> dict[str, str] | None:
           f"rss {figures.get('rss_mb')} MB, other {figures.get('other_cpu_pct')}% "
           f"({took:.0f} s)", flush=True)  # fmt: skip
     return figures
+
+
+def wrapped(watchkeeper: Path, into: Path) -> Path:
+    """The CLI as the anchors' script calls it. It waits for "manager ready" on stdout, where
+    `up` says it; a `manager` logs to stderr, as a daemon does, so for it the two are joined.
+    The script runs its API poll with the ``python`` beside the CLI: linked here too."""
+    into.mkdir(parents=True, exist_ok=True)
+    script = into / "watchkeeper"
+    script.write_text(
+        f'#!/bin/sh\nif [ "$1" = manager ]; then exec {watchkeeper} "$@" 2>&1; fi\n'
+        f'exec {watchkeeper} "$@"\n'
+    )
+    script.chmod(0o755)
+    python = into / "python"
+    python.unlink(missing_ok=True)
+    python.symlink_to(watchkeeper.parent / "python")
+    return script
 
 
 def rate(figures: dict[str, str]) -> float:

@@ -43,7 +43,7 @@ from watchkeeper.infra.views import InfraView
 from watchkeeper.latch import FailureLatch
 from watchkeeper.logs import NOTICE
 from watchkeeper.manager.demo import API_SERVICE, DEMO_PORT, DemoSource
-from watchkeeper.manager.embedded import EmbeddedWorker
+from watchkeeper.manager.embedded import EMBEDDED_CONCURRENCY, EmbeddedWorker
 from watchkeeper.manager.intake import ConfigIntake, IntakeOutcome
 from watchkeeper.manager.ports import ManagerPorts
 from watchkeeper.manager.runner import EngineRunner
@@ -91,6 +91,8 @@ class ManagerSettings:
     jobs_port: int = DEFAULT_PORT
     #: Run one worker inside the process (``watchkeeper up``) and print state summaries.
     embedded_worker: bool = False
+    #: Checks the embedded worker runs at once (``up --concurrency``).
+    embedded_concurrency: int = EMBEDDED_CONCURRENCY
     #: Seconds a zone may have no worker before its checks go UNKNOWN.
     worker_grace: float = 60.0
     #: ``source`` is the bundled demo: its API check follows the bound port.
@@ -429,7 +431,9 @@ class Manager:
         registry: KeyRegistry = StoreKeyRegistry(self.db)
         if self.settings.embedded_worker:
             if self.embedded is None:
-                self.embedded = EmbeddedWorker(data_dir, registry)
+                self.embedded = EmbeddedWorker(
+                    data_dir, registry, concurrency=self.settings.embedded_concurrency
+                )
             registry = self.embedded.registry
         election = self.election
 

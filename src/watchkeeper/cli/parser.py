@@ -173,6 +173,12 @@ def build_parser() -> argparse.ArgumentParser:
                 default=None,
                 help="document path or URL (default: the bundled examples/demo.json)",
             )
+            p.add_argument(
+                "--concurrency",
+                type=int,
+                default=64,
+                help="checks the embedded worker runs at once (default 64)",
+            )
         else:
             env_arg(
                 p,

@@ -30,6 +30,11 @@ def _settings(
 ) -> ManagerSettings:
     host, port = parse_listen(args.http)
     jobs_host, jobs_port = parse_listen(args.jobs, "--jobs", JOBS_PORT)
+    extra: dict[str, Any] = {}
+    if embedded_worker:
+        if args.concurrency < 1:
+            raise UsageError("--concurrency: must be at least 1")
+        extra["embedded_concurrency"] = args.concurrency
     return ManagerSettings(
         source=source,
         data_dir=Path(args.data_dir).absolute(),
@@ -47,6 +52,7 @@ def _settings(
         tls_key=_absolute(getattr(args, "tls_key", None)),
         stages=stage_settings(args),
         **_cluster_settings(args),
+        **extra,
     )
 
 

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from watchkeeper.cli import build_parser, main
-from watchkeeper.commands.run_cmds import stage_settings
+from watchkeeper.commands.run_cmds import _settings, stage_settings
 from watchkeeper.document.jsonschema import json_schema_text
+from watchkeeper.manager.embedded import EMBEDDED_CONCURRENCY
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -254,6 +255,13 @@ def test_retention_and_remediation_flags_reach_the_stage_settings() -> None:
     assert settings.remediation.global_concurrency == 3
 
 
+def test_up_concurrency_reaches_the_embedded_worker(tmp_path: Path) -> None:
+    default = _settings(build_parser().parse_args(["up", "--data-dir", str(tmp_path)]), "d")
+    assert default.embedded_concurrency == EMBEDDED_CONCURRENCY == 64
+    args = build_parser().parse_args(["up", "--concurrency", "5", "--data-dir", str(tmp_path)])
+    assert _settings(args, "d", embedded_worker=True).embedded_concurrency == 5
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -261,6 +269,7 @@ def test_retention_and_remediation_flags_reach_the_stage_settings() -> None:
         (["--retention-5m", "0s"], "--retention-5m: must be longer than zero"),
         (["--retention-raw", "40d"], "each must be at least the one before it, got 40d, 30d"),
         (["--remediation-concurrency", "0"], "--remediation-concurrency: must be at least 1"),
+        (["--concurrency", "0"], "--concurrency: must be at least 1"),
     ],
 )
 def test_bad_stage_flags_exit_2_naming_the_flag(
