@@ -184,6 +184,48 @@ async def test_statuses_and_history_are_written_together(
     )
 
 
+async def test_a_flush_of_any_size_compiles_nothing(
+    db: store.Database, import_document: ImportDocument
+) -> None:
+    """At saturation every flush has another number of statuses. A statement compiled per
+    flush (SQLAlchemy caches no ``ON CONFLICT`` upsert, and a multi-row ``VALUES`` differs
+    with each count) is work per flush that grows with the batch, on top of the rows."""
+    await import_document(_doc([f"s{i}" for i in range(120)]))
+    keys = [f"h1!s{i}" for i in range(120)]
+
+    def statuses(count: int, at: float) -> list[CheckStatus]:
+        return [
+            CheckStatus.initial(key, T).evolve(pending=False, last_check=at) for key in keys[:count]
+        ]
+
+    await store.save_check_states(db, statuses(3, T + 1))  # the first flush may compile
+    compiled: list[str] = []
+    upserts: dict[int, set[str]] = {}
+    count = 0
+
+    def executed(conn: Any, cursor: Any, sql: str, params: Any, context: Any, many: Any) -> None:
+        if context.compiled is not None and context.cache_hit.name != "CACHE_HIT":
+            compiled.append(sql)
+        if sql.startswith("INSERT INTO check_states"):
+            upserts.setdefault(count, set()).add(sql)
+
+    sa.event.listen(db.engine.sync_engine, "after_cursor_execute", executed)
+    try:
+        for n, count in enumerate((1, 7, 120, 64, 2, 119)):
+            assert await store.save_check_states(db, statuses(count, T + 2 + n)) == count
+    finally:
+        sa.event.remove(db.engine.sync_engine, "after_cursor_execute", executed)
+    assert compiled == []
+    # The same SQL text for any count (PostgreSQL has a second way for large flushes).
+    assert upserts[1] == upserts[7] == upserts[64] == upserts[2]
+    assert upserts[120] == upserts[119]
+    async with db.session() as session:
+        saved = await store.list_check_states(session)
+    assert saved["h1!s0"].last_check == T + 7 and saved["h1!s119"].last_check == T + 4
+    assert saved["h1!s100"].last_check == T + 7
+    assert saved["h1!s0"] == statuses(1, T + 7)[0]
+
+
 async def test_a_failed_batch_writes_neither(
     db: store.Database, import_document: ImportDocument
 ) -> None:

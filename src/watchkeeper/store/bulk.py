@@ -1,4 +1,5 @@
-"""Bulk writes at driver speed: ``executemany`` on SQLite, ``COPY`` on PostgreSQL.
+"""Bulk writes at driver speed: ``executemany`` on SQLite, ``COPY`` on PostgreSQL, and an
+upsert as an ``executemany`` on both.
 
 An import of 100,000 checks must not pay SQLAlchemy's per-row parameter processing (measured
 at 2-5 times the database's own work), so rows go to the driver as plain tuples. Values
@@ -26,6 +27,8 @@ T = TypeVar("T")
 CHUNK = 500
 #: Rows per ``executemany`` on SQLite: rows are encoded a batch at a time, not all at once.
 BATCH = 5000
+#: Rows up to which a PostgreSQL upsert is an executemany rather than a COPY (`upsert`).
+SMALL_UPSERT = 100
 #: Rows per transaction when pruning a log: writers get the database between batches.
 PRUNE_BATCH = 10_000
 
@@ -68,11 +71,7 @@ async def update(
     encoded = map(_encoder(table, all_columns), pending)
     q = _quote
     if conn.dialect.name == "postgresql":
-        scratch = f"wk_bulk_{table.name}"
-        await conn.exec_driver_sql(
-            f"CREATE TEMPORARY TABLE {q(conn, scratch)} (LIKE {q(conn, table.name)}) ON COMMIT DROP"
-        )
-        await _copy(conn, scratch, all_columns, encoded)
+        scratch = await _scratch(conn, table, all_columns, encoded)
         sets = ", ".join(f"{q(conn, c)} = s.{q(conn, c)}" for c in columns)
         match = " AND ".join(f"t.{q(conn, c)} = s.{q(conn, c)}" for c in key)
         await conn.exec_driver_sql(
@@ -86,6 +85,66 @@ async def update(
     sql = f"UPDATE {q(conn, table.name)} SET {sets} WHERE {match}"
     width = len(key)
     await _executemany(conn, sql, ((*r[width:], *r[:width]) for r in encoded))
+
+
+async def upsert(
+    session: AsyncSession,
+    table: sa.Table,
+    key: str,
+    columns: Sequence[str],
+    rows: Iterable[Row],
+) -> None:
+    """Insert ``rows`` (``key``, then ``columns``), or update ``columns`` where ``key`` exists.
+
+    SQLAlchemy caches no dialect ``Insert`` with ``ON CONFLICT``: a Core upsert is compiled
+    again on every call. Here the SQL is the same text each time: on SQLite one row's
+    ``INSERT ... ON CONFLICT`` as an executemany; on PostgreSQL the same for up to
+    `SMALL_UPSERT` rows, and for more a ``COPY`` into a scratch table and one
+    ``INSERT ... SELECT ... ON CONFLICT`` from it (a scratch table costs some milliseconds:
+    worth it from about a hundred rows, 34 instead of 48 us a row at 1,000).
+    """
+    pending = _nonempty(rows)
+    if pending is None:
+        return
+    conn = await session.connection()
+    all_columns = [key, *columns]
+    encoded: Iterator[tuple[Any, ...]] = map(_encoder(table, all_columns), pending)
+    q = _quote
+    names = ", ".join(q(conn, c) for c in all_columns)
+    conflict = f"ON CONFLICT ({q(conn, key)}) DO UPDATE SET " + ", ".join(
+        f"{q(conn, c)} = excluded.{q(conn, c)}" for c in columns
+    )
+    postgres = conn.dialect.name == "postgresql"
+    if postgres:
+        first = list(itertools.islice(encoded, SMALL_UPSERT + 1))
+        encoded = itertools.chain(first, encoded)
+        if len(first) > SMALL_UPSERT:
+            scratch = await _scratch(conn, table, all_columns, encoded)
+            await conn.exec_driver_sql(
+                f"INSERT INTO {q(conn, table.name)} ({names}) SELECT {names} FROM "
+                f"{q(conn, scratch)} {conflict}"
+            )
+            await conn.exec_driver_sql(f"DROP TABLE {q(conn, scratch)}")
+            return
+    marks = ", ".join("%s" if postgres else "?" for _ in all_columns)
+    sql = f"INSERT INTO {q(conn, table.name)} ({names}) VALUES ({marks}) {conflict}"
+    await _executemany(conn, sql, encoded)
+
+
+async def _scratch(
+    conn: AsyncConnection,
+    table: sa.Table,
+    columns: Sequence[str],
+    rows: Iterable[tuple[Any, ...]],
+) -> str:
+    """A temporary copy of ``table``'s shape holding ``rows``, dropped at commit at the latest."""
+    scratch = f"wk_bulk_{table.name}"
+    await conn.exec_driver_sql(
+        f"CREATE TEMPORARY TABLE {_quote(conn, scratch)} (LIKE {_quote(conn, table.name)}) "
+        "ON COMMIT DROP"
+    )
+    await _copy(conn, scratch, columns, rows)
+    return scratch
 
 
 async def delete(

@@ -22,7 +22,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -75,18 +74,7 @@ _HISTORY_COLUMNS = (
 )
 
 
-def _upsert(dialect: str) -> sa.Insert:
-    table = tables.check_states
-    insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
-    stmt = insert.values({name: sa.bindparam(name) for name in ("check_key", *_STATUS_COLUMNS)})
-    return stmt.on_conflict_do_update(
-        index_elements=[table.c.check_key],
-        set_={name: stmt.excluded[name] for name in _STATUS_COLUMNS},
-    )
-
-
-#: The status upsert of each dialect, and the query of which keys are still checks.
-_UPSERT = {name: _upsert(name) for name in ("postgresql", "sqlite")}
+#: Which of a flush's keys are still checks.
 _LIVE = sa.select(tables.checks.c.key).where(
     tables.checks.c.key.in_(sa.bindparam("keys", expanding=True))
 )
@@ -212,13 +200,13 @@ async def save_check_states(
             result = await session.execute(_LIVE, {"keys": list(part)})
             live.update(result.scalars())
         term = current_term()
-        rows = [_row(status, term) for key, status in latest.items() if key in live]
-        if rows:
-            # One statement built once: SQLAlchemy compiles it once and sends the rows as
-            # an executemany. A multi-row VALUES of 1,000 rows was compiled (and its cache
-            # key walked) on every flush, which was most of the manager's time at saturation.
-            await session.execute(_UPSERT[db.dialect], rows)
-        at = _bind(tables.state_history.c.at, db.engine.dialect)
+        dialect = db.engine.dialect
+        stamp = _bind(tables.check_states.c.last_check, dialect)
+        rows = [_row(status, term, stamp) for key, status in latest.items() if key in live]
+        # SQL made once, rows as an executemany: a Core multi-row VALUES of a flush was
+        # compiled again on every flush (most of the manager's time at saturation).
+        await bulk.upsert(session, tables.check_states, "check_key", _STATUS_COLUMNS, rows)
+        at = _bind(tables.state_history.c.at, dialect)
         history = (_history_row(change, at) for change in changes)
         await bulk.insert(session, tables.state_history, _HISTORY_COLUMNS, history)
     return len(rows)
@@ -290,23 +278,26 @@ async def prune_state_history(
     return await bulk.prune(db, tables.state_history, older_than=older_than, batch=batch)
 
 
-def _row(status: CheckStatus, term: int | None) -> dict[str, object]:
-    return {
-        "check_key": status.key,
-        "state": PENDING if status.pending else status.state.name,
-        "hard": status.state_type is StateType.HARD,
-        "attempt": status.attempt,
-        "output": status.output,
-        "last_check": _timestamp(status.last_check),
-        "last_change": _timestamp(status.last_state_change),
-        "pending": status.pending,
-        "stale": status.stale,
-        "not_run": status.not_run[: tables.NOT_RUN_LENGTH],
-        "host_problem": status.host_problem,
-        "last_hard_state": status.last_hard_state.name,
-        "last_hard_change": _timestamp(status.last_hard_change),
-        "term": term,
-    }
+def _row(
+    status: CheckStatus, term: int | None, stamp: Callable[[datetime | None], Any]
+) -> tuple[Any, ...]:
+    """A ``check_states`` row: the key, then `_STATUS_COLUMNS`, as the driver takes them."""
+    return (
+        status.key,
+        PENDING if status.pending else status.state.name,
+        status.state_type is StateType.HARD,
+        status.attempt,
+        status.output,
+        stamp(_timestamp(status.last_check)),
+        stamp(_timestamp(status.last_state_change)),
+        status.pending,
+        status.stale,
+        status.not_run[: tables.NOT_RUN_LENGTH],
+        status.host_problem,
+        status.last_hard_state.name,
+        stamp(_timestamp(status.last_hard_change)),
+        term,
+    )
 
 
 def _history_row(change: HistoryChange, at: Callable[[datetime], Any]) -> tuple[Any, ...]:
