@@ -62,7 +62,7 @@ class EmbeddedRegistry:
 #: Checks the embedded worker runs at once (``up --concurrency``). More than a remote
 #: worker's 8: it is the only worker of every zone, and a plugin mostly waits. At 10,000
 #: checks every 5 s on 2 cores, 16 ran 659 checks/s with half the jobs not run in time,
-#: 64 ran 1,000/s for the same CPU (bench/bench_anchors.py).
+#: 64 ran 773-1,000/s (two runs) for the same CPU (bench/bench_anchors.py).
 EMBEDDED_CONCURRENCY = 64
 
 
