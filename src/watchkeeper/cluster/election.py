@@ -117,6 +117,8 @@ class Election:
         #: The term and node the last beat saw in the database.
         self.seen_term = 0
         self.seen_leader = ""
+        #: Heartbeats carried out so far: each one decided (stay, lead or step down).
+        self.beats = 0
         self._last_good = clock()
         self._not_before = 0.0
         self._conn: psycopg.AsyncConnection[tuple[object, ...]] | None = None
@@ -165,6 +167,7 @@ class Election:
             await self._take_over(beat)
         elif isinstance(decision, StepDown):
             await self.step_down(decision.reason)
+        self.beats += 1
 
     async def step_down(self, why: str) -> None:
         """Stop leading: the manager stops its leader work first, then the lock goes."""
