@@ -50,7 +50,7 @@ def run(spec: str, args: argparse.Namespace, rep: int) -> dict[str, str] | None:
         "SERVICES_PER_HOST": str(args.services_per_host),
         "RESULTS_DIR": str(args.out),
         "TAG": f"rep{rep}",
-        "WATCHKEEPER": str(wrapped(args.watchkeeper, args.out / "bin")),
+        "WATCHKEEPER": str(args.cli),
     }
     if args.warmup is not None:
         env["WARMUP"] = str(args.warmup)
@@ -134,10 +134,11 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=Path("/tmp/bench-anchors-results"))
     args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
     for spec in args.engines:
         if spec.partition(":")[0] not in SCRIPTS:
             parser.error(f"--engines: {spec!r} is not one of {', '.join(SCRIPTS)} (:tcp)")
+    args.out.mkdir(parents=True, exist_ok=True)
+    args.cli = wrapped(args.watchkeeper, args.out / "bin")
     print(f"{args.hosts * args.services_per_host} services every {args.interval} s, "
           f"{args.reps} rep(s), lines in {args.out / 'lines.txt'}", flush=True)  # fmt: skip
     runs: dict[str, list[dict[str, str]]] = {spec: [] for spec in args.engines}

@@ -176,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument(
                 "--concurrency",
                 type=int,
-                default=64,
+                default=None,
                 help="checks the embedded worker runs at once (default 64)",
             )
         else:

@@ -30,11 +30,12 @@ def _settings(
 ) -> ManagerSettings:
     host, port = parse_listen(args.http)
     jobs_host, jobs_port = parse_listen(args.jobs, "--jobs", JOBS_PORT)
-    extra: dict[str, Any] = {}
-    if embedded_worker:
-        if args.concurrency < 1:
+    extra: dict[str, Any] = {}  # `up`'s own flags; ManagerSettings has their defaults
+    concurrency = getattr(args, "concurrency", None)
+    if concurrency is not None:
+        if concurrency < 1:
             raise UsageError("--concurrency: must be at least 1")
-        extra["embedded_concurrency"] = args.concurrency
+        extra["embedded_concurrency"] = concurrency
     return ManagerSettings(
         source=source,
         data_dir=Path(args.data_dir).absolute(),

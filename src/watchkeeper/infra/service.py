@@ -598,7 +598,8 @@ class InfraService(Operators):
         if job is None:
             return
         platform = self.desired.platforms.get(_platform_of(job))
-        self._platforms.setdefault(_platform_of(job), PlatformState()).changed_at = now
+        state = self._platforms.setdefault(_platform_of(job), PlatformState())
+        state.changed_at = now  # observations sent before now may not show this change
         if event.result is None:
             moved = await self.journal.move(
                 job, JobState.VERIFYING, now=now, event="lost",
@@ -616,7 +617,6 @@ class InfraService(Operators):
             note=event.result.output, output=event.result.output, worker=event.worker,
         )  # fmt: skip
         self._live.pop(job.id, None)
-        state = self._platforms.setdefault(_platform_of(job), PlatformState())
         if ok and moved is not None:
             state.failures = 0
             state.openings = 0
